@@ -1,0 +1,40 @@
+"""Small shared pieces of the test suite: tiny configs that build in milliseconds."""
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A two-block ViT-Ti at 32x32 (4 patches): 192-d features, fast on a CPU.
+TINY_MODEL_OPTS = [
+    "VTN.BACKBONE", "vit_tiny_patch16_224",
+    "VTN.BACKBONE_KWARGS.img_size", 32,
+    "VTN.BACKBONE_KWARGS.depth", 2,
+    "VTN.PRETRAINED", False,
+    "VTN.NUM_LAYERS", 1,
+    "VTN.NUM_HEADS", 3,
+    "VTN.ATTENTION_WINDOW", 4,
+    "VTN.ATTENTION_DROPOUT", 0.0,
+    "VTN.HIDDEN_DROPOUT", 0.0,
+    "VTN.HEAD_DROPOUT", 0.0,
+    "MODEL.NUM_CLASSES", 5,
+    "NUM_GPUS", 0,
+    "DATA.TRAIN_CROP_SIZE", 32,
+    "DATA.TRAIN_JITTER_SCALES", [32, 40],
+    "DATA.TEST_CROP_SIZE", 32,
+    "DATA.TEST_SCALE", 32,
+]
+
+
+def tiny_cfg(*opts, cfg_file=None):
+    """The tiny model config with `opts` (KEY VALUE ...) on top."""
+    from vtn.config import load_config
+
+    return load_config(cfg_file, TINY_MODEL_OPTS + list(opts))
+
+
+def tiny_model(*opts, seed=0):
+    import torch
+
+    from vtn.models import build_model
+
+    torch.manual_seed(seed)
+    return build_model(tiny_cfg(*opts)).eval()

@@ -1,0 +1,18 @@
+import os
+import subprocess
+import sys
+
+from tests.helpers import REPO
+
+
+def test_model_info_prints_parameters_and_gflops():
+    out = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "model_info.py"), "--cfg",
+         os.path.join(REPO, "configs", "Kinetics", "DEIT_TI_VTN.yaml"), "--frames", "8", "VTN.NUM_LAYERS", "1"],
+        capture_output=True, text=True, check=True, cwd=REPO,
+    ).stdout
+    assert "backbone=deit_tiny_patch16_224 layers=1" in out
+    assert "total" in out and "GFLOPs" in out
+    assert "one view, 8 frames" in out and "full video, 250 frames" in out
+    total = float(next(line for line in out.splitlines() if line.strip().startswith("total")).split()[1])
+    assert 7.0 < total < 9.0  # DeiT-Ti (5.5M) + one 192-d layer with a 3072 FFN + head

@@ -1,0 +1,169 @@
+"""Loading configs: YAML files with `_BASE_` inheritance, `KEY VALUE` overrides, type checks, validation.
+
+Unlike a bare YACS merge, every problem is reported as one `ConfigError` that names the source (file or
+command line), the full key, the value and what would be accepted.
+"""
+import ast
+import os
+from typing import Any, Iterable, List, Optional, Sequence, Union
+
+import yaml
+from fvcore.common.config import CfgNode
+
+from vtn.config.defaults import get_cfg
+from vtn.utils.registry import did_you_mean
+
+
+class ConfigError(ValueError):
+    """A config file, override or value that cannot be used; the message says which and why."""
+
+
+def _all_keys(node: CfgNode, prefix: str = "") -> List[str]:
+    keys = []
+    for k, v in node.items():
+        keys.append(prefix + k)
+        if isinstance(v, CfgNode):
+            keys.extend(_all_keys(v, prefix + k + "."))
+    return keys
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _parse_bool(value: str) -> Optional[bool]:
+    return {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}.get(value.lower())
+
+
+def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
+    """`value` converted to the type of `default`, or a ConfigError naming the key."""
+    if default is None or value is None:
+        return value
+    expected = type(default)
+    if isinstance(value, tuple):
+        value = list(value)
+    if type(value) is expected:
+        if expected is list and default:
+            return [_coerce(v, default[0], f"{key}[{i}]", source) for i, v in enumerate(value)]
+        return value
+    if expected is float and type(value) is int:
+        return float(value)
+    if isinstance(value, str):
+        # YAML reads "1e-3" as a string and the command line gives strings: accept what parses.
+        if expected is bool and _parse_bool(value) is not None:
+            return _parse_bool(value)
+        if expected in (int, float):
+            try:
+                return expected(value)
+            except ValueError:
+                pass
+    raise ConfigError(
+        f"{source}: {key} must be {_type_name(default)} (default {default!r}), got {value!r} "
+        f"({_type_name(value)})."
+    )
+
+
+def _merge_dict(cfg: CfgNode, updates: dict, source: str, root: CfgNode, prefix: str = "") -> None:
+    for k, v in updates.items():
+        full = prefix + k
+        if k not in cfg:
+            if cfg.is_new_allowed():
+                cfg[k] = CfgNode(v, new_allowed=True) if isinstance(v, dict) else v
+                continue
+            raise ConfigError(f"{source}: unknown config key {full}." + did_you_mean(full, _all_keys(root)))
+        old = cfg[k]
+        if isinstance(old, CfgNode):
+            if not isinstance(v, dict):
+                raise ConfigError(
+                    f"{source}: {full} is a group of keys ({', '.join(sorted(old.keys())) or 'free-form'}), "
+                    f"not a value; got {v!r}."
+                )
+            _merge_dict(old, v, source, root, full + ".")
+        else:
+            cfg[k] = _coerce(v, old, full, source)
+
+
+def _parse_override(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return parsed if isinstance(parsed, (list, dict)) else value
+
+
+def overrides_to_dict(opts: Sequence[Any]) -> dict:
+    """['A.B', '1', 'C', 'x'] -> {'A': {'B': 1}, 'C': 'x'}."""
+    opts = list(opts)
+    if len(opts) % 2:
+        raise ConfigError(
+            f"command line: overrides come in KEY VALUE pairs; got an odd number ({len(opts)}): {opts}."
+        )
+    tree: dict = {}
+    for key, value in zip(opts[0::2], opts[1::2]):
+        if not isinstance(key, str) or not key or key.startswith("-"):
+            raise ConfigError(f"command line: {key!r} is not a config key (expected e.g. SOLVER.BASE_LR).")
+        if key == "_BASE_":
+            raise ConfigError("command line: _BASE_ can only be used inside config files.")
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"command line: {key} sets a key below a value that was set before.")
+        node[parts[-1]] = _parse_override(value)
+    return tree
+
+
+def _read_yaml(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path} does not exist.")
+    try:
+        loaded = CfgNode.load_yaml_with_base(path, allow_unsafe=False)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    except (FileNotFoundError, AssertionError) as e:
+        raise ConfigError(f"config file {path}: cannot resolve _BASE_: {e}") from e
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(loaded).__name__}.")
+    return loaded
+
+
+def load_config(
+    cfg_file: Union[str, Iterable[str], None] = None,
+    opts: Optional[Sequence[Any]] = None,
+    freeze: bool = True,
+    validate: bool = True,
+) -> CfgNode:
+    """Defaults <- each YAML file in order (with its `_BASE_` chain) <- `opts` overrides; validated, frozen."""
+    cfg = get_cfg()
+    files = [cfg_file] if isinstance(cfg_file, str) else list(cfg_file or [])
+    for path in files:
+        _merge_dict(cfg, _read_yaml(path), f"config file {path}", cfg)
+    if opts:
+        _merge_dict(cfg, overrides_to_dict(opts), "command line", cfg)
+    if validate:
+        from vtn.config.validation import validate_config
+
+        validate_config(cfg)
+    if freeze:
+        cfg.freeze()
+    return cfg
+
+
+def dump_config(cfg: CfgNode, path: str) -> None:
+    """Write the resolved config as YAML that `load_config(path)` reads back to an equal config."""
+    from iopath.common.file_io import g_pathmgr
+
+    g_pathmgr.mkdirs(os.path.dirname(os.path.abspath(path)))
+    with g_pathmgr.open(path, "w") as f:
+        f.write(cfg.dump())

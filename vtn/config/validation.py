@@ -1,0 +1,196 @@
+"""Checks of a merged config: each rule names the key, the value and what is allowed.
+
+Rules are data, not an if-chain: `RULES` holds value checks, `CHOICES` holds keys whose value must be one
+of a set of names (often a registry, read lazily so that the config package imports nothing heavy).
+"""
+from typing import Callable, Dict, List, Tuple
+
+from fvcore.common.config import CfgNode
+
+from vtn.config.loading import ConfigError
+from vtn.utils.registry import did_you_mean
+
+
+def _get(cfg: CfgNode, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def world_size(cfg: CfgNode) -> int:
+    """Processes of the whole job: NUM_GPUS per machine (at least one) times NUM_SHARDS machines."""
+    return max(1, cfg.NUM_GPUS) * cfg.NUM_SHARDS
+
+
+def _prob(v, _cfg) -> bool:
+    return 0.0 <= v < 1.0
+
+
+def _positive(v, _cfg) -> bool:
+    return v > 0
+
+
+def _non_negative(v, _cfg) -> bool:
+    return v >= 0
+
+
+def _len3_positive(v, _cfg) -> bool:
+    return len(v) == 3 and all(x > 0 for x in v)
+
+
+# key -> (check(value, cfg), what is allowed)
+RULES: List[Tuple[str, Callable, Callable]] = [
+    ("NUM_GPUS", _non_negative, lambda c: "an integer >= 0 (0 runs on the CPU)"),
+    ("NUM_SHARDS", _positive, lambda c: "an integer >= 1"),
+    ("SHARD_ID", lambda v, c: 0 <= v < c.NUM_SHARDS, lambda c: f"0 .. NUM_SHARDS-1 = {c.NUM_SHARDS - 1}"),
+    ("LOG_PERIOD", _positive, lambda c: "an integer >= 1"),
+    (
+        "TRAIN.BATCH_SIZE",
+        lambda v, c: v > 0 and v % world_size(c) == 0,
+        lambda c: f"a positive multiple of the number of processes (NUM_GPUS x NUM_SHARDS = {world_size(c)})",
+    ),
+    (
+        "TEST.BATCH_SIZE",
+        lambda v, c: v > 0 and v % world_size(c) == 0,
+        lambda c: f"a positive multiple of the number of processes (NUM_GPUS x NUM_SHARDS = {world_size(c)})",
+    ),
+    ("TRAIN.EVAL_PERIOD", _non_negative, lambda c: "an integer >= 0 (0 disables validation)"),
+    ("TRAIN.CHECKPOINT_PERIOD", _positive, lambda c: "an integer >= 1"),
+    ("TRAIN.CHECKPOINT_ITERS", _non_negative, lambda c: "an integer >= 0 (0 disables)"),
+    ("TRAIN.CHECKPOINT_KEEP", _non_negative, lambda c: "an integer >= 0 (0 keeps all)"),
+    ("TRAIN.ACCUMULATION_STEPS", _positive, lambda c: "an integer >= 1"),
+    ("TRAIN.EMA_DECAY", lambda v, c: 0.0 <= v < 1.0, lambda c: "0 (off) or a decay in (0, 1)"),
+    ("TRAIN.MAX_BAD_STEPS", _non_negative, lambda c: "an integer >= 0"),
+    ("TEST.NUM_ENSEMBLE_VIEWS", _positive, lambda c: "an integer >= 1"),
+    ("TEST.NUM_SPATIAL_CROPS", lambda v, c: v in (1, 3), lambda c: "1 (center) or 3 (left, center, right)"),
+    ("TEST.FULL_VIDEO_FRAMES", _positive, lambda c: "an integer >= 1"),
+    ("DATA.NUM_FRAMES", _positive, lambda c: "an integer >= 1"),
+    ("DATA.SAMPLING_RATE", _positive, lambda c: "an integer >= 1"),
+    ("DATA.TARGET_FPS", _positive, lambda c: "a frame rate > 0"),
+    ("DATA.TEMPORAL_FOOTPRINT", _non_negative, lambda c: "seconds >= 0 (0: NUM_FRAMES x SAMPLING_RATE / TARGET_FPS)"),
+    (
+        "DATA.TRAIN_JITTER_SCALES",
+        lambda v, c: len(v) == 2 and 0 < v[0] <= v[1] and v[0] >= c.DATA.TRAIN_CROP_SIZE,
+        lambda c: f"[min, max] with DATA.TRAIN_CROP_SIZE ({c.DATA.TRAIN_CROP_SIZE}) <= min <= max",
+    ),
+    ("DATA.TRAIN_CROP_SIZE", _positive, lambda c: "a size in pixels > 0"),
+    (
+        "DATA.TEST_SCALE",
+        lambda v, c: v >= c.DATA.TEST_CROP_SIZE,
+        lambda c: f"a short-side size >= DATA.TEST_CROP_SIZE ({c.DATA.TEST_CROP_SIZE})",
+    ),
+    ("DATA.TEST_CROP_SIZE", _positive, lambda c: "a size in pixels > 0"),
+    ("DATA.MEAN", lambda v, c: len(v) == 3, lambda c: "three numbers (R, G, B)"),
+    ("DATA.STD", _len3_positive, lambda c: "three positive numbers (R, G, B)"),
+    ("DATA.FEATURES_FPS", _non_negative, lambda c: "frames per second >= 0"),
+    ("DATA_LOADER.NUM_WORKERS", _non_negative, lambda c: "an integer >= 0"),
+    ("DATA_LOADER.NUM_RETRIES", _non_negative, lambda c: "an integer >= 0"),
+    ("SOLVER.BASE_LR", _positive, lambda c: "a learning rate > 0"),
+    ("SOLVER.MAX_EPOCH", _positive, lambda c: "an integer >= 1"),
+    ("SOLVER.WEIGHT_DECAY", _non_negative, lambda c: "a number >= 0"),
+    ("SOLVER.MOMENTUM", lambda v, c: 0.0 <= v < 1.0, lambda c: "a number in [0, 1)"),
+    ("SOLVER.WARMUP_EPOCHS", _non_negative, lambda c: "epochs >= 0"),
+    ("SOLVER.WARMUP_START_LR", _non_negative, lambda c: "a learning rate >= 0"),
+    ("SOLVER.COSINE_END_LR", _non_negative, lambda c: "a learning rate >= 0"),
+    ("SOLVER.CLIP_GRAD_L2NORM", _non_negative, lambda c: "a norm >= 0 (0 disables clipping)"),
+    ("SOLVER.BACKBONE_LR_SCALE", _non_negative, lambda c: "a multiplier >= 0"),
+    (
+        "SOLVER.BETAS",
+        lambda v, c: len(v) == 2 and all(0.0 <= b < 1.0 for b in v),
+        lambda c: "two numbers in [0, 1)",
+    ),
+    (
+        "SOLVER.STEPS",
+        lambda v, c: len(v) >= 1 and v[0] == 0 and all(a < b for a, b in zip(v, v[1:])),
+        lambda c: "increasing epochs starting with 0, e.g. [0, 20, 25]",
+    ),
+    (
+        "SOLVER.LRS",
+        lambda v, c: len(v) == len(c.SOLVER.STEPS) and all(x >= 0 for x in v),
+        lambda c: f"one non-negative multiplier per SOLVER.STEPS entry ({len(c.SOLVER.STEPS)})",
+    ),
+    ("MODEL.NUM_CLASSES", _positive, lambda c: "an integer >= 1"),
+    ("VTN.NUM_LAYERS", _positive, lambda c: "an integer >= 1"),
+    ("VTN.NUM_HEADS", _positive, lambda c: "an integer >= 1"),
+    (
+        "VTN.HIDDEN_DIM",
+        lambda v, c: v == 0 or (v > 0 and v % c.VTN.NUM_HEADS == 0),
+        lambda c: f"0 (the backbone's feature size) or a positive multiple of VTN.NUM_HEADS ({c.VTN.NUM_HEADS})",
+    ),
+    ("VTN.INTERMEDIATE_SIZE", _non_negative, lambda c: "0 (derived from the backbone) or a size > 0"),
+    ("VTN.MLP_DIM", _non_negative, lambda c: "0 (the hidden size) or a size > 0"),
+    (
+        "VTN.ATTENTION_WINDOW",
+        lambda v, c: v > 0 and v % 2 == 0,
+        lambda c: "a positive even number (the whole window; half of it on each side of a token)",
+    ),
+    ("VTN.ATTENTION_DROPOUT", _prob, lambda c: "a probability in [0, 1)"),
+    ("VTN.HIDDEN_DROPOUT", _prob, lambda c: "a probability in [0, 1)"),
+    ("VTN.HEAD_DROPOUT", _prob, lambda c: "a probability in [0, 1)"),
+    ("VTN.LAYER_NORM_EPS", _positive, lambda c: "a number > 0"),
+    ("VTN.MAX_POSITION_EMBEDDINGS", _positive, lambda c: "an integer >= 1"),
+    ("VTN.BACKBONE_CHUNK_SIZE", _non_negative, lambda c: "an integer >= 0 (0 = all frames in one pass)"),
+    ("VTN.INIT_STD", _positive, lambda c: "a number > 0"),
+    ("MIXUP.PROB", lambda v, c: 0.0 <= v <= 1.0, lambda c: "a probability in [0, 1]"),
+    ("MIXUP.SWITCH_PROB", lambda v, c: 0.0 <= v <= 1.0, lambda c: "a probability in [0, 1]"),
+    ("MIXUP.LABEL_SMOOTH_VALUE", _prob, lambda c: "a value in [0, 1)"),
+    ("AUG.RE_PROB", lambda v, c: 0.0 <= v <= 1.0, lambda c: "a probability in [0, 1]"),
+]
+
+
+def _registry_names(module: str, attr: str) -> Callable[[], List[str]]:
+    def names() -> List[str]:
+        import importlib
+
+        return importlib.import_module(module).__dict__[attr].names()
+
+    return names
+
+
+def _fixed(*names: str) -> Callable[[], List[str]]:
+    return lambda: list(names)
+
+
+# key -> the names it may take
+CHOICES: Dict[str, Callable[[], List[str]]] = {
+    "MODEL.MODEL_NAME": _registry_names("vtn.models.build", "MODEL_REGISTRY"),
+    "VTN.TEMPORAL_ENCODER": _registry_names("vtn.models.temporal_encoders", "TEMPORAL_ENCODER_REGISTRY"),
+    "VTN.POS_EMBED": _registry_names("vtn.models.position_embeddings", "POS_EMBED_REGISTRY"),
+    "VTN.HEAD": _registry_names("vtn.models.heads", "HEAD_REGISTRY"),
+    "VTN.POS_INDEX_MODE": _fixed("modulo", "clamp"),
+    "DATA.ENSEMBLE_METHOD": _fixed("sum", "max"),
+    "DATA.SHORT_VIDEO_MODE": _fixed("clamp", "loop"),
+    "TEST.CHECKPOINT_SELECT": _fixed("last", "best"),
+    "TRAIN.AMP_DTYPE": _fixed("float16", "bfloat16"),
+    "SYNTHETIC.CODEC": _fixed("h264", "mpeg4"),
+    "MODEL.LOSS_FUNC": _fixed("cross_entropy"),
+}
+
+
+def _check_backbone(cfg: CfgNode) -> None:
+    from vtn.models.backbones import backbone_exists, known_backbone_names
+
+    name = cfg.VTN.BACKBONE
+    if not backbone_exists(name):
+        raise ConfigError(
+            f"VTN.BACKBONE = {name!r} is neither a registered backbone nor a timm model name. Registered: "
+            f"{', '.join(known_backbone_names(registered_only=True))}; any name of timm.list_models() also works."
+            + did_you_mean(name, known_backbone_names())
+        )
+
+
+def validate_config(cfg: CfgNode) -> None:
+    """Raise one ConfigError for the first key whose value is not allowed."""
+    for key, check, allowed in RULES:
+        value = _get(cfg, key)
+        if not check(value, cfg):
+            raise ConfigError(f"{key} = {value!r} is not allowed: expected {allowed(cfg)}.")
+    for key, names in CHOICES.items():
+        value = _get(cfg, key)
+        allowed = names()
+        if value not in allowed:
+            raise ConfigError(
+                f"{key} = {value!r} is not one of: {', '.join(map(repr, allowed))}." + did_you_mean(value, allowed)
+            )
+    _check_backbone(cfg)

@@ -1,0 +1,78 @@
+"""The backbone registry and the timm path that builds any timm model as a per-frame feature extractor."""
+import functools
+import logging
+import os
+from typing import List
+
+import torch.nn as nn
+
+from vtn.utils.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+BACKBONE_REGISTRY = Registry("backbone")
+BACKBONE_REGISTRY.__doc__ = "Builders `f(cfg) -> nn.Module` of per-frame feature extractors."
+
+
+@functools.lru_cache(maxsize=1)
+def _timm_names() -> frozenset:
+    import timm
+
+    return frozenset(timm.list_models())
+
+
+def _timm_arch(name: str) -> str:
+    """'vit_base_patch16_224.orig_in21k' -> 'vit_base_patch16_224'."""
+    return name.split(".", 1)[0]
+
+
+def backbone_exists(name: str) -> bool:
+    return name in BACKBONE_REGISTRY or _timm_arch(name) in _timm_names()
+
+
+def known_backbone_names(registered_only: bool = False) -> List[str]:
+    names = BACKBONE_REGISTRY.names()
+    return names if registered_only else names + sorted(_timm_names())
+
+
+def cnn_or_transformer(model: nn.Module) -> str:
+    """'transformer' for attention-based timm models (they carry `blocks`), 'cnn' otherwise."""
+    return "transformer" if hasattr(model, "blocks") or hasattr(model, "stages_transformer") else "cnn"
+
+
+def create_timm_backbone(cfg, timm_name: str) -> nn.Module:
+    """A timm model without its classifier (`num_classes=0`): its forward returns pooled features.
+
+    Weights: `VTN.PRETRAINED_PATH` (a local file) when set, else timm's hub when `VTN.PRETRAINED`.
+    """
+    import timm
+
+    kwargs = dict(cfg.VTN.BACKBONE_KWARGS)
+    local = cfg.VTN.PRETRAINED_PATH
+    if local:
+        if not os.path.isfile(local):
+            raise FileNotFoundError(
+                f"VTN.PRETRAINED_PATH = {local!r} does not exist; expected a timm state-dict file "
+                "(.pth, .bin, .safetensors or .npz) for backbone " + repr(timm_name)
+            )
+        kwargs["pretrained_cfg_overlay"] = dict(file=os.path.abspath(local))
+    pretrained = bool(cfg.VTN.PRETRAINED or local)
+    model = timm.create_model(timm_name, pretrained=pretrained, num_classes=0, **kwargs)
+    if pretrained:
+        logger.info("Backbone %s: pretrained weights from %s", timm_name, local or "timm's hub")
+    model.family = cnn_or_transformer(model)
+    return model
+
+
+def build_backbone(cfg) -> nn.Module:
+    """The backbone named by VTN.BACKBONE: a registered builder, else the timm model of that name."""
+    name = cfg.VTN.BACKBONE
+    if name in BACKBONE_REGISTRY:
+        model = BACKBONE_REGISTRY.get(name)(cfg)
+    elif backbone_exists(name):
+        model = create_timm_backbone(cfg, name)
+    else:
+        BACKBONE_REGISTRY.get(name)  # raises with the registered names and close matches
+    if not hasattr(model, "family"):
+        model.family = cnn_or_transformer(model)
+    return model

@@ -1,0 +1,112 @@
+"""What every temporal encoder shares: the token-embedding stage and the call convention.
+
+State-dict layout (the same for every backend, so weights move between them, and the same as the authors'
+released `temporal_encoder`, a transformers LongformerModel without word embeddings and pooler):
+
+    embeddings.position_embeddings.weight     (learned PE only)
+    embeddings.token_type_embeddings.weight   (2 rows: 0 frames, 1 [CLS])
+    embeddings.LayerNorm.{weight,bias}
+    encoder.layer.{i}.attention.self.{query,key,value,query_global,key_global,value_global}.{weight,bias}
+    encoder.layer.{i}.attention.output.{dense,LayerNorm}.{weight,bias}
+    encoder.layer.{i}.intermediate.dense.{weight,bias}
+    encoder.layer.{i}.output.{dense,LayerNorm}.{weight,bias}
+
+Call: `encoder(tokens, frame_idx, mask)` with `tokens (B, 1+T, D)` ([CLS] first), `frame_idx (B, T)` and
+`mask (B, 1+T)` long: 0 = padding (never attended to; its output is meaningless), 1 = local (sliding
+window) attention, 2 = global attention (the [CLS] token).
+"""
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from vtn.models.position_embeddings import build_position_embedding
+from vtn.utils.registry import Registry
+
+TEMPORAL_ENCODER_REGISTRY = Registry("temporal encoder")
+
+PAD, LOCAL, GLOBAL = 0, 1, 2
+
+
+@dataclass
+class EncoderSpec:
+    """Sizes and options of a temporal encoder, resolved from the config and the backbone."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    attention_window: int
+    attention_dropout: float
+    hidden_dropout: float
+    layer_norm_eps: float
+    uniform_attention: bool
+
+    @classmethod
+    def from_cfg(cls, cfg, hidden_size: int, intermediate_size: int) -> "EncoderSpec":
+        v = cfg.VTN
+        if hidden_size % v.NUM_HEADS:
+            raise ValueError(
+                f"The Longformer hidden size {hidden_size} (VTN.HIDDEN_DIM, or the backbone's feature size when 0) "
+                f"must be a multiple of VTN.NUM_HEADS = {v.NUM_HEADS}."
+            )
+        return cls(
+            hidden_size=hidden_size,
+            intermediate_size=intermediate_size,
+            num_layers=v.NUM_LAYERS,
+            num_heads=v.NUM_HEADS,
+            attention_window=v.ATTENTION_WINDOW,
+            attention_dropout=v.ATTENTION_DROPOUT,
+            hidden_dropout=v.HIDDEN_DROPOUT,
+            layer_norm_eps=v.LAYER_NORM_EPS,
+            uniform_attention=v.UNIFORM_ATTENTION,
+        )
+
+
+class TokenEmbeddings(nn.Module):
+    """tokens + position embedding + token-type embedding -> LayerNorm -> dropout."""
+
+    def __init__(self, cfg, spec: EncoderSpec):
+        super().__init__()
+        self.position_embeddings = build_position_embedding(cfg, spec.hidden_size)
+        self.token_type_embeddings = nn.Embedding(2, spec.hidden_size)
+        self.LayerNorm = nn.LayerNorm(spec.hidden_size, eps=spec.layer_norm_eps)
+        self.dropout = nn.Dropout(spec.hidden_dropout)
+
+    def forward(self, tokens: torch.Tensor, frame_idx: torch.Tensor) -> torch.Tensor:
+        token_type = torch.zeros(tokens.shape[:2], dtype=torch.long, device=tokens.device)
+        token_type[:, 0] = 1
+        x = tokens + self.position_embeddings(frame_idx).to(tokens.dtype) + self.token_type_embeddings(token_type)
+        return self.dropout(self.LayerNorm(x))
+
+
+class TemporalEncoder(nn.Module):
+    """Base class: subclasses build `self.encoder` and implement `encode`."""
+
+    def __init__(self, cfg, spec: EncoderSpec):
+        super().__init__()
+        self.spec = spec
+        self.embeddings = TokenEmbeddings(cfg, spec)
+
+    def encode(
+        self, hidden: torch.Tensor, mask: torch.Tensor, return_attention: bool
+    ) -> Tuple[torch.Tensor, Optional[List[torch.Tensor]]]:
+        """Run the layers. Returns hidden states and, when asked, the [CLS] attention per layer
+        `(B, heads, L)` over all tokens."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        frame_idx: torch.Tensor,
+        mask: torch.Tensor,
+        return_attention: bool = False,
+    ):
+        hidden, attention = self.encode(self.embeddings(tokens, frame_idx), mask, return_attention)
+        return (hidden, attention) if return_attention else hidden
+
+
+def build_temporal_encoder(cfg, hidden_size: int, intermediate_size: int) -> TemporalEncoder:
+    spec = EncoderSpec.from_cfg(cfg, hidden_size, intermediate_size)
+    return TEMPORAL_ENCODER_REGISTRY.get(cfg.VTN.TEMPORAL_ENCODER)(cfg, spec)

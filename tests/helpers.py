@@ -38,3 +38,22 @@ def tiny_model(*opts, seed=0):
 
     torch.manual_seed(seed)
     return build_model(tiny_cfg(*opts)).eval()
+
+
+def run_tool(tool, *args, check=True, timeout=600, env=None, cwd=None):
+    """Run `python tools/<tool> args...` as a user would, importing vtn from this checkout.
+
+    Returns the CompletedProcess (text mode, stdout and stderr captured).
+    """
+    import subprocess
+    import sys
+
+    full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", tool), *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or REPO,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{tool} exited with {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc

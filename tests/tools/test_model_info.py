@@ -1,15 +1,12 @@
 import os
-import subprocess
-import sys
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_tool
 
 
 def test_model_info_prints_parameters_and_gflops():
-    out = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tools", "model_info.py"), "--cfg",
-         os.path.join(REPO, "configs", "Kinetics", "DEIT_TI_VTN.yaml"), "--frames", "8", "VTN.NUM_LAYERS", "1"],
-        capture_output=True, text=True, check=True, cwd=REPO,
+    out = run_tool(
+        "model_info.py", "--cfg", os.path.join(REPO, "configs", "Kinetics", "DEIT_TI_VTN.yaml"),
+        "--frames", "8", "VTN.NUM_LAYERS", "1",
     ).stdout
     assert "backbone=deit_tiny_patch16_224 layers=1" in out
     assert "total" in out and "GFLOPs" in out

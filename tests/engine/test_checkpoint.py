@@ -1,0 +1,139 @@
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import tiny_cfg, tiny_model
+from vtn.config import load_config
+from vtn.engine import checkpoint as ck
+from vtn.engine.ema import ModelEMA
+from vtn.engine.optimizer import build_optimizer
+
+
+def trained_state(cfg):
+    model = tiny_model()
+    opt = build_optimizer(model, cfg)
+    model.train()
+    model(torch.randn(2, 3, 4, 32, 32)).sum().backward()
+    opt.step()
+    return model, opt
+
+
+def test_round_trip_of_every_state_item(tmp_path):
+    cfg = tiny_cfg("OUTPUT_DIR", str(tmp_path))
+    model, opt = trained_state(cfg)
+    scaler = torch.amp.GradScaler("cpu", init_scale=512.0)
+    ema = ModelEMA(model, 0.9)
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    path = str(tmp_path / "c.pyth")
+    ck.save_checkpoint(path, cfg, model, opt, scaler, ema, epoch=2, iteration=7, best_metric=55.5, lr=0.01)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+
+    data = ck.load_checkpoint_file(path)  # weights_only=True inside
+    assert data["format"] == ck.FORMAT and data["epoch"] == 2 and data["iteration"] == 7
+    assert data["best_metric"] == 55.5 and data["scheduler_state"]["lr"] == 0.01
+    fresh = tiny_model(seed=1)
+    ck.load_weights(fresh, ck.model_state_from(data, path), path, strict=True)
+    for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
+    opt2 = build_optimizer(fresh, cfg)
+    opt2.load_state_dict(data["optimizer_state"])
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert s1["param_groups"] == s2["param_groups"]
+    for k in s1["state"]:
+        assert torch.equal(s1["state"][k]["momentum_buffer"], s2["state"][k]["momentum_buffer"])
+    scaler2 = torch.amp.GradScaler("cpu")
+    scaler2.load_state_dict(data["scaler_state"])
+    assert scaler2.get_scale() == 512.0
+    ema2 = ModelEMA(fresh, 0.9)
+    ema2.load_state_dict(data["ema_state"])
+    assert all(torch.equal(a, b) for a, b in zip(ema.state_dict().values(), ema2.state_dict().values()))
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    ck.restore_rng_state(data["rng_state"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(data["cfg"])
+    assert load_config(str(cfg_file)) == cfg
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = str(tmp_path / "checkpoints" / "checkpoint_epoch_00001.pyth")
+    ck.atomic_save({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def broken_save(obj, f, *a, **k):
+        f.write(b"PK\x03\x04 half a zip")  # some bytes, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="No space left"):
+        ck.atomic_save({"epoch": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    data = ck.load_checkpoint_file(path)
+    assert data["epoch"] == 1 and torch.equal(data["w"], torch.ones(3))
+    assert os.listdir(os.path.dirname(path)) == ["checkpoint_epoch_00001.pyth"]  # no temporary left behind
+
+
+def test_resume_skips_corrupt_newest_checkpoint(tmp_path, caplog):
+    cfg = tiny_cfg("OUTPUT_DIR", str(tmp_path))
+    model, opt = trained_state(cfg)
+    folder = ck.checkpoint_dir(str(tmp_path))
+    good = os.path.join(folder, ck.checkpoint_name(1))
+    ck.save_checkpoint(good, cfg, model, opt, epoch=1)
+    newer = os.path.join(folder, ck.checkpoint_name(1, 50))
+    ck.save_checkpoint(newer, cfg, model, opt, epoch=1, iteration=50)
+    with open(newer, "r+b") as f:  # truncate: a kill -9 during a non-atomic copy, or a bad disk
+        f.truncate(os.path.getsize(newer) // 2)
+    empty = os.path.join(folder, ck.checkpoint_name(2))
+    open(empty, "wb").close()
+    path, data = ck.find_resume_checkpoint(str(tmp_path))
+    assert path == good and data["epoch"] == 1
+    assert "checkpoint_epoch_00002.pyth is empty" in caplog.text
+    assert "checkpoint_epoch_00001_iter_0000050.pyth cannot be read" in caplog.text
+
+
+def test_named_bad_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pyth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ck.CheckpointError, match="bad.pyth cannot be read"):
+        ck.load_checkpoint_file(str(bad))
+    with pytest.raises(ck.CheckpointError, match="does not exist"):
+        ck.load_checkpoint_file(str(tmp_path / "none.pyth"))
+    torch.save({"optimizer": 1}, str(tmp_path / "noweights.pyth"))
+    data = ck.load_checkpoint_file(str(tmp_path / "noweights.pyth"))
+    with pytest.raises(ck.CheckpointError, match="no model weights"):
+        ck.model_state_from(data, "noweights.pyth")
+
+
+def test_new_num_classes_reinitialises_and_reports_the_head(caplog):
+    source = tiny_model()  # 5 classes
+    target = tiny_model("MODEL.NUM_CLASSES", 7, seed=1)
+    fresh_head = target.mlp_head[4].weight.clone()
+    state = {"module." + k: v for k, v in source.state_dict().items()}  # a DDP-saved checkpoint
+    report = ck.load_weights(target, ck.model_state_from({"model_state": state}, "src"), "src")
+    assert sorted(r.split(":")[0] for r in report["reinitialised"]) == ["mlp_head.4.bias", "mlp_head.4.weight"]
+    assert "mlp_head.4.weight: checkpoint (5, 192) vs model (7, 192)" in report["reinitialised"]
+    assert torch.equal(target.mlp_head[4].weight, fresh_head)
+    assert torch.equal(target.mlp_head[1].weight, source.mlp_head[1].weight)
+    assert "reinitialised tensor mlp_head.4.weight" in caplog.text
+    with pytest.raises(ck.CheckpointError, match="does not match the model exactly"):
+        ck.load_weights(target, source.state_dict(), "src", strict=True)
+
+
+def test_prune_keeps_the_newest_k(tmp_path):
+    folder = ck.checkpoint_dir(str(tmp_path))
+    os.makedirs(folder)
+    for e, i in [(1, 0), (1, 10), (2, 0), (3, 0), (3, 5)]:
+        ck.atomic_save({"epoch": e}, os.path.join(folder, ck.checkpoint_name(e, i)))
+    ck.atomic_save({"best": 1}, os.path.join(folder, ck.BEST_NAME))
+    ck.prune_checkpoints(str(tmp_path), 2)
+    assert sorted(os.listdir(folder)) == sorted([ck.BEST_NAME, ck.checkpoint_name(3), ck.checkpoint_name(3, 5)])
+
+
+def test_stale_temporaries_are_removed(tmp_path):
+    folder = ck.checkpoint_dir(str(tmp_path))
+    os.makedirs(folder)
+    open(os.path.join(folder, ".tmp-abc.pyth"), "wb").close()
+    ck.remove_stale_temporaries(str(tmp_path))
+    assert os.listdir(folder) == []

@@ -1,0 +1,31 @@
+#!/usr/bin/env python
+"""Train and/or test a VTN, as PySlowFast's run_net.py:
+
+    python tools/run_net.py --cfg configs/Kinetics/VIT_B_VTN.yaml [KEY VALUE ...]
+    python tools/run_net.py --cfg FILE --num_shards 2 --shard_id 0 --init_method tcp://host:9999 [KEY VALUE ...]
+    torchrun --nproc_per_node 8 tools/run_net.py --cfg FILE [KEY VALUE ...]
+
+Phases follow TRAIN.ENABLE and TEST.ENABLE; see GETTING_STARTED.md.
+"""
+from vtn.engine.distributed import launch_job
+from vtn.engine.launch import run_job
+from vtn.utils.cli import base_parser, config_from_args, parse
+
+
+def main(argv=None):
+    parser = base_parser("Train and test a Video Transformer Network.")
+    parser.add_argument("--num_shards", type=int, default=None, help="machines in the job (sets NUM_SHARDS)")
+    parser.add_argument("--shard_id", type=int, default=None, help="index of this machine (sets SHARD_ID)")
+    parser.add_argument("--init_method", default="tcp://localhost:9999", help="rendezvous of a multi-machine job")
+    args = parse(parser, argv)
+    extra = []
+    if args.num_shards is not None:
+        extra += ["NUM_SHARDS", args.num_shards]
+    if args.shard_id is not None:
+        extra += ["SHARD_ID", args.shard_id]
+    cfg = config_from_args(args, extra)
+    launch_job(cfg, run_job, init_method=args.init_method)
+
+
+if __name__ == "__main__":
+    main()

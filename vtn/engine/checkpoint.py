@@ -1,0 +1,251 @@
+"""Checkpoints: atomic `.pyth` files that hold everything needed to continue a run exactly.
+
+Layout of OUTPUT_DIR/checkpoints/:
+    checkpoint_epoch_00003.pyth               after 3 completed epochs
+    checkpoint_epoch_00003_iter_0000200.pyth  200 iterations into the 4th epoch (TRAIN.CHECKPOINT_ITERS)
+    checkpoint_best.pyth                      best validation top-1 so far (kept apart from pruning)
+
+A checkpoint is a dict: `model_state` (PySlowFast's key), `optimizer_state`, `scheduler_state`,
+`scaler_state`, `ema_state`, `epoch` and `iteration` (the position to continue from: epoch index in
+progress and iterations already done in it), `rng_state` (python, numpy, torch, cuda), `cfg` (the
+resolved config as YAML text), `best_metric`, `format`. It loads with `torch.load(weights_only=True)`.
+"""
+import logging
+import os
+import random
+import re
+import shutil
+import tempfile
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from vtn.utils.model_stats import unwrap
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "vtn-checkpoint-1"
+BEST_NAME = "checkpoint_best.pyth"
+_NAME = re.compile(r"^checkpoint_epoch_(\d{5})(?:_iter_(\d{7}))?\.pyth$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used; the message names the file and the reason."""
+
+
+def checkpoint_dir(output_dir: str) -> str:
+    return os.path.join(output_dir, "checkpoints")
+
+
+def checkpoint_name(epoch: int, iteration: int = 0) -> str:
+    if iteration:
+        return f"checkpoint_epoch_{epoch:05d}_iter_{iteration:07d}.pyth"
+    return f"checkpoint_epoch_{epoch:05d}.pyth"
+
+
+def list_checkpoints(output_dir: str) -> List[Tuple[int, int, str]]:
+    """(epoch, iteration, path) of the periodic checkpoints, oldest first."""
+    folder = checkpoint_dir(output_dir)
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for name in os.listdir(folder):
+        m = _NAME.match(name)
+        if m:
+            found.append((int(m.group(1)), int(m.group(2) or 0), os.path.join(folder, name)))
+    return sorted(found)
+
+
+# ----------------------------------------------------------------------------- RNG state
+def capture_rng_state() -> Dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Dict) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- files
+def atomic_save(obj, path: str) -> None:
+    """torch.save to a temporary file in the same folder, flush and fsync, then rename over `path`.
+
+    A crash or a full disk at any moment leaves either the old file or the new one, never half a file.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pyth")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def remove_stale_temporaries(output_dir: str) -> None:
+    """Delete `.tmp-*` files a killed process may have left in the checkpoint folder."""
+    folder = checkpoint_dir(output_dir)
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.startswith(".tmp-"):
+                os.unlink(os.path.join(folder, name))
+
+
+def load_checkpoint_file(path: str) -> Dict:
+    """Read a checkpoint with `weights_only=True`; CheckpointError names the file and what is wrong."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, wrong format, unpickling of code objects refused
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({e.__class__.__name__}: {str(e).splitlines()[0][:200]}); "
+            "it may be truncated or corrupted, or not a torch checkpoint"
+        ) from e
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(data).__name__}, expected a dict of states")
+    return data
+
+
+def model_state_from(data: Dict, path: str) -> Dict[str, torch.Tensor]:
+    """The model weights inside a checkpoint dict (ours, PySlowFast's, or a bare state dict)."""
+    for key in ("model_state", "state_dict", "model"):
+        if isinstance(data.get(key), dict):
+            state = data[key]
+            break
+    else:
+        if data and all(isinstance(v, torch.Tensor) for v in data.values()):
+            state = data
+        else:
+            raise CheckpointError(
+                f"checkpoint {path} has no model weights: expected a 'model_state' entry (keys found: "
+                f"{', '.join(sorted(map(str, data))[:10])})"
+            )
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def save_checkpoint(
+    path: str,
+    cfg,
+    model,
+    optimizer=None,
+    scaler=None,
+    ema=None,
+    epoch: int = 0,
+    iteration: int = 0,
+    best_metric: Optional[float] = None,
+    lr: Optional[float] = None,
+) -> str:
+    state = {
+        "format": FORMAT,
+        "model_state": unwrap(model).state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler_state": {"policy": cfg.SOLVER.LR_POLICY, "lr": lr, "epoch": epoch, "iteration": iteration},
+        "scaler_state": scaler.state_dict() if scaler is not None else None,
+        "ema_state": ema.state_dict() if ema is not None else None,
+        "epoch": epoch,
+        "iteration": iteration,
+        "best_metric": best_metric,
+        "rng_state": capture_rng_state(),
+        "cfg": cfg.dump(),
+    }
+    atomic_save(state, path)
+    return path
+
+
+def prune_checkpoints(output_dir: str, keep: int) -> None:
+    """Keep the newest `keep` periodic checkpoints (0 keeps all); the best copy is never pruned."""
+    if keep <= 0:
+        return
+    for _, _, path in list_checkpoints(output_dir)[:-keep]:
+        os.unlink(path)
+
+
+def copy_as_best(path: str, output_dir: str) -> str:
+    best = os.path.join(checkpoint_dir(output_dir), BEST_NAME)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(best), prefix=".tmp-", suffix=".pyth")
+    os.close(fd)
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, best)
+    return best
+
+
+def find_resume_checkpoint(output_dir: str) -> Optional[Tuple[str, Dict]]:
+    """The newest periodic checkpoint that loads; unreadable ones are skipped with a warning."""
+    for _, _, path in reversed(list_checkpoints(output_dir)):
+        try:
+            data = load_checkpoint_file(path)
+            model_state_from(data, path)
+            for key in ("epoch", "iteration", "optimizer_state"):
+                if key not in data:
+                    raise CheckpointError(f"checkpoint {path} lacks '{key}'")
+            return path, data
+        except CheckpointError as e:
+            logger.warning("Skipping unusable checkpoint: %s", e)
+    return None
+
+
+# ----------------------------------------------------------------------------- loading into a model
+def load_weights(model, state: Dict[str, torch.Tensor], source: str, strict: bool = False) -> Dict[str, List[str]]:
+    """Load `state` into `model`. Tensors whose shape differs keep the model's fresh initialisation.
+
+    Every reinitialised, missing and unexpected tensor is logged by name; the report is returned.
+    With `strict`, any of them is an error instead.
+    """
+    m = unwrap(model)
+    own = m.state_dict()
+    report = {"reinitialised": [], "missing": [], "unexpected": []}
+    usable = {}
+    for name, tensor in state.items():
+        if name not in own:
+            report["unexpected"].append(name)
+        elif own[name].shape != tensor.shape:
+            report["reinitialised"].append(f"{name}: checkpoint {tuple(tensor.shape)} vs model {tuple(own[name].shape)}")
+        else:
+            usable[name] = tensor
+    report["missing"] = [n for n in own if n not in state]
+    if strict and any(report.values()):
+        raise CheckpointError(f"checkpoint {source} does not match the model exactly: {report}")
+    m.load_state_dict(usable, strict=False)
+    for kind, names in report.items():
+        for n in names:
+            logger.warning("%s: %s tensor %s", source, kind, n)
+    logger.info(
+        "Loaded %d tensors from %s (%d reinitialised, %d missing, %d unexpected)",
+        len(usable), source, len(report["reinitialised"]), len(report["missing"]), len(report["unexpected"]),
+    )
+    return report

@@ -1,0 +1,91 @@
+"""The test phase: find and load the checkpoint (never silently random), run each protocol, report."""
+import logging
+import os
+from typing import Dict, List, Optional
+
+from vtn.engine import distributed as du
+from vtn.engine.checkpoint import (
+    BEST_NAME,
+    CheckpointError,
+    checkpoint_dir,
+    find_resume_checkpoint,
+    load_checkpoint_file,
+    load_weights,
+)
+from vtn.engine.convert import to_vtn_state
+from vtn.engine.evaluator import (
+    compute_metrics,
+    public_results,
+    results_table,
+    run_inference,
+    save_results,
+    write_predictions,
+)
+from vtn.models import build_model
+
+logger = logging.getLogger(__name__)
+
+
+def find_test_checkpoint(cfg) -> Optional[str]:
+    """TEST.CHECKPOINT_FILE_PATH, else the best or newest checkpoint of OUTPUT_DIR; None only when
+    TEST.ALLOW_RANDOM_INIT says random weights are wanted."""
+    if cfg.TEST.CHECKPOINT_FILE_PATH:
+        return cfg.TEST.CHECKPOINT_FILE_PATH
+    best = os.path.join(checkpoint_dir(cfg.OUTPUT_DIR), BEST_NAME)
+    if cfg.TEST.CHECKPOINT_SELECT == "best" and os.path.isfile(best):
+        return best
+    found = find_resume_checkpoint(cfg.OUTPUT_DIR)
+    if found is not None:
+        return found[0]
+    if cfg.TEST.ALLOW_RANDOM_INIT:
+        logger.warning("Testing RANDOM weights: no checkpoint found and TEST.ALLOW_RANDOM_INIT is True.")
+        return None
+    raise CheckpointError(
+        f"No checkpoint to test: TEST.CHECKPOINT_FILE_PATH is empty and {checkpoint_dir(cfg.OUTPUT_DIR)} holds "
+        "none. Train first, name a checkpoint with TEST.CHECKPOINT_FILE_PATH, or set TEST.ALLOW_RANDOM_INIT True "
+        "to test random weights on purpose."
+    )
+
+
+def load_for_test(model, path: str, cfg) -> None:
+    """Weights that must fit the model exactly (a head of another size would make the test meaningless)."""
+    data = load_checkpoint_file(path)
+    use_ema = cfg.TRAIN.EMA_DECAY > 0 and isinstance(data.get("ema_state"), dict)
+    state = data["ema_state"] if use_ema else to_vtn_state(data, path, cfg)
+    load_weights(model, state, path, strict=True)
+    logger.info("Testing %s%s", path, " (EMA weights)" if use_ema else "")
+
+
+def protocols_for(cfg) -> List[str]:
+    if cfg.TEST.BOTH_PROTOCOLS:
+        return ["multi_view", "full_video"]
+    return ["full_video" if cfg.TEST.FULL_VIDEO else "multi_view"]
+
+
+def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
+    """Run every protocol of the config; print one table; write test_results*.json and predictions_*."""
+    from vtn.datasets import build_loader
+
+    device = du.device_for(cfg)
+    if model is None:
+        model = build_model(cfg)
+    path = checkpoint or find_test_checkpoint(cfg)
+    if path is not None:
+        load_for_test(model, path, cfg)
+    rows = []
+    for protocol in protocols_for(cfg):
+        loader = build_loader(cfg, "test", protocol)
+        dataset = loader.dataset
+        result = run_inference(model, loader, cfg, device, desc=f"test {protocol}")
+        metrics = compute_metrics(result, cfg.MODEL.NUM_CLASSES)
+        extra = {"checkpoint": path, "shuffle_frames": cfg.TEST.SHUFFLE_FRAMES}
+        rows.append(public_results(metrics, protocol, dataset.num_views, dataset.class_names, extra))
+        if du.is_master():
+            write_predictions(result, dataset, metrics, cfg.OUTPUT_DIR, protocol)
+        if metrics["num_failed"]:
+            logger.warning("%d of %d test videos could not be decoded (see the log and predictions_%s.csv)",
+                           metrics["num_failed"], metrics["num_videos"], protocol)
+    if du.is_master():
+        logger.info("Test results (%s):\n%s", path or "random weights", results_table(rows))
+        save_results(rows, cfg.OUTPUT_DIR)
+    return rows

@@ -1,0 +1,367 @@
+"""The training loop: resume or fine-tune, per-iteration LR, mixed precision, accumulation, clipping, EMA,
+periodic and best checkpoints, validation, and a stop with a clear error on a non-finite loss."""
+import logging
+import os
+import time
+from contextlib import nullcontext
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from vtn.engine import distributed as du
+from vtn.engine.checkpoint import (
+    BEST_NAME,
+    checkpoint_dir,
+    checkpoint_name,
+    copy_as_best,
+    find_resume_checkpoint,
+    load_checkpoint_file,
+    load_weights,
+    model_state_from,
+    prune_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+)
+from vtn.engine.ema import ModelEMA
+from vtn.engine.evaluator import autocast_for, compute_metrics, run_inference
+from vtn.engine.lr_policy import get_lr_at_epoch, set_lr
+from vtn.engine.meters import TrainMeter, format_stats
+from vtn.engine.optimizer import build_optimizer
+from vtn.models import build_model
+from vtn.utils.logging import log_json_stats
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the message names the epoch and iteration."""
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1).mean()
+
+
+def compute_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross entropy with hard labels (B,) or soft targets (B, C) (mixup / cutmix)."""
+    if targets.dim() == 2:
+        return soft_cross_entropy(logits, targets)
+    return F.cross_entropy(logits, targets)
+
+
+class Trainer:
+    """Builds everything from the config; `train()` runs the remaining epochs and returns the last checkpoint.
+
+    The build_* methods are the seams a research project overrides (as in detectron2's DefaultTrainer).
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.device = du.device_for(cfg)
+        self.output_dir = cfg.OUTPUT_DIR
+        self.master = du.is_master()
+        self.model = self.build_model(cfg)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scaler = self._build_scaler(cfg)
+        self.ema = ModelEMA(self.model, cfg.TRAIN.EMA_DECAY) if cfg.TRAIN.EMA_DECAY > 0 else None
+        self.train_loader = self.build_train_loader(cfg)
+        self.val_loader = self.build_val_loader(cfg) if cfg.TRAIN.EVAL_PERIOD > 0 else None
+        self.mixup = self.build_mixup(cfg)
+        self.tb = self._build_tensorboard(cfg)
+        self.start_epoch, self.start_iter, self.best_metric = 0, 0, None
+        self._rng_to_restore = None
+        self._resume_or_initialise()
+        self.model = self._wrap_distributed(self.model)
+        self.epoch_iters = len(self.train_loader)
+        self.accumulation = cfg.TRAIN.ACCUMULATION_STEPS
+        self.meter = TrainMeter(self.epoch_iters, cfg.SOLVER.MAX_EPOCH, self.device)
+        self.bad_steps = 0
+        per_process = cfg.TRAIN.BATCH_SIZE // du.get_world_size()
+        logger.info(
+            "Effective batch: %d per process x %d processes x %d accumulation steps = %d clips per optimizer step",
+            per_process, du.get_world_size(), self.accumulation, per_process * du.get_world_size() * self.accumulation,
+        )
+
+    # ------------------------------------------------------------------ seams
+    @classmethod
+    def build_model(cls, cfg):
+        return build_model(cfg)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        from vtn.datasets import build_loader
+
+        return build_loader(cfg, "train")
+
+    @classmethod
+    def build_val_loader(cls, cfg):
+        from vtn.datasets import build_loader
+
+        return build_loader(cfg, "val")
+
+    @classmethod
+    def build_mixup(cls, cfg):
+        if not cfg.MIXUP.ENABLE:
+            return None
+        from vtn.datasets.mixup import build_mixup
+
+        return build_mixup(cfg)
+
+    # ------------------------------------------------------------------ setup helpers
+    def _build_scaler(self, cfg):
+        if cfg.TRAIN.MIXED_PRECISION and cfg.NUM_GPUS == 0:
+            logger.warning("TRAIN.MIXED_PRECISION is ignored on the CPU: training stays in fp32.")
+        if cfg.TRAIN.MIXED_PRECISION and cfg.NUM_GPUS > 0 and cfg.TRAIN.AMP_DTYPE == "float16":
+            return torch.amp.GradScaler("cuda")
+        return None
+
+    def _build_tensorboard(self, cfg):
+        if not (cfg.TENSORBOARD.ENABLE and self.master):
+            return None
+        from vtn.visualization.tensorboard import TensorboardWriter
+
+        return TensorboardWriter(cfg)
+
+    def _wrap_distributed(self, model):
+        if du.get_world_size() == 1:
+            return model
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, output_device=device_ids and device_ids[0])
+
+    def _resume_or_initialise(self) -> None:
+        cfg = self.cfg
+        found = find_resume_checkpoint(self.output_dir) if cfg.TRAIN.AUTO_RESUME else None
+        if found is not None:
+            path, data = found
+            load_weights(self.model, model_state_from(data, path), path, strict=True)
+            self.optimizer.load_state_dict(data["optimizer_state"])
+            if self.scaler is not None and data.get("scaler_state"):
+                self.scaler.load_state_dict(data["scaler_state"])
+            if self.ema is not None and data.get("ema_state"):
+                self.ema.load_state_dict(data["ema_state"])
+            self.start_epoch, self.start_iter = int(data["epoch"]), int(data["iteration"])
+            self.best_metric = data.get("best_metric")
+            self._rng_to_restore = data.get("rng_state")
+            logger.info("Resuming from %s: epoch %d, iteration %d", path, self.start_epoch + 1, self.start_iter)
+            return
+        if cfg.TRAIN.CHECKPOINT_FILE_PATH:
+            path = cfg.TRAIN.CHECKPOINT_FILE_PATH
+            data = load_checkpoint_file(path)  # an explicitly named bad file is an error, never ignored
+            from vtn.engine.convert import to_vtn_state
+
+            report = load_weights(self.model, to_vtn_state(data, path, self.cfg), path)
+            if report["reinitialised"]:
+                logger.warning(
+                    "Re-initialised %d tensors whose shape differs from the checkpoint (e.g. a new NUM_CLASSES): %s",
+                    len(report["reinitialised"]), "; ".join(report["reinitialised"]),
+                )
+            if not cfg.TRAIN.CHECKPOINT_EPOCH_RESET and data.get("optimizer_state") and not report["reinitialised"]:
+                self.optimizer.load_state_dict(data["optimizer_state"])
+                self.start_epoch = int(data.get("epoch", 0))
+                self.start_iter = int(data.get("iteration", 0))
+        if self.ema is not None:
+            self.ema = ModelEMA(self.model, cfg.TRAIN.EMA_DECAY)
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> str:
+        cfg = self.cfg
+        last = None
+        if self._rng_to_restore is not None:
+            restore_rng_state(self._rng_to_restore)
+        for epoch in range(self.start_epoch, cfg.SOLVER.MAX_EPOCH):
+            start_iter = self.start_iter if epoch == self.start_epoch else 0
+            self.train_epoch(epoch, start_iter)
+            done = epoch + 1
+            is_last = done == cfg.SOLVER.MAX_EPOCH
+            if done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or is_last:
+                last = self.save(done, 0)
+            if self.val_loader is not None and (done % cfg.TRAIN.EVAL_PERIOD == 0 or is_last):
+                self.validate(epoch, last if last and last.endswith(checkpoint_name(done)) else None)
+        if last is None:  # nothing left to train: the run was complete already
+            found = find_resume_checkpoint(self.output_dir)
+            last = found[0] if found else None
+        if self.tb is not None:
+            self.tb.close()
+        return last
+
+    def _epoch_batches(self, epoch: int, start_iter: int):
+        from vtn.datasets import shuffle_dataset
+
+        shuffle_dataset(self.train_loader, epoch)
+        iterator = iter(self.train_loader)
+        for _ in range(start_iter):  # the same order as an uninterrupted run: skip what was done
+            next(iterator)
+        return iterator
+
+    def train_epoch(self, epoch: int, start_iter: int = 0) -> None:
+        cfg = self.cfg
+        model = self.model
+        model.train()
+        batches = self._epoch_batches(epoch, start_iter)
+        self.optimizer.zero_grad(set_to_none=True)
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        tick = time.perf_counter()
+        lr = get_lr_at_epoch(cfg, epoch + start_iter / self.epoch_iters)
+        for it in range(start_iter, self.epoch_iters):
+            batch = next(batches)
+            data_time = time.perf_counter() - tick
+            frames = batch["frames"].to(self.device, non_blocking=True)
+            labels = batch["label"].to(self.device, non_blocking=True)
+            frame_idx = batch["frame_idx"].to(self.device, non_blocking=True)
+            targets = labels
+            if self.mixup is not None:
+                frames, targets = self.mixup(frames, labels)
+            lr = get_lr_at_epoch(cfg, epoch + it / self.epoch_iters)
+            set_lr(self.optimizer, lr)
+            step_now = (it + 1) % self.accumulation == 0 or it + 1 == self.epoch_iters
+            sync = model.no_sync() if (not step_now and hasattr(model, "no_sync")) else nullcontext()
+            with sync:
+                with autocast_for(cfg):
+                    logits = model(frames, frame_idx)
+                    loss = compute_loss(logits.float(), targets)
+                finite = torch.isfinite(loss)
+                first_bad = torch.where(~finite & (first_bad < 0), torch.full_like(first_bad, it), first_bad)
+                if cfg.TRAIN.MAX_BAD_STEPS > 0 and not bool(finite):
+                    self._skip_bad_step(epoch, it)
+                    tick = time.perf_counter()
+                    continue
+                scaled = loss / self.accumulation
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            if step_now:
+                self._optimizer_step()
+            iter_time = time.perf_counter() - tick
+            self.meter.update(
+                loss, logits, labels if self.mixup is None else None, batch["decode_failures"].to(self.device),
+                data_time, iter_time,
+            )
+            done = it + 1
+            if done % cfg.LOG_PERIOD == 0 or done == self.epoch_iters:
+                self._check_finite(first_bad, epoch)
+                self._log_iter(epoch, it, lr)
+            if cfg.TRAIN.CHECKPOINT_ITERS and done % cfg.TRAIN.CHECKPOINT_ITERS == 0 and done < self.epoch_iters:
+                self._check_finite(first_bad, epoch)
+                self.save(epoch, done)
+            tick = time.perf_counter()
+        self._check_finite(first_bad, epoch)
+        stats = self.meter.log_epoch(epoch, lr)
+        self._emit(stats, "train_epoch", (epoch + 1) * self.epoch_iters)
+
+    def _optimizer_step(self) -> None:
+        clip = self.cfg.SOLVER.CLIP_GRAD_L2NORM
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.scaler is not None:
+            if clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def _skip_bad_step(self, epoch: int, it: int) -> None:
+        self.bad_steps += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.bad_steps > self.cfg.TRAIN.MAX_BAD_STEPS:
+            raise NonFiniteLossError(
+                f"Non-finite loss at epoch {epoch + 1}, iteration {it + 1}: more than TRAIN.MAX_BAD_STEPS = "
+                f"{self.cfg.TRAIN.MAX_BAD_STEPS} bad steps; the last good checkpoint in "
+                f"{checkpoint_dir(self.output_dir)} is intact."
+            )
+        logger.warning("Non-finite loss at epoch %d, iteration %d: step skipped (%d of at most %d)",
+                       epoch + 1, it + 1, self.bad_steps, self.cfg.TRAIN.MAX_BAD_STEPS)
+
+    def _check_finite(self, first_bad: torch.Tensor, epoch: int) -> None:
+        """One sync: was any loss since the last check NaN or infinite? Then stop before saving anything."""
+        bad = du.all_reduce_sum((first_bad >= 0).long().clone())
+        if int(bad) > 0:
+            where = int(first_bad) + 1 if int(first_bad) >= 0 else "unknown (another process)"
+            raise NonFiniteLossError(
+                f"Non-finite (NaN or infinite) loss at epoch {epoch + 1}, iteration {where}. Training stopped; "
+                f"the last good checkpoint in {checkpoint_dir(self.output_dir)} is intact. Lower SOLVER.BASE_LR, "
+                "enable SOLVER.CLIP_GRAD_L2NORM, or allow skipping with TRAIN.MAX_BAD_STEPS."
+            )
+
+    def _log_iter(self, epoch: int, it: int, lr: float) -> None:
+        mem = torch.cuda.max_memory_allocated() / 2**30 if self.device.type == "cuda" else None
+        stats = self.meter.log_iter(epoch, it, lr, mem)
+        self._emit(stats, "train", epoch * self.epoch_iters + it + 1)
+
+    def _emit(self, stats: dict, prefix: str, step: int) -> None:
+        if not self.master:
+            return
+        logger.info("%s: %s", stats.get("_type", prefix), format_stats(stats))
+        log_json_stats(stats, self.output_dir)
+        if self.tb is not None:
+            self.tb.add_scalars(stats, step, prefix)
+
+    # ------------------------------------------------------------------ checkpoints and validation
+    def save(self, epoch: int, iteration: int) -> Optional[str]:
+        path = os.path.join(checkpoint_dir(self.output_dir), checkpoint_name(epoch, iteration))
+        if self.master:
+            lr = self.optimizer.param_groups[0]["lr"]
+            save_checkpoint(path, self.cfg, self.model, self.optimizer, self.scaler, self.ema, epoch, iteration,
+                            self.best_metric, lr)
+            prune_checkpoints(self.output_dir, self.cfg.TRAIN.CHECKPOINT_KEEP)
+            logger.info("Saved %s", path)
+        du.barrier()
+        return path
+
+    def validate(self, epoch: int, checkpoint_path: Optional[str]) -> dict:
+        model = self.ema.module if self.ema is not None else self.model
+        result = run_inference(model, self.val_loader, self.cfg, self.device, desc="val")
+        metrics = compute_metrics(result, self.cfg.MODEL.NUM_CLASSES)
+        stats = {
+            "_type": "val_epoch",
+            "epoch": f"{epoch + 1}/{self.cfg.SOLVER.MAX_EPOCH}",
+            "top1_err": 100.0 - metrics["top1"],
+            "top5_err": 100.0 - metrics["top5"],
+            "mean_class_acc": metrics["mean_class_acc"],
+            "num_failed": metrics["num_failed"],
+            "protocol": self.val_loader.dataset.protocol,
+        }
+        improved = self.best_metric is None or metrics["top1"] > self.best_metric
+        if improved:
+            self.best_metric = metrics["top1"]
+        stats["best_top1"] = self.best_metric
+        self._emit(stats, "val", (epoch + 1) * self.epoch_iters)
+        if improved and self.master:
+            if checkpoint_path is not None:
+                copy_as_best(checkpoint_path, self.output_dir)
+            else:
+                best = os.path.join(checkpoint_dir(self.output_dir), BEST_NAME)
+                save_checkpoint(best, self.cfg, self.model, self.optimizer, self.scaler, self.ema, epoch + 1, 0,
+                                self.best_metric)
+        du.barrier()
+        return metrics
+
+
+def check_output_dir(cfg, model=None) -> None:
+    """Fail at start-up, not after an epoch, when OUTPUT_DIR is unwritable or the disk is nearly full."""
+    import shutil
+
+    folder = checkpoint_dir(cfg.OUTPUT_DIR)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, ".write-test")
+        with open(probe, "wb") as f:
+            f.write(b"0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+        os.unlink(probe)
+    except OSError as e:
+        raise OSError(f"OUTPUT_DIR {cfg.OUTPUT_DIR!r} is not writable: {e.strerror or e}. Choose another "
+                      "OUTPUT_DIR or fix its permissions.") from e
+    if model is not None:
+        params = sum(p.numel() * p.element_size() for p in model.parameters())
+        need = 3 * params  # weights + optimizer state (momentum / Adam moments), with some margin
+        free = shutil.disk_usage(folder).free
+        if free < need:
+            raise OSError(
+                f"OUTPUT_DIR {cfg.OUTPUT_DIR!r} has {free / 2**20:.0f} MiB free; one checkpoint of this model needs "
+                f"about {need / 2**20:.0f} MiB. Free some space or choose another OUTPUT_DIR."
+            )

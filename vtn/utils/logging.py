@@ -1,0 +1,61 @@
+"""Logging: human lines on stdout (and OUTPUT_DIR/stdout.log) from the master process, JSON lines in
+OUTPUT_DIR/json_stats.log. Other processes only report warnings and errors."""
+import logging
+import os
+import sys
+from typing import Optional
+
+import simplejson
+
+_FORMAT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
+JSON_STATS_FILE = "json_stats.log"
+
+
+def setup_logging(output_dir: Optional[str] = None, is_master: bool = True) -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.setLevel(logging.INFO if is_master else logging.WARNING)
+    fmt = logging.Formatter(_FORMAT, datefmt="%m/%d %H:%M:%S")
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(fmt)
+    root.addHandler(console)
+    if output_dir and is_master:
+        os.makedirs(output_dir, exist_ok=True)
+        file_handler = logging.FileHandler(os.path.join(output_dir, "stdout.log"))
+        file_handler.setFormatter(fmt)
+        root.addHandler(file_handler)
+    for noisy in ("fvcore", "iopath", "timm", "transformers", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _to_plain(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    return value
+
+
+def log_json_stats(stats: dict, output_dir: Optional[str]) -> None:
+    """Append one JSON object as a line to OUTPUT_DIR/json_stats.log (master process only)."""
+    if not output_dir:
+        return
+    line = simplejson.dumps({k: _to_plain(v) for k, v in stats.items()}, sort_keys=False)
+    with open(os.path.join(output_dir, JSON_STATS_FILE), "a") as f:
+        f.write(line + "\n")
+
+
+def read_json_stats(path: str) -> list:
+    """The JSON objects of a json_stats.log file (lines that do not parse are skipped)."""
+    records = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("json_stats:"):
+                line = line[len("json_stats:"):].strip()
+            try:
+                records.append(simplejson.loads(line))
+            except ValueError:
+                continue
+    return records

@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+"""Convert between the authors' released VTN checkpoint and ours.
+
+    python tools/convert_checkpoint.py --input VTN_VIT_B_KINETICS.pyth --output vtn_release.pyth
+    python tools/convert_checkpoint.py --input ours.pyth --output release_layout.pyth --to release
+
+The weights are checked against the model of --cfg (default configs/Kinetics/VIT_B_VTN_RELEASE.yaml):
+every tensor must fit exactly, or nothing is written.
+"""
+import os
+import sys
+
+from vtn.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint_file, load_weights, save_checkpoint
+from vtn.engine.convert import detect_format, to_vtn_state, vtn_to_release
+from vtn.models import build_model
+from vtn.utils.cli import base_parser, config_from_args, parse
+
+DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "configs", "Kinetics", "VIT_B_VTN_RELEASE.yaml")
+
+
+def main(argv=None):
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, help="checkpoint to read")
+    parser.add_argument("--output", required=True, help="checkpoint to write")
+    parser.add_argument("--to", choices=["vtn", "release"], default="vtn", help="layout of the output")
+    args = parse(parser, argv)
+    if not args.cfg_files:
+        args.cfg_files = [DEFAULT_CFG]
+    cfg = config_from_args(args, ["NUM_GPUS", 0, "VTN.PRETRAINED", False, "VTN.PRETRAINED_PATH", ""])
+    try:
+        data = load_checkpoint_file(args.input)
+        state = to_vtn_state(data, args.input, cfg)
+        model = build_model(cfg)
+        load_weights(model, state, args.input, strict=True)
+    except CheckpointError as e:
+        sys.exit(f"convert_checkpoint: {e}")
+    epoch = int(data.get("epoch", 0))
+    if args.to == "vtn":
+        save_checkpoint(args.output, cfg, model, epoch=epoch)
+    else:
+        atomic_save(vtn_to_release(model.state_dict(), epoch, cfg.dump()), args.output)
+    print(f"{args.input} ({detect_format(data)}) -> {args.output} ({args.to}), {len(state)} tensors")
+
+
+if __name__ == "__main__":
+    main()

@@ -28,7 +28,7 @@ setup(
         "pillow",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist"],
+        "test": ["pytest>=7", "pytest-xdist", "submitit"],
         "dev": ["pytest>=7", "pytest-xdist"],
         "slurm": ["submitit"],
     },

@@ -85,6 +85,7 @@ class TrainMeter:
         stats.update(
             _type="train_iter",
             epoch=f"{epoch + 1}/{self.max_epoch}",
+            epoch_float=round(epoch + (it + 1) / self.epoch_iters, 6),
             iter=f"{it + 1}/{self.epoch_iters}",
             lr=lr,
             data_time=self.window_data_time / iters,
@@ -99,7 +100,7 @@ class TrainMeter:
     def log_epoch(self, epoch: int, lr: float) -> Dict:
         stats = self._summary(self.epoch)
         stats.update(
-            _type="train_epoch", epoch=f"{epoch + 1}/{self.max_epoch}", lr=lr,
+            _type="train_epoch", epoch=f"{epoch + 1}/{self.max_epoch}", epoch_float=float(epoch + 1), lr=lr,
             epoch_time=time.perf_counter() - self.epoch_start,
         )
         self.reset_epoch()

@@ -318,6 +318,7 @@ class Trainer:
         stats = {
             "_type": "val_epoch",
             "epoch": f"{epoch + 1}/{self.cfg.SOLVER.MAX_EPOCH}",
+            "epoch_float": float(epoch + 1),
             "top1_err": 100.0 - metrics["top1"],
             "top5_err": 100.0 - metrics["top5"],
             "mean_class_acc": metrics["mean_class_acc"],

@@ -1,0 +1,37 @@
+#!/usr/bin/env python
+"""Submit a training/testing job to SLURM with submitit (pip install -e ".[slurm]"):
+
+    python tools/submit.py --cfg configs/Kinetics/VIT_B_VTN.yaml --nodes 2 --gpus-per-node 8 \
+        --partition learnfair --timeout 4320 DATA.PATH_TO_DATA_DIR /data/k400
+
+NUM_GPUS and NUM_SHARDS are set from --gpus-per-node and --nodes. A preempted or timed-out job is requeued
+and resumes from the newest checkpoint of OUTPUT_DIR (TRAIN.AUTO_RESUME).
+"""
+import os
+
+from vtn.engine.slurm import submit
+from vtn.utils.cli import base_parser, config_from_args, parse
+
+
+def main(argv=None):
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--gpus-per-node", type=int, default=8)
+    parser.add_argument("--partition", default="", help="SLURM partition")
+    parser.add_argument("--timeout", type=int, default=60 * 72, help="minutes before SLURM stops (and requeues) it")
+    parser.add_argument("--cpus-per-task", type=int, default=10)
+    parser.add_argument("--job-dir", default="", help="submitit logs (default OUTPUT_DIR/submitit)")
+    parser.add_argument("--cluster", default=None, choices=[None, "slurm", "local", "debug"],
+                        help="submitit cluster (default: SLURM when available); 'local' runs here")
+    args = parse(parser, argv)
+    cfg = config_from_args(args, ["NUM_GPUS", args.gpus_per_node, "NUM_SHARDS", args.nodes, "SHARD_ID", 0])
+    job_dir = args.job_dir or os.path.join(cfg.OUTPUT_DIR, "submitit")
+    job = submit(cfg, args.nodes, args.gpus_per_node, args.partition, args.timeout, job_dir, args.cpus_per_task,
+                 args.cluster)
+    print(f"submitted job {job.job_id}; logs in {job_dir}")
+    if args.cluster in ("local", "debug"):
+        print(f"finished: {job.result()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""SLURM jobs through submitit: one task per GPU, the world set up from SLURM's environment, and requeue on
+preemption or timeout (the requeued job resumes from the newest checkpoint through TRAIN.AUTO_RESUME)."""
+import logging
+import os
+import socket
+
+logger = logging.getLogger(__name__)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+class SlurmJob:
+    """The callable submitit pickles and runs in every task."""
+
+    def __init__(self, cfg, port: int):
+        self.cfg = cfg
+        self.port = port
+
+    def _set_world_env(self) -> None:
+        import submitit
+
+        env = submitit.JobEnvironment()
+        os.environ["MASTER_ADDR"] = env.hostnames[0] if env.hostnames else "127.0.0.1"
+        os.environ["MASTER_PORT"] = str(self.port)
+        os.environ["RANK"] = str(env.global_rank)
+        os.environ["LOCAL_RANK"] = str(env.local_rank)
+        os.environ["WORLD_SIZE"] = str(env.num_tasks)
+
+    def __call__(self):
+        from vtn.engine.distributed import launch_job
+        from vtn.engine.launch import run_job
+
+        self._set_world_env()
+        launch_job(self.cfg, run_job)
+        return self.cfg.OUTPUT_DIR
+
+    def checkpoint(self):
+        """Called by submitit on preemption/timeout: resubmit the same job; AUTO_RESUME continues it."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(SlurmJob(self.cfg, self.port))
+
+
+def submit(cfg, nodes: int, gpus_per_node: int, partition: str, timeout_min: int, job_dir: str,
+           cpus_per_task: int = 10, cluster=None, extra_slurm: dict = None):
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=job_dir, cluster=cluster)
+    params = dict(
+        name=os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)) or "vtn",
+        nodes=nodes, tasks_per_node=max(1, gpus_per_node), gpus_per_node=gpus_per_node,
+        cpus_per_task=cpus_per_task, timeout_min=timeout_min,
+    )
+    if executor.cluster == "slurm":
+        params.update(slurm_partition=partition, slurm_signal_delay_s=120, **(extra_slurm or {}))
+    executor.update_parameters(**params)
+    return executor.submit(SlurmJob(cfg, _free_port()))

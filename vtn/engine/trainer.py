@@ -73,6 +73,12 @@ class Trainer:
         self._resume_or_initialise()
         self.model = self._wrap_distributed(self.model)
         self.epoch_iters = len(self.train_loader)
+        if self.epoch_iters == 0:
+            raise ValueError(
+                f"The training set has {len(self.train_loader.dataset)} clips: fewer than one batch of "
+                f"{cfg.TRAIN.BATCH_SIZE // du.get_world_size()} per process (TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} over "
+                f"{du.get_world_size()} processes). Lower TRAIN.BATCH_SIZE or add videos."
+            )
         self.accumulation = cfg.TRAIN.ACCUMULATION_STEPS
         self.meter = TrainMeter(self.epoch_iters, cfg.SOLVER.MAX_EPOCH, self.device)
         self.bad_steps = 0
@@ -188,7 +194,11 @@ class Trainer:
         from vtn.datasets import shuffle_dataset
 
         shuffle_dataset(self.train_loader, epoch)
+        # Creating the iterator may draw a seed from the global torch RNG; keep that RNG untouched so that a
+        # resumed run continues with exactly the random numbers (dropout, mixup) of an uninterrupted one.
+        state = torch.get_rng_state()
         iterator = iter(self.train_loader)
+        torch.set_rng_state(state)
         for _ in range(start_iter):  # the same order as an uninterrupted run: skip what was done
             next(iterator)
         return iterator
@@ -220,11 +230,13 @@ class Trainer:
                     logits = model(frames, frame_idx)
                     loss = compute_loss(logits.float(), targets)
                 finite = torch.isfinite(loss)
+                if cfg.TRAIN.MAX_BAD_STEPS > 0:
+                    # one sync per step, only when skipping is allowed; collective so all processes agree
+                    if int(du.all_reduce_sum((~finite).long())) > 0:
+                        self._skip_bad_step(epoch, it)
+                        tick = time.perf_counter()
+                        continue
                 first_bad = torch.where(~finite & (first_bad < 0), torch.full_like(first_bad, it), first_bad)
-                if cfg.TRAIN.MAX_BAD_STEPS > 0 and not bool(finite):
-                    self._skip_bad_step(epoch, it)
-                    tick = time.perf_counter()
-                    continue
                 scaled = loss / self.accumulation
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             if step_now:

@@ -12,3 +12,14 @@ def _seeded():
 
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory):
+    """A tiny synthetic dataset (real mpeg4 files), generated once per test session."""
+    from tests.helpers import TINY_SYNTHETIC
+    from vtn.datasets.synthetic import SyntheticSpec, make_synthetic_dataset
+
+    out = str(tmp_path_factory.mktemp("data") / "synthetic")
+    make_synthetic_dataset(out, SyntheticSpec(**TINY_SYNTHETIC))
+    return out

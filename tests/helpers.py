@@ -57,3 +57,22 @@ def run_tool(tool, *args, check=True, timeout=600, env=None, cwd=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"{tool} exited with {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+# The tests' synthetic dataset: 6 classes x (2 train, 1 val, 1 test), 1-3 s, small frames.
+TINY_SYNTHETIC = dict(train_per_class=2, val_per_class=1, test_per_class=1, duration_range=(1.0, 3.0),
+                      fps_choices=(24, 25, 30), sizes=((64, 48), (48, 64)), codec="mpeg4", seed=0)
+
+
+def synthetic_opts(data_dir):
+    """Config overrides that read the tests' synthetic dataset at 32x32."""
+    return [
+        "TRAIN.DATASET", "synthetic", "TEST.DATASET", "synthetic",
+        "DATA.PATH_TO_DATA_DIR", data_dir,
+        "SYNTHETIC.TRAIN_PER_CLASS", 2, "SYNTHETIC.VAL_PER_CLASS", 1, "SYNTHETIC.TEST_PER_CLASS", 1,
+        "SYNTHETIC.DURATION_RANGE", [1.0, 3.0], "SYNTHETIC.SIZES", [[64, 48], [48, 64]],
+        "MODEL.NUM_CLASSES", 6,
+        "DATA.NUM_FRAMES", 4, "DATA.TEMPORAL_FOOTPRINT", 1.0,
+        "TEST.NUM_ENSEMBLE_VIEWS", 2, "TEST.NUM_SPATIAL_CROPS", 3, "TEST.FULL_VIDEO_FRAMES", 8,
+        "TRAIN.BATCH_SIZE", 4, "TEST.BATCH_SIZE", 4, "DATA_LOADER.NUM_WORKERS", 0,
+    ]

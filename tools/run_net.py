@@ -7,8 +7,11 @@
 
 Phases follow TRAIN.ENABLE and TEST.ENABLE; see GETTING_STARTED.md.
 """
+import os
+import sys
+
 from vtn.engine.distributed import launch_job
-from vtn.engine.launch import run_job
+from vtn.engine.launch import USER_ERRORS, run_job
 from vtn.utils.cli import base_parser, config_from_args, parse
 
 
@@ -23,8 +26,13 @@ def main(argv=None):
         extra += ["NUM_SHARDS", args.num_shards]
     if args.shard_id is not None:
         extra += ["SHARD_ID", args.shard_id]
-    cfg = config_from_args(args, extra)
-    launch_job(cfg, run_job, init_method=args.init_method)
+    try:
+        cfg = config_from_args(args, extra)
+        launch_job(cfg, run_job, init_method=args.init_method)
+    except USER_ERRORS as e:
+        if os.environ.get("VTN_TRACEBACK"):
+            raise
+        sys.exit(f"run_net: error: {e} (set VTN_TRACEBACK=1 for the traceback)")
 
 
 if __name__ == "__main__":

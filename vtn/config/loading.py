@@ -11,10 +11,11 @@ import yaml
 from fvcore.common.config import CfgNode
 
 from vtn.config.defaults import get_cfg
+from vtn.utils.errors import UserError
 from vtn.utils.registry import did_you_mean
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file, override or value that cannot be used; the message says which and why."""
 
 

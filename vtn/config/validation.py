@@ -165,6 +165,9 @@ CHOICES: Dict[str, Callable[[], List[str]]] = {
     "TRAIN.AMP_DTYPE": _fixed("float16", "bfloat16"),
     "SYNTHETIC.CODEC": _fixed("h264", "mpeg4"),
     "MODEL.LOSS_FUNC": _fixed("cross_entropy"),
+    "TRAIN.DATASET": _registry_names("vtn.datasets", "DATASET_REGISTRY"),
+    "TEST.DATASET": _registry_names("vtn.datasets", "DATASET_REGISTRY"),
+    "DATA.DECODING_BACKEND": _registry_names("vtn.datasets", "DECODER_REGISTRY"),
     "SOLVER.OPTIMIZING_METHOD": _registry_names("vtn.engine.optimizer", "OPTIMIZER_REGISTRY"),
     "SOLVER.LR_POLICY": _registry_names("vtn.engine.lr_policy", "LR_POLICY_REGISTRY"),
 }

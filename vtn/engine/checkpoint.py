@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from vtn.utils.errors import UserError
 from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ BEST_NAME = "checkpoint_best.pyth"
 _NAME = re.compile(r"^checkpoint_epoch_(\d{5})(?:_iter_(\d{7}))?\.pyth$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file that cannot be used; the message names the file and the reason."""
 
 

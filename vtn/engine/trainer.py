@@ -29,12 +29,13 @@ from vtn.engine.lr_policy import get_lr_at_epoch, set_lr
 from vtn.engine.meters import TrainMeter, format_stats
 from vtn.engine.optimizer import build_optimizer
 from vtn.models import build_model
+from vtn.utils.errors import OutputDirError, UserError
 from vtn.utils.logging import log_json_stats
 
 logger = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """Training produced a NaN or infinite loss; the message names the epoch and iteration."""
 
 
@@ -74,7 +75,7 @@ class Trainer:
         self.model = self._wrap_distributed(self.model)
         self.epoch_iters = len(self.train_loader)
         if self.epoch_iters == 0:
-            raise ValueError(
+            raise UserError(
                 f"The training set has {len(self.train_loader.dataset)} clips: fewer than one batch of "
                 f"{cfg.TRAIN.BATCH_SIZE // du.get_world_size()} per process (TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} over "
                 f"{du.get_world_size()} processes). Lower TRAIN.BATCH_SIZE or add videos."
@@ -191,16 +192,16 @@ class Trainer:
         return last
 
     def _epoch_batches(self, epoch: int, start_iter: int):
+        """The batches of `epoch` from `start_iter` on, in the order of an uninterrupted run (the sampler
+        skips finished batches without decoding them)."""
         from vtn.datasets import shuffle_dataset
 
-        shuffle_dataset(self.train_loader, epoch)
+        shuffle_dataset(self.train_loader, epoch, start_iter)
         # Creating the iterator may draw a seed from the global torch RNG; keep that RNG untouched so that a
         # resumed run continues with exactly the random numbers (dropout, mixup) of an uninterrupted one.
         state = torch.get_rng_state()
         iterator = iter(self.train_loader)
         torch.set_rng_state(state)
-        for _ in range(start_iter):  # the same order as an uninterrupted run: skip what was done
-            next(iterator)
         return iterator
 
     def train_epoch(self, epoch: int, start_iter: int = 0) -> None:
@@ -367,14 +368,14 @@ def check_output_dir(cfg, model=None) -> None:
             os.fsync(f.fileno())
         os.unlink(probe)
     except OSError as e:
-        raise OSError(f"OUTPUT_DIR {cfg.OUTPUT_DIR!r} is not writable: {e.strerror or e}. Choose another "
+        raise OutputDirError(f"OUTPUT_DIR {cfg.OUTPUT_DIR!r} is not writable: {e.strerror or e}. Choose another "
                       "OUTPUT_DIR or fix its permissions.") from e
     if model is not None:
         params = sum(p.numel() * p.element_size() for p in model.parameters())
         need = 3 * params  # weights + optimizer state (momentum / Adam moments), with some margin
         free = shutil.disk_usage(folder).free
         if free < need:
-            raise OSError(
+            raise OutputDirError(
                 f"OUTPUT_DIR {cfg.OUTPUT_DIR!r} has {free / 2**20:.0f} MiB free; one checkpoint of this model needs "
                 f"about {need / 2**20:.0f} MiB. Free some space or choose another OUTPUT_DIR."
             )

@@ -85,7 +85,7 @@ def model_report(model: nn.Module, cfg, num_frames: int, full_video_frames: int)
         f"GFLOPs (fvcore, {crop}x{crop}):",
         f"  one view, {num_frames} frames:      {view['total']:10.1f}  (backbone {view['backbone']:.1f}, "
         f"temporal encoder + head {view['temporal_and_head']:.2f})",
-        f"  multi-view, {views} views:          {view['total'] * views:10.0f}",
-        f"  full video, {full_video_frames} frames:     {full['total']:10.0f}",
+        f"  multi-view, {views} views:          {view['total'] * views:10.1f}",
+        f"  full video, {full_video_frames} frames:     {full['total']:10.1f}",
     ]
     return "\n".join(lines)

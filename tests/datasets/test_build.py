@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import synthetic_opts
+from vtn.config import load_config
+from vtn.datasets import EpochSampler, build_loader, shuffle_dataset
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    a, b = EpochSampler(40, 4, True, True, seed=3), EpochSampler(40, 4, True, True, seed=3)
+    a.set_epoch(2), b.set_epoch(2)
+    assert list(a) == list(b) and all(e == 2 for _, e in a)
+    b.set_epoch(3)
+    assert [i for i, _ in a] != [i for i, _ in b]
+    assert sorted(i for i, _ in a) == list(range(40))
+
+
+def test_two_processes_see_the_global_batches_of_one():
+    one = EpochSampler(37, 8, True, True, seed=0)
+    two = [EpochSampler(37, 4, True, True, seed=0, rank=r, world=2) for r in range(2)]
+    for s in [one] + two:
+        s.set_epoch(5)
+    single = [i for i, _ in one]
+    shards = [[i for i, _ in s] for s in two]
+    assert len(single) == 32 and len(one) == 32 and all(len(s) == 16 for s in two)
+    for step in range(4):
+        union = sorted(shards[0][step * 4 : step * 4 + 4] + shards[1][step * 4 : step * 4 + 4])
+        assert union == sorted(single[step * 8 : step * 8 + 8])
+
+
+def test_resuming_skips_finished_batches():
+    s = EpochSampler(40, 4, True, True, seed=1)
+    s.set_epoch(7)
+    full = list(s)
+    s.set_epoch(7, start_batch=3)
+    assert list(s) == full[12:]
+
+
+def test_evaluation_shards_cover_everything_once():
+    shards = [list(EpochSampler(10, 4, False, False, seed=0, rank=r, world=3)) for r in range(3)]
+    seen = sorted(i for s in shards for i, _ in s)
+    assert seen == list(range(10))
+
+
+def test_loader_batches_and_per_process_batch_size(synthetic_dir):
+    cfg = load_config(None, synthetic_opts(synthetic_dir) + ["DATA.TRAIN_JITTER_SCALES", [32, 40],
+                                                            "DATA.TRAIN_CROP_SIZE", 32])
+    loader = build_loader(cfg, "train")
+    shuffle_dataset(loader, 0)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 3  # 12 clips, batch 4, drop_last
+    b = batches[0]
+    assert b["frames"].shape == (4, 3, 4, 32, 32) and b["label"].shape == (4,)
+    shuffle_dataset(loader, 0, start_iter=2)
+    again = list(loader)
+    assert len(again) == 1 and torch.equal(again[0]["frames"], batches[2]["frames"])
+    test_loader = build_loader(cfg, "test")
+    assert sum(len(b["video_idx"]) for b in test_loader) == 6 * 6  # every view once
+
+
+def test_loader_with_workers_gives_the_same_items(synthetic_dir):
+    base = synthetic_opts(synthetic_dir) + ["DATA.TRAIN_JITTER_SCALES", [32, 40], "DATA.TRAIN_CROP_SIZE", 32]
+    outs = []
+    for workers in (0, 2):
+        loader = build_loader(load_config(None, base + ["DATA_LOADER.NUM_WORKERS", workers]), "train")
+        shuffle_dataset(loader, 1)
+        outs.append([b["frames"] for b in loader])
+    assert all(torch.equal(a, b) for a, b in zip(*outs))
+
+
+def test_batch_size_must_split_over_processes(synthetic_dir, monkeypatch):
+    import vtn.datasets.build as build
+
+    monkeypatch.setattr(build, "_world", lambda: (0, 3))
+    cfg = load_config(None, synthetic_opts(synthetic_dir))
+    with pytest.raises(build.DatasetError, match="TRAIN.BATCH_SIZE = 4 must be a multiple of the number of processes \\(3\\)"):
+        build.build_loader(cfg, "train")

@@ -1,0 +1,24 @@
+"""Data: decoding, temporal sampling, spatial transforms, datasets (kinetics, mit, synthetic) and loaders."""
+from vtn.datasets.build import (
+    DATASET_REGISTRY,
+    EpochSampler,
+    build_dataset,
+    build_loader,
+    default_protocol,
+    shuffle_dataset,
+)
+from vtn.datasets.decoder import DECODER_REGISTRY, VideoDecodeError, VideoInfo, build_decoder
+from vtn.datasets import kinetics, mit, synthetic  # noqa: F401  (register the datasets)
+
+__all__ = [
+    "DATASET_REGISTRY",
+    "DECODER_REGISTRY",
+    "EpochSampler",
+    "VideoDecodeError",
+    "VideoInfo",
+    "build_dataset",
+    "build_decoder",
+    "build_loader",
+    "default_protocol",
+    "shuffle_dataset",
+]

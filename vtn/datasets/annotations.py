@@ -1,0 +1,100 @@
+"""Reading annotation files: `path label` csv files and class-index files. Errors name the file and line."""
+import json
+import os
+from typing import Dict, List, Optional, Tuple
+
+from iopath.common.file_io import g_pathmgr
+
+from vtn.utils.errors import UserError
+
+
+class AnnotationError(UserError, ValueError):
+    """A malformed annotation file; the message names the file, the line and what was expected."""
+
+
+def read_class_index(path: str) -> Dict[str, int]:
+    """Class name -> id from json `{name: id}`, lines `name,id`, or one name per line (id = line number)."""
+    if not g_pathmgr.isfile(path):
+        raise AnnotationError(f"class-index file {path} does not exist")
+    with g_pathmgr.open(path, "r") as f:
+        text = f.read()
+    if path.endswith(".json"):
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise AnnotationError(f"{path}: not valid JSON ({e})") from e
+        if not isinstance(mapping, dict) or not all(isinstance(v, int) for v in mapping.values()):
+            raise AnnotationError(f"{path}: expected a JSON object {{class name: integer id}}")
+        return {str(k): int(v) for k, v in mapping.items()}
+    mapping = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        name, sep, idx = line.rpartition(",")
+        if sep and idx.strip().isdigit():
+            mapping[name.strip()] = int(idx)
+        else:
+            mapping[line] = len(mapping)
+    if not mapping:
+        raise AnnotationError(f"{path}: no classes found")
+    return mapping
+
+
+def class_names_from(mapping: Dict[str, int]) -> List[str]:
+    ids = sorted(mapping.values())
+    if ids != list(range(len(ids))):
+        raise AnnotationError(f"class ids must be 0..{len(ids) - 1} without gaps, got {ids[:10]}...")
+    names = [""] * len(ids)
+    for name, i in mapping.items():
+        names[i] = name
+    return names
+
+
+def parse_label(text: str, mapping: Optional[Dict[str, int]], where: str) -> int:
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        label = int(text)
+        if label < 0:
+            raise AnnotationError(f"{where}: label {label} is negative")
+        return label
+    if mapping is None:
+        raise AnnotationError(
+            f"{where}: label {text!r} is not an integer; set DATA.CLASS_INDEX_FILE to map class names to ids"
+        )
+    if text not in mapping:
+        raise AnnotationError(f"{where}: class {text!r} is not in the class-index file")
+    return mapping[text]
+
+
+def read_path_label_csv(
+    path: str, separator: str = " ", mapping: Optional[Dict[str, int]] = None
+) -> Tuple[List[str], List[int]]:
+    """PySlowFast's `path label` lines (the label is the last field; paths may contain the separator)."""
+    if not g_pathmgr.isfile(path):
+        raise AnnotationError(f"annotation file {path} does not exist")
+    paths, labels = [], []
+    with g_pathmgr.open(path, "r") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n\r")
+            if not line.strip():
+                continue
+            where = f"{path}, line {lineno}"
+            parts = line.rsplit(separator, 1) if separator.strip() else line.rsplit(None, 1)
+            if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+                raise AnnotationError(
+                    f"{where}: expected 'path{separator}label' (DATA.PATH_LABEL_SEPARATOR = {separator!r}), "
+                    f"got {line!r}"
+                )
+            paths.append(parts[0].strip())
+            labels.append(parse_label(parts[1], mapping, where))
+    if not paths:
+        raise AnnotationError(f"annotation file {path} lists no videos")
+    return paths, labels
+
+
+def resolve_path(path: str, prefix: str, data_dir: str) -> str:
+    """DATA.PATH_PREFIX joined to every path; without it, relative paths are relative to the data folder."""
+    if prefix:
+        return os.path.join(prefix, path)
+    return path if os.path.isabs(path) else os.path.join(data_dir, path)

@@ -1,0 +1,132 @@
+"""The dataset registry, `build_dataset`, `build_loader` and the epoch-keyed sampler.
+
+The sampler decides the order of an epoch from (RNG_SEED, epoch) alone: every process computes the same
+permutation and takes its share (rank::world), so a 1-process run with batch B and a 2-process run with
+batches B/2 see the same clips in each global step. It passes `(index, epoch)` keys to the dataset (whose
+per-item randomness is seeded from them, see video_dataset.py) and can start at a given batch, which is
+how a run resumed in the middle of an epoch skips what was done without decoding it.
+
+Validation and test shards are `rank::world` of the list without padding, so no view is seen twice.
+"""
+import logging
+import random
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from vtn.datasets.sampling import PROTOCOLS
+from vtn.utils.errors import DatasetError
+from vtn.utils.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+DATASET_REGISTRY = Registry("dataset")
+DATASET_REGISTRY.__doc__ = "Builders `f(cfg, split, protocol) -> Dataset` (see video_dataset.py for items)."
+
+SPLITS = ("train", "val", "test")
+
+
+def default_protocol(cfg, split: str) -> str:
+    if split == "train":
+        return "train_clip"
+    if split == "val":
+        return "full_video" if cfg.TRAIN.EVAL_FULL_VIDEO else "single_view"
+    return "full_video" if cfg.TEST.FULL_VIDEO else "multi_view"
+
+
+def build_dataset(cfg, split: str, protocol: Optional[str] = None):
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    protocol = protocol or default_protocol(cfg, split)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    name = cfg.TRAIN.DATASET if split in ("train", "val") else cfg.TEST.DATASET
+    return DATASET_REGISTRY.get(name)(cfg, split, protocol)
+
+
+def _world() -> Tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class EpochSampler(Sampler):
+    """Yields `(index, epoch)` keys: this process's share of the epoch's order, from `start_batch` on."""
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int,
+                 rank: int = 0, world: int = 1):
+        self.size, self.batch_size, self.shuffle, self.drop_last = size, batch_size, shuffle, drop_last
+        self.seed, self.rank, self.world = seed, rank, world
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
+
+    def _mine(self) -> np.ndarray:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, 7919]).permutation(self.size)
+        else:
+            order = np.arange(self.size)
+        if self.drop_last:
+            per_rank = (self.size // self.world) // self.batch_size * self.batch_size
+            return order[: per_rank * self.world][self.rank :: self.world]
+        return order[self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        mine = self._mine()[self.start_batch * self.batch_size :]
+        return iter([(int(i), self.epoch) for i in mine])
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return (self.size // self.world) // self.batch_size * self.batch_size
+        return len(range(self.rank, self.size, self.world))
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Each worker's own generators differ and are reproducible (items use their own seeds anyway)."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def build_loader(cfg, split: str, protocol: Optional[str] = None) -> DataLoader:
+    dataset = build_dataset(cfg, split, protocol)
+    rank, world = _world()
+    total = cfg.TRAIN.BATCH_SIZE if split == "train" else cfg.TEST.BATCH_SIZE
+    key = "TRAIN.BATCH_SIZE" if split == "train" else "TEST.BATCH_SIZE"
+    if total % world:
+        raise DatasetError(f"{key} = {total} must be a multiple of the number of processes ({world})")
+    batch = total // world
+    train = split == "train"
+    sampler = EpochSampler(len(dataset), batch, shuffle=train, drop_last=train, seed=cfg.RNG_SEED, rank=rank,
+                           world=world)
+    workers = cfg.DATA_LOADER.NUM_WORKERS
+    generator = torch.Generator()
+    generator.manual_seed(cfg.RNG_SEED * 1000 + rank)
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=cfg.DATA_LOADER.PIN_MEMORY and cfg.NUM_GPUS > 0,
+        persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
+        drop_last=train,
+        worker_init_fn=_seed_worker,
+        generator=generator,
+    )
+
+
+def shuffle_dataset(loader: DataLoader, epoch: int, start_iter: int = 0) -> None:
+    """Select the order of `epoch` (and skip its first `start_iter` batches when resuming)."""
+    sampler = loader.sampler
+    if hasattr(sampler, "set_epoch"):
+        try:
+            sampler.set_epoch(epoch, start_iter)
+        except TypeError:  # a plain DistributedSampler
+            sampler.set_epoch(epoch)
+            if start_iter:
+                raise ValueError("resuming mid-epoch needs the EpochSampler of build_loader")

@@ -1,0 +1,55 @@
+"""Moments in Time v2 in its official release layout, DATA.PATH_TO_DATA_DIR =
+
+    Moments_in_Time_Raw/
+        trainingSet.csv        filename,label,positive responses,negative responses
+        validationSet.csv
+        moments_categories.txt label,index (one class per line)
+        training/<label>/<video>.mp4
+        validation/<label>/<video>.mp4
+
+The train split reads trainingSet.csv; val and test read validationSet.csv (the test labels are not public).
+"""
+import csv
+import os
+
+from vtn.datasets.annotations import AnnotationError, class_names_from, parse_label, read_class_index
+from vtn.datasets.build import DATASET_REGISTRY
+from vtn.datasets.video_dataset import VideoDataset
+from vtn.utils.errors import DatasetError
+
+SPLITS = {"train": ("trainingSet.csv", "training"), "val": ("validationSet.csv", "validation"),
+          "test": ("validationSet.csv", "validation")}
+CATEGORIES = "moments_categories.txt"
+
+
+def read_mit_csv(path: str, video_dir: str, mapping):
+    if not os.path.isfile(path):
+        raise AnnotationError(f"annotation file {path} does not exist (expected the MiT v2 release layout)")
+    paths, labels = [], []
+    with open(path, newline="") as f:
+        for lineno, row in enumerate(csv.reader(f), 1):
+            if not row or not "".join(row).strip():
+                continue
+            where = f"{path}, line {lineno}"
+            if len(row) < 2:
+                raise AnnotationError(f"{where}: expected 'filename,label[,positive,negative]', got {row}")
+            if lineno == 1 and row[0].strip().lower() == "filename":
+                continue  # a header line
+            paths.append(os.path.join(video_dir, row[0].strip()))
+            labels.append(parse_label(row[1], mapping, where))
+    if not paths:
+        raise AnnotationError(f"annotation file {path} lists no videos")
+    return paths, labels
+
+
+@DATASET_REGISTRY.register_as("mit")
+def build_mit(cfg, split: str, protocol: str) -> VideoDataset:
+    root = cfg.DATA.PATH_TO_DATA_DIR
+    if not root:
+        raise DatasetError("DATA.PATH_TO_DATA_DIR is empty: set it to the Moments in Time folder (Moments_in_Time_Raw)")
+    csv_name, folder = SPLITS[split]
+    categories = cfg.DATA.CLASS_INDEX_FILE or os.path.join(root, CATEGORIES)
+    mapping = read_class_index(categories)
+    video_dir = cfg.DATA.PATH_PREFIX or os.path.join(root, folder)
+    paths, labels = read_mit_csv(os.path.join(root, csv_name), video_dir, mapping)
+    return VideoDataset(cfg, split, protocol, paths, labels, class_names_from(mapping))

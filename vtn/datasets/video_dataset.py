@@ -1,0 +1,179 @@
+"""The video dataset every dataset of the registry builds on: a list of (path, label) and a protocol.
+
+Item keys (see `__getitem__`): `frames` float (C, T, H, W); `label`; `video_idx`; `frame_idx` (T,);
+`temporal_idx`, `spatial_idx`; `ok` (False for a test video that could not be decoded); `decode_failures`.
+
+Randomness: every random choice of a training item (clip start, scale, crop, flip, augmentation) comes from
+a generator seeded by (RNG_SEED, epoch, index, attempt), never from a worker's running random state. The
+same item is therefore the same whatever the number of workers or processes, and a run resumed in the
+middle of an epoch sees exactly the clips of an uninterrupted one. The sampler passes `(index, epoch)` keys.
+
+Bad videos: a video that fails to decode is logged with its path and reason and counted. Training and
+validation draw another video (up to DATA_LOADER.NUM_RETRIES times); testing returns the item with
+`ok = False` so that the video is reported as failed.
+"""
+import logging
+import random
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from vtn.datasets import sampling, transforms
+from vtn.datasets.decoder import VideoDecodeError, VideoInfo, build_decoder
+from vtn.utils.errors import DatasetError
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def seeded_global_rng(seed: int):
+    """Seed python / numpy / torch global generators for a block (augmentations that use them), then
+    restore them so that the caller's random stream is untouched."""
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+class VideoDataset(torch.utils.data.Dataset):
+    def __init__(self, cfg, split: str, protocol: str, paths: List[str], labels: List[int],
+                 class_names: Optional[List[str]] = None):
+        if protocol not in sampling.PROTOCOLS:
+            raise ValueError(f"protocol must be one of {sampling.PROTOCOLS}, got {protocol!r}")
+        if len(paths) != len(labels):
+            raise ValueError("paths and labels differ in length")
+        self.cfg = cfg
+        self.split = split
+        self.protocol = protocol
+        self.paths = list(paths)
+        self.labels = list(labels)
+        self.class_names = class_names
+        self.num_videos = len(self.paths)
+        self.num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS if protocol == "multi_view" else 1
+        self.decoder = build_decoder(cfg)
+        self.seconds = sampling.footprint_seconds(cfg)
+        self.num_frames = cfg.TEST.FULL_VIDEO_FRAMES if protocol == "full_video" else cfg.DATA.NUM_FRAMES
+        self.crop = cfg.DATA.TRAIN_CROP_SIZE if protocol == "train_clip" else cfg.DATA.TEST_CROP_SIZE
+        self.before_normalize = self.after_normalize = None
+        if protocol == "train_clip" and cfg.AUG.ENABLE:
+            from vtn.datasets.augment import build_train_augmentations
+
+            self.before_normalize, self.after_normalize = build_train_augmentations(cfg)
+        self._info: Dict[str, VideoInfo] = {}
+        num_classes = cfg.MODEL.NUM_CLASSES
+        bad = [(p, lab) for p, lab in zip(self.paths, self.labels) if lab >= num_classes]
+        if bad:
+            raise DatasetError(
+                f"{len(bad)} videos of the {split} split have labels >= MODEL.NUM_CLASSES = {num_classes}, "
+                f"e.g. {bad[0][0]} with label {bad[0][1]}"
+            )
+
+    def __len__(self) -> int:
+        return self.num_videos * self.num_views
+
+    # ------------------------------------------------------------------ decoding one view
+    def info(self, path: str) -> VideoInfo:
+        if path not in self._info:
+            self._info[path] = self.decoder.probe(path)
+        return self._info[path]
+
+    def _temporal(self, info: VideoInfo, temporal_idx: int, rng: Optional[np.random.Generator]) -> np.ndarray:
+        d = self.cfg.DATA
+        if self.protocol == "train_clip":
+            return sampling.train_clip_indices(info.num_frames, info.fps, d.NUM_FRAMES, self.seconds, rng,
+                                               d.SHORT_VIDEO_MODE)
+        if self.protocol == "full_video":
+            return sampling.full_video_indices(info.num_frames, self.num_frames)
+        views = self.cfg.TEST.NUM_ENSEMBLE_VIEWS if self.protocol == "multi_view" else 1
+        return sampling.view_clip_indices(info.num_frames, info.fps, d.NUM_FRAMES, self.seconds, temporal_idx,
+                                          views, d.SHORT_VIDEO_MODE)
+
+    def _spatial(self, info: VideoInfo, spatial_idx: int, rng) -> transforms.SpatialParams:
+        d = self.cfg.DATA
+        if self.protocol == "train_clip":
+            return transforms.train_params(info.width, info.height, d.TRAIN_JITTER_SCALES, d.TRAIN_CROP_SIZE,
+                                           d.RANDOM_FLIP, rng)
+        crops = self.cfg.TEST.NUM_SPATIAL_CROPS if self.protocol == "multi_view" else 1
+        return transforms.test_params(info.width, info.height, d.TEST_SCALE, d.TEST_CROP_SIZE, spatial_idx, crops)
+
+    def load_view(self, video_idx: int, temporal_idx: int, spatial_idx: int,
+                  rng: Optional[np.random.Generator] = None, seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Decode and transform one view: float (C, T, H, W) and the frame indices (T,)."""
+        path = self.paths[video_idx]
+        info = self.info(path)
+        wanted = self._temporal(info, temporal_idx, rng)
+        params = self._spatial(info, spatial_idx, rng)
+        frames, got = self.decoder.decode(path, wanted, size=(params.width, params.height))
+        frames, got = fill_missing(wanted, frames, got)
+        frames = transforms.apply_crop_flip(frames, params)
+        if self.before_normalize is not None:
+            with seeded_global_rng(seed):
+                frames = self.before_normalize(torch.from_numpy(frames)).numpy()
+        clip = transforms.to_normalized_tensor(frames, self.cfg.DATA.MEAN, self.cfg.DATA.STD)
+        if self.after_normalize is not None:
+            with seeded_global_rng(seed + 1):
+                clip = self.after_normalize(clip)
+        return clip, torch.from_numpy(got)
+
+    # ------------------------------------------------------------------ items
+    def _item(self, clip, frame_idx, video_idx, temporal_idx, spatial_idx, ok, failures) -> Dict:
+        return {
+            "frames": clip,
+            "label": torch.tensor(self.labels[video_idx], dtype=torch.long),
+            "video_idx": torch.tensor(video_idx, dtype=torch.long),
+            "frame_idx": frame_idx.long(),
+            "temporal_idx": torch.tensor(temporal_idx, dtype=torch.long),
+            "spatial_idx": torch.tensor(spatial_idx, dtype=torch.long),
+            "ok": torch.tensor(ok),
+            "decode_failures": torch.tensor(failures, dtype=torch.long),
+        }
+
+    def __getitem__(self, key) -> Dict:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        video_idx, view = divmod(int(index), self.num_views)
+        crops = self.cfg.TEST.NUM_SPATIAL_CROPS if self.protocol == "multi_view" else 1
+        temporal_idx, spatial_idx = divmod(view, crops)
+        failures = 0
+        retries = self.cfg.DATA_LOADER.NUM_RETRIES if self.split in ("train", "val") else 0
+        for attempt in range(retries + 1):
+            seed_seq = np.random.SeedSequence([self.cfg.RNG_SEED, int(epoch), int(index), attempt])
+            rng = np.random.default_rng(seed_seq)
+            seed = int(seed_seq.generate_state(1)[0])
+            try:
+                clip, frame_idx = self.load_view(video_idx, temporal_idx, spatial_idx, rng, seed)
+                return self._item(clip, frame_idx, video_idx, temporal_idx, spatial_idx, True, failures)
+            except VideoDecodeError as e:
+                failures += 1
+                logger.warning("Skipping unreadable video (%s split): %s", self.split, e)
+                if attempt < retries:
+                    video_idx = int(rng.integers(self.num_videos))  # draw another video
+        if self.split in ("train", "val"):
+            raise DatasetError(
+                f"{failures} videos in a row failed to decode in the {self.split} split (DATA_LOADER.NUM_RETRIES = "
+                f"{retries}); the last one was {self.paths[video_idx]}. Check the dataset with tools/check_dataset.py."
+            )
+        size = self.crop
+        clip = torch.zeros(3, self.num_frames, size, size)
+        return self._item(clip, torch.zeros(self.num_frames, dtype=torch.long), video_idx, temporal_idx, spatial_idx,
+                          False, failures)
+
+
+def fill_missing(wanted: np.ndarray, frames: np.ndarray, got: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Frames for every wanted index: an index the stream did not have (its header overstated the length)
+    takes the nearest decoded frame before it (or the first one)."""
+    if len(got) == len(wanted) and np.array_equal(got, wanted):
+        return frames, got
+    order = np.argsort(got, kind="stable")
+    got_sorted = got[order]
+    pos = np.searchsorted(got_sorted, wanted, side="right") - 1
+    pos = np.clip(pos, 0, len(got_sorted) - 1)
+    pick = order[pos]
+    return frames[pick], got[pick]

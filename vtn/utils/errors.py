@@ -1,0 +1,17 @@
+"""The base class of errors caused by the user's input or machine (a config, a file, a dataset, the disk).
+
+Tools print these as one clear line instead of a traceback (set VTN_TRACEBACK=1 to see the traceback);
+anything else is a bug and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """A problem the user can fix; the message names the thing and says what is expected."""
+
+
+class DatasetError(UserError, ValueError):
+    """A dataset that cannot be built as configured."""
+
+
+class OutputDirError(UserError, OSError):
+    """OUTPUT_DIR cannot hold the run's files."""

@@ -1,0 +1,89 @@
+"""Exact resume: a run killed with SIGKILL at an arbitrary moment and started again with the same command
+ends with the same weights as a run that was never interrupted; a 2-process run equals a 1-process run."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.engine.test_run_net import run_opts
+from tests.helpers import REPO, run_tool
+from vtn.engine.checkpoint import checkpoint_dir, list_checkpoints, load_checkpoint_file
+
+# dropout on, so that restoring the RNG state matters; workers on, so that their seeding matters
+RESUME_OPTS = ["SOLVER.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_ITERS", "1", "TEST.ENABLE", "False",
+               "TRAIN.EVAL_PERIOD", "0", "VTN.HIDDEN_DROPOUT", "0.1", "VTN.HEAD_DROPOUT", "0.3",
+               "DATA_LOADER.NUM_WORKERS", "2", "TRAIN.CHECKPOINT_KEEP", "0", "DATA.NUM_FRAMES", "6"]
+
+
+def final_weights(out):
+    data = load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00003.pyth"))
+    return data["model_state"], data["optimizer_state"]
+
+
+def assert_same(a, b, atol=0.0):
+    assert a.keys() == b.keys()
+    for k in a:
+        if atol == 0.0:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            assert (a[k] - b[k]).abs().max() <= atol, k
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_and_rerun_gives_identical_weights(synthetic_dir, tmp_path):
+    reference = str(tmp_path / "reference")
+    run_tool("run_net.py", *run_opts(synthetic_dir, reference, *RESUME_OPTS))
+    ref_model, ref_opt = final_weights(reference)
+
+    out = str(tmp_path / "killed")
+    cmd = [sys.executable, os.path.join(REPO, "tools", "run_net.py"), *run_opts(synthetic_dir, out, *RESUME_OPTS)]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    rng = random.Random(1234)
+    kills = 0
+    for target in (2, 5):  # kill twice: after a few checkpoints of the first and of the second epoch
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while len(list_checkpoints(out)) < target and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.4))  # an arbitrary moment: mid-step, mid-save, or in the loader
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 1, "the run finished before it could be killed; make it longer"
+    proc = run_tool("run_net.py", *cmd[2:])
+    assert "Resuming from" in proc.stdout
+    model, opt = final_weights(out)
+    assert_same(model, ref_model)
+    for k in ref_opt["state"]:
+        assert torch.equal(opt["state"][k]["momentum_buffer"], ref_opt["state"][k]["momentum_buffer"])
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one_with_the_same_global_batch(synthetic_dir, tmp_path):
+    opts = ["SOLVER.MAX_EPOCH", "2", "TEST.ENABLE", "False", "TRAIN.EVAL_PERIOD", "0",
+            "TRAIN.BATCH_SIZE", "4", "DATA_LOADER.NUM_WORKERS", "0", "VTN.HIDDEN_DROPOUT", "0.0",
+            "VTN.HEAD_DROPOUT", "0.0", "VTN.ATTENTION_DROPOUT", "0.0"]
+    one = str(tmp_path / "one")
+    run_tool("run_net.py", *run_opts(synthetic_dir, one, *opts))
+    two = str(tmp_path / "two")
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+         os.path.join(REPO, "tools", "run_net.py"), *run_opts(synthetic_dir, two, *opts)],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Processes: 2 (this is rank 0)" in proc.stdout
+    assert "Effective batch: 2 per process x 2 processes" in proc.stdout
+    a = load_checkpoint_file(os.path.join(checkpoint_dir(one), "checkpoint_epoch_00002.pyth"))["model_state"]
+    b = load_checkpoint_file(os.path.join(checkpoint_dir(two), "checkpoint_epoch_00002.pyth"))["model_state"]
+    assert_same(a, b, atol=1e-5)
+    moved = max((a[k] - load_checkpoint_file(os.path.join(checkpoint_dir(one), "checkpoint_epoch_00001.pyth"))
+                 ["model_state"][k]).abs().max() for k in a)
+    assert moved > 1e-4  # the weights did change: the comparison is not vacuous

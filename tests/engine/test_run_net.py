@@ -1,0 +1,162 @@
+"""tools/run_net.py end to end on the tiny synthetic dataset: outputs, checkpoints, and every failure case."""
+import json
+import os
+
+import pytest
+import torch
+import yaml
+
+from tests.helpers import TINY_MODEL_OPTS, run_tool, synthetic_opts
+from vtn.engine.checkpoint import checkpoint_dir, load_checkpoint_file
+
+
+def run_opts(synthetic_dir, output_dir, *extra):
+    opts = TINY_MODEL_OPTS + synthetic_opts(synthetic_dir) + [
+        "OUTPUT_DIR", output_dir, "SOLVER.MAX_EPOCH", 2, "SOLVER.BASE_LR", 0.05, "SOLVER.LR_POLICY", "cosine",
+        "LOG_PERIOD", 1, "TEST.FULL_VIDEO_FRAMES", 8, "DATA.TRAIN_JITTER_SCALES", [32, 40],
+    ]
+    return [str(o) if not isinstance(o, list) else json.dumps(o) for o in opts + list(extra)]
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("run") / "out")
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, out, "TEST.BOTH_PROTOCOLS", True,
+                                            "TRAIN.CHECKPOINT_ITERS", 2, "TENSORBOARD.ENABLE", True))
+    return out, proc
+
+
+def test_outputs_of_a_training_and_test_run(trained):
+    out, proc = trained
+    log = proc.stdout
+    assert "Environment:" in log and "torch " in log
+    assert "Effective batch: 4 per process x 1 processes x 1 accumulation steps = 4 clips" in log
+    assert "eta" in log and "train_iter" in log and "val_epoch" in log
+    cfg = yaml.safe_load(open(os.path.join(out, "config.yaml")))
+    assert cfg["OUTPUT_DIR"] == out and cfg["SOLVER"]["MAX_EPOCH"] == 2
+    stats = [json.loads(line) for line in open(os.path.join(out, "json_stats.log"))]
+    kinds = [s["_type"] for s in stats]
+    assert kinds.count("train_iter") == 6 and kinds.count("train_epoch") == 2 and kinds.count("val_epoch") == 2
+    names = sorted(os.listdir(checkpoint_dir(out)))
+    # TRAIN.CHECKPOINT_KEEP 3: the oldest (epoch 0, iteration 2) was pruned; the best copy is kept apart
+    assert names == ["checkpoint_best.pyth", "checkpoint_epoch_00001.pyth",
+                     "checkpoint_epoch_00001_iter_0000002.pyth", "checkpoint_epoch_00002.pyth"]
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(out, "tensorboard")))
+
+
+def test_test_results_and_predictions(trained):
+    out, proc = trained
+    assert "protocol" in proc.stdout and "multi_view" in proc.stdout and "full_video" in proc.stdout
+    for protocol, views in (("multi_view", 6), ("full_video", 1)):
+        r = json.load(open(os.path.join(out, f"test_results_{protocol}.json")))
+        assert {"top1", "top5", "mean_class_acc", "num_videos", "num_failed", "protocol"} <= set(r)
+        assert r["protocol"] == protocol and r["num_videos"] == 6 and r["num_failed"] == 0
+        assert r["views_per_video"] == views and 0 <= r["top1"] <= r["top5"] <= 100
+        assert r["checkpoint"].endswith("checkpoint_epoch_00002.pyth")
+        preds = json.load(open(os.path.join(out, f"predictions_{protocol}.json")))
+        assert len(preds) == 6 and len(preds[0]["top5_ids"]) == 5 and preds[0]["top5_names"][0] in (
+            "ball_moving_right", "ball_moving_left", "square_growing", "square_shrinking", "triangle", "stripes")
+        rows = open(os.path.join(out, f"predictions_{protocol}.csv")).read().splitlines()
+        assert rows[0].startswith("path,label,label_name") and len(rows) == 7
+    top = json.load(open(os.path.join(out, "test_results.json")))
+    assert top["protocol"] == "full_video" and len(top["all_protocols"]) == 2
+
+
+def test_checkpoint_holds_every_state_item(trained):
+    out, _ = trained
+    data = load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00002.pyth"))
+    assert {"model_state", "optimizer_state", "scheduler_state", "scaler_state", "ema_state", "epoch", "iteration",
+            "rng_state", "cfg", "best_metric"} <= set(data)
+    assert data["epoch"] == 2 and data["iteration"] == 0
+    assert set(data["rng_state"]) >= {"python", "numpy", "torch"}
+
+
+def test_rerunning_a_finished_run_trains_nothing_and_tests_again(trained, synthetic_dir):
+    out, _ = trained
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, out))
+    assert "Resuming from" in proc.stdout and "train_iter" not in proc.stdout
+    assert "Test results" in proc.stdout
+
+
+def test_testing_without_a_checkpoint_is_an_error_unless_allowed(synthetic_dir, tmp_path):
+    out = str(tmp_path / "empty")
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, out, "TRAIN.ENABLE", False), check=False)
+    assert proc.returncode != 0
+    assert "No checkpoint to test" in proc.stderr and "TEST.ALLOW_RANDOM_INIT" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, out, "TRAIN.ENABLE", False, "TEST.ALLOW_RANDOM_INIT", True))
+    assert "Testing RANDOM weights" in proc.stdout and os.path.isfile(os.path.join(out, "test_results.json"))
+
+
+def test_finetuning_with_new_num_classes_reports_the_head(trained, synthetic_dir, tmp_path):
+    out, _ = trained
+    ckpt = os.path.join(checkpoint_dir(out), "checkpoint_epoch_00002.pyth")
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(tmp_path / "ft"), "MODEL.NUM_CLASSES", 8,
+                                            "TRAIN.CHECKPOINT_FILE_PATH", ckpt, "SOLVER.MAX_EPOCH", 1,
+                                            "TEST.ENABLE", False, "TRAIN.EVAL_PERIOD", 0))
+    log = proc.stdout
+    assert "Re-initialised 2 tensors" in log
+    assert "mlp_head.4.weight: checkpoint (6, 192) vs model (8, 192)" in log
+    assert "mlp_head.4.bias: checkpoint (6,) vs model (8,)" in log
+
+
+def test_a_named_bad_checkpoint_is_a_clear_error(synthetic_dir, tmp_path):
+    bad = tmp_path / "bad.pyth"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    for key in ("TEST.CHECKPOINT_FILE_PATH", "TRAIN.CHECKPOINT_FILE_PATH"):
+        proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(tmp_path / key), key, str(bad),
+                                                "TRAIN.ENABLE", key.startswith("TRAIN")), check=False)
+        assert proc.returncode != 0 and f"checkpoint {bad} cannot be read" in proc.stderr
+
+
+def test_corrupt_newest_checkpoint_is_skipped_on_resume(trained, synthetic_dir, tmp_path):
+    import shutil
+
+    out = str(tmp_path / "copy")
+    shutil.copytree(trained[0], out)
+    newest = os.path.join(checkpoint_dir(out), "checkpoint_epoch_00002.pyth")
+    with open(newest, "r+b") as f:
+        f.truncate(1000)
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, out, "TEST.ENABLE", False, "TRAIN.EVAL_PERIOD", 0))
+    assert "Skipping unusable checkpoint" in proc.stdout and "checkpoint_epoch_00002.pyth cannot be read" in proc.stdout
+    assert "Resuming from" in proc.stdout and "checkpoint_epoch_00001" in proc.stdout
+    assert load_checkpoint_file(newest)["epoch"] == 2  # retrained and rewritten
+
+
+def test_non_finite_loss_stops_with_epoch_and_iteration(synthetic_dir, tmp_path):
+    out = str(tmp_path / "nan")
+    opts = run_opts(synthetic_dir, out, "SOLVER.BASE_LR", 1e30, "SOLVER.LR_POLICY", "steps_with_relative_lrs",
+                    "TRAIN.CHECKPOINT_ITERS", 1, "TEST.ENABLE", False)
+    proc = run_tool("run_net.py", *opts, check=False)
+    assert proc.returncode != 0
+    assert "Non-finite (NaN or infinite) loss at epoch 1, iteration 2" in proc.stderr
+    good = load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00000_iter_0000001.pyth"))
+    assert all(torch.isfinite(v).all() for v in good["model_state"].values() if v.dtype.is_floating_point)
+    assert not os.path.exists(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00000_iter_0000002.pyth"))
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(tmp_path / "skip"), "SOLVER.BASE_LR", 1e30,
+                                            "SOLVER.LR_POLICY", "steps_with_relative_lrs", "TRAIN.MAX_BAD_STEPS", 1,
+                                            "TEST.ENABLE", False), check=False)
+    assert "step skipped (1 of at most 1)" in proc.stdout
+    assert "more than TRAIN.MAX_BAD_STEPS = 1 bad steps" in proc.stderr
+
+
+def test_unwritable_output_dir_is_reported_at_start(synthetic_dir, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(blocker / "out")), check=False)
+    assert proc.returncode != 0 and "is not writable" in proc.stderr and "a_file/out" in proc.stderr
+    assert "train_iter" not in proc.stdout
+
+
+def test_full_disk_is_reported_before_training(monkeypatch, tmp_path):
+    import shutil
+    from collections import namedtuple
+
+    from tests.helpers import tiny_cfg, tiny_model
+    from vtn.engine.trainer import check_output_dir
+    from vtn.utils.errors import OutputDirError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(OutputDirError, match="has 0 MiB free; one checkpoint of this model needs about"):
+        check_output_dir(tiny_cfg("OUTPUT_DIR", str(tmp_path)), tiny_model())

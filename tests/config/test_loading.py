@@ -67,6 +67,14 @@ def test_overrides_parse_types_and_win_over_files(tmp_path):
     assert load_config(f).SOLVER.BASE_LR == pytest.approx(1e-3)
 
 
+def test_a_whole_dict_replaces_a_free_form_group_and_a_subkey_merges(tmp_path):
+    f = write(tmp_path / "a.yaml", "VTN:\n  BACKBONE_KWARGS: {img_size: 64, depth: 4}\n")
+    assert dict(load_config(f, ["VTN.BACKBONE_KWARGS", "{}"]).VTN.BACKBONE_KWARGS) == {}
+    assert dict(load_config(f, ["VTN.BACKBONE_KWARGS", "{drop_rate: 0.1}"]).VTN.BACKBONE_KWARGS) == {"drop_rate": 0.1}
+    merged = load_config(f, ["VTN.BACKBONE_KWARGS.depth", 2]).VTN.BACKBONE_KWARGS
+    assert dict(merged) == {"img_size": 64, "depth": 2}
+
+
 def test_int_for_float_key_is_accepted():
     cfg = load_config(None, ["SOLVER.BASE_LR", 1, "DATA.MEAN", [0, 0, 0]])
     assert cfg.SOLVER.BASE_LR == 1.0 and isinstance(cfg.SOLVER.BASE_LR, float)

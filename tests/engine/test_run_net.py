@@ -55,7 +55,7 @@ def test_test_results_and_predictions(trained):
         assert r["checkpoint"].endswith("checkpoint_epoch_00002.pyth")
         preds = json.load(open(os.path.join(out, f"predictions_{protocol}.json")))
         assert len(preds) == 6 and len(preds[0]["top5_ids"]) == 5 and preds[0]["top5_names"][0] in (
-            "ball_moving_right", "ball_moving_left", "square_growing", "square_shrinking", "triangle", "stripes")
+            "ball_moving_down", "ball_moving_up", "square_growing", "square_shrinking", "triangle", "stripes")
         rows = open(os.path.join(out, f"predictions_{protocol}.csv")).read().splitlines()
         assert rows[0].startswith("path,label,label_name") and len(rows) == 7
     top = json.load(open(os.path.join(out, "test_results.json")))

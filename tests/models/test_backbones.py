@@ -32,7 +32,7 @@ def test_the_six_paper_backbones_are_registered():
 @pytest.mark.parametrize("name, dim, kwargs", PAPER, ids=[p[0] for p in PAPER])
 def test_paper_backbone_gives_one_vector_per_frame(name, dim, kwargs):
     model = build_backbone(backbone_cfg(name, kwargs)).eval()
-    assert model.num_features == dim
+    assert model.feature_dim == dim
     frames = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         out = model(frames)
@@ -60,8 +60,13 @@ def test_distilled_deit_feature_averages_class_and_distillation_tokens():
 
 def test_any_timm_model_name_works():
     model = build_backbone(backbone_cfg("resnet18", {}))
-    assert model.num_features == 512 and model.family == "cnn"
+    assert model.feature_dim == 512 and model.family == "cnn"
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 512)
+
+
+def test_feature_size_is_read_from_what_the_model_outputs():
+    model = build_backbone(backbone_cfg("mobilenetv3_small_050", {})).eval()  # 288-d body, 1024-d pre-logits
+    assert model.feature_dim == 1024 == model(torch.randn(2, 3, 32, 32)).shape[1]
 
 
 def test_local_pretrained_file_is_loaded(tmp_path):

@@ -66,9 +66,17 @@ def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
     )
 
 
+class _WholeValue(dict):
+    """A dict given as one value on the command line (`VTN.BACKBONE_KWARGS "{depth: 2}"`): it replaces a
+    free-form group instead of merging into it."""
+
+
 def _merge_dict(cfg: CfgNode, updates: dict, source: str, root: CfgNode, prefix: str = "") -> None:
     for k, v in updates.items():
         full = prefix + k
+        if isinstance(v, _WholeValue) and k in cfg and isinstance(cfg[k], CfgNode) and cfg[k].is_new_allowed():
+            cfg[k] = CfgNode(dict(v), new_allowed=True)
+            continue
         if k not in cfg:
             if cfg.is_new_allowed():
                 cfg[k] = CfgNode(v, new_allowed=True) if isinstance(v, dict) else v
@@ -119,7 +127,8 @@ def overrides_to_dict(opts: Sequence[Any]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"command line: {key} sets a key below a value that was set before.")
-        node[parts[-1]] = _parse_override(value)
+        parsed = _parse_override(value)
+        node[parts[-1]] = _WholeValue(parsed) if isinstance(parsed, dict) else parsed
     return tree
 
 

@@ -3,9 +3,12 @@
 Six classes. Four come in pairs that only the order of frames tells apart: in a pair the two videos have the
 same frames in opposite order, so a model that ignores order cannot separate them.
 
-    ball_moving_right / ball_moving_left     a disk crossing the frame one way or the other
+    ball_moving_down / ball_moving_up        a disk crossing the frame from top to bottom or back
     square_growing / square_shrinking        a square whose side grows or shrinks
     triangle, stripes                        appearance only: a jittering triangle, a striped patch
+
+The moving pair is vertical on purpose: the random horizontal flip of training (DATA.RANDOM_FLIP, on as in
+the paper) keeps up and down, where it would swap left and right and corrupt a left/right pair's labels.
 
 Object colours, sizes, positions, backgrounds (a random colour with static blobs as distractors) and frame
 noise are drawn per video, so neither colour nor background gives a class away. Videos have varied frame
@@ -35,9 +38,9 @@ from vtn.utils.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
-CLASSES = ["ball_moving_right", "ball_moving_left", "square_growing", "square_shrinking", "triangle", "stripes"]
+CLASSES = ["ball_moving_down", "ball_moving_up", "square_growing", "square_shrinking", "triangle", "stripes"]
 ORDER_CLASSES = CLASSES[:4]  # need temporal order
-REVERSED = {"ball_moving_left": "ball_moving_right", "square_shrinking": "square_growing"}
+REVERSED = {"ball_moving_up": "ball_moving_down", "square_shrinking": "square_growing"}
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 MANIFEST = "synthetic.json"
 CODECS = {"mpeg4": "mpeg4", "h264": "libx264"}
@@ -100,7 +103,7 @@ def render_video(name: str, rng: np.random.Generator, width: int, height: int, n
     progress = np.linspace(0.0, 1.0, num_frames)
     noise_rng = np.random.default_rng(rng.integers(2**63))
     r = rng.uniform(0.12, 0.2) * short
-    cy = rng.uniform(r, height - r)
+    cx = rng.uniform(r, width - r)
     cx0, cy0 = rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height
     side_min, side_max = rng.uniform(0.1, 0.2) * short, rng.uniform(0.6, 0.8) * short
     period = rng.uniform(6, 12)
@@ -109,7 +112,7 @@ def render_video(name: str, rng: np.random.Generator, width: int, height: int, n
     for t, p in enumerate(progress):
         img = bg.copy()
         if name.startswith("ball"):  # the reversed classes are drawn forward, then reversed
-            cx = r + p * (width - 2 * r)
+            cy = r + p * (height - 2 * r)
             mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
         elif name.startswith("square"):
             half = (side_min + p * (side_max - side_min)) / 2

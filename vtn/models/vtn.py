@@ -37,7 +37,7 @@ class VTN(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.backbone = build_backbone(cfg)
-        feat_dim = self.backbone.num_features
+        feat_dim = self.backbone.feature_dim
         dim = cfg.VTN.HIDDEN_DIM or feat_dim
         self.feature_proj = nn.Linear(feat_dim, dim) if dim != feat_dim else None
         intermediate = cfg.VTN.INTERMEDIATE_SIZE or derived_intermediate_size(dim, self.backbone.family)

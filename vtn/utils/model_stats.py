@@ -62,7 +62,7 @@ def view_gflops(model: nn.Module, num_frames: int, crop_size: int) -> Dict[str, 
         device = next(m.parameters()).device
         frame = torch.zeros(1, 3, crop_size, crop_size, device=device)
         backbone = _fvcore_gflops(m.backbone, (frame,)) * num_frames
-        feat_dim = m.backbone.num_features
+        feat_dim = m.backbone.feature_dim
         emb = torch.zeros(1, num_frames, feat_dim, device=device)
         temporal = _fvcore_gflops(_EmbeddingsToLogits(m), (emb,))
     finally:

@@ -1,6 +1,6 @@
 """2D spatial backbones (paper sec. 3.1): one feature vector per frame.
 
-A backbone is an `nn.Module` mapping `(N, C, H, W)` frames to `(N, D)` features, with `num_features = D`
+A backbone is an `nn.Module` mapping `(N, C, H, W)` frames to `(N, D)` features, with `feature_dim = D`
 and `family` ("transformer" or "cnn", which sets the derived Longformer FFN size). The paper's six
 backbones are registered in `timm_backbones.py`; any other timm model name works through the same path.
 """

@@ -64,8 +64,16 @@ def create_timm_backbone(cfg, timm_name: str) -> nn.Module:
     return model
 
 
+def feature_dim(model: nn.Module) -> int:
+    """Width of the per-frame feature: timm's `head_hidden_size` when the model has a pre-logits head
+    (e.g. MobileNetV3's 1024 after its 288-channel body), else `num_features`."""
+    return int(getattr(model, "head_hidden_size", None) or model.num_features)
+
+
 def build_backbone(cfg) -> nn.Module:
-    """The backbone named by VTN.BACKBONE: a registered builder, else the timm model of that name."""
+    """The backbone named by VTN.BACKBONE: a registered builder, else the timm model of that name.
+
+    The module maps (N, C, H, W) frames to (N, feature_dim) and carries `feature_dim` and `family`."""
     name = cfg.VTN.BACKBONE
     if name in BACKBONE_REGISTRY:
         model = BACKBONE_REGISTRY.get(name)(cfg)
@@ -75,4 +83,6 @@ def build_backbone(cfg) -> nn.Module:
         BACKBONE_REGISTRY.get(name)  # raises with the registered names and close matches
     if not hasattr(model, "family"):
         model.family = cnn_or_transformer(model)
+    if not hasattr(model, "feature_dim"):
+        model.feature_dim = feature_dim(model)
     return model

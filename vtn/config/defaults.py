@@ -168,13 +168,15 @@ _C.SYNTHETIC.SEED = 0
 _C.AUG = CfgNode()
 # Enable RandAugment and random erasing on training clips.
 _C.AUG.ENABLE = False
-# timm RandAugment policy string, drawn once per clip.
+# timm RandAugment policy string, drawn once per clip ("" disables RandAugment).
 _C.AUG.AA_TYPE = "rand-m9-n2-mstd0.5-inc1"
+# Resampling filter of RandAugment's geometric ops: "bicubic" (DeiT), "bilinear" or "random" (one per clip).
+_C.AUG.INTERPOLATION = "bicubic"
 # Random-erasing probability per clip (0 disables).
 _C.AUG.RE_PROB = 0.25
-# Random-erasing fill mode ("const", "rand" or "pixel").
+# Random-erasing fill ("const": zeros, "rand": a colour, "pixel": noise), the same in every frame of the clip.
 _C.AUG.RE_MODE = "pixel"
-# Random-erasing boxes per clip.
+# Random-erasing boxes per clip: at most RE_COUNT (the number is drawn from 1..RE_COUNT, as in timm).
 _C.AUG.RE_COUNT = 1
 
 _C.MIXUP = CfgNode()

@@ -35,6 +35,12 @@ def _non_negative(v, _cfg) -> bool:
     return v >= 0
 
 
+def _rand_augment_problem(policy: str):
+    from vtn.datasets.augment import rand_augment_policy_problem
+
+    return rand_augment_policy_problem(policy)
+
+
 def _len3_positive(v, _cfg) -> bool:
     return len(v) == 3 and all(x > 0 for x in v)
 
@@ -136,6 +142,19 @@ RULES: List[Tuple[str, Callable, Callable]] = [
     ("MIXUP.SWITCH_PROB", lambda v, c: 0.0 <= v <= 1.0, lambda c: "a probability in [0, 1]"),
     ("MIXUP.LABEL_SMOOTH_VALUE", _prob, lambda c: "a value in [0, 1)"),
     ("AUG.RE_PROB", lambda v, c: 0.0 <= v <= 1.0, lambda c: "a probability in [0, 1]"),
+    ("AUG.RE_COUNT", _positive, lambda c: "an integer >= 1"),
+    (
+        "AUG.AA_TYPE",
+        lambda v, c: v == "" or _rand_augment_problem(v) is None,
+        lambda c: f"\"\" (no RandAugment) or a timm RandAugment string: {_rand_augment_problem(c.AUG.AA_TYPE)}",
+    ),
+    ("MIXUP.ALPHA", _non_negative, lambda c: "a number >= 0 (0 disables mixup)"),
+    ("MIXUP.CUTMIX_ALPHA", _non_negative, lambda c: "a number >= 0 (0 disables cutmix)"),
+    (
+        "MIXUP.ENABLE",
+        lambda v, c: not v or c.MIXUP.ALPHA > 0 or c.MIXUP.CUTMIX_ALPHA > 0,
+        lambda c: "False while MIXUP.ALPHA and MIXUP.CUTMIX_ALPHA are both 0 (nothing to mix)",
+    ),
 ]
 
 
@@ -170,6 +189,8 @@ CHOICES: Dict[str, Callable[[], List[str]]] = {
     "DATA.DECODING_BACKEND": _registry_names("vtn.datasets", "DECODER_REGISTRY"),
     "SOLVER.OPTIMIZING_METHOD": _registry_names("vtn.engine.optimizer", "OPTIMIZER_REGISTRY"),
     "SOLVER.LR_POLICY": _registry_names("vtn.engine.lr_policy", "LR_POLICY_REGISTRY"),
+    "AUG.RE_MODE": _fixed("const", "rand", "pixel"),
+    "AUG.INTERPOLATION": _fixed("bicubic", "bilinear", "random"),
 }
 
 

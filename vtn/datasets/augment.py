@@ -180,9 +180,14 @@ class ClipRandomErasing:
         canvas = torch.full((channels, height, width), float("nan"), dtype=frames.dtype)
         self.eraser(canvas)
         erased = ~torch.isnan(canvas[0])
-        if erased.any():
-            fill = canvas.to(frames.device).unsqueeze(1)  # (C, 1, H, W): broadcast over time
-            frames.copy_(torch.where(erased.to(frames.device), fill, frames))
+        if not erased.any():
+            return frames
+        # Only the bounding region of the box(es) is rewritten; the fill broadcasts over time.
+        rows, cols = erased.any(1).nonzero().flatten(), erased.any(0).nonzero().flatten()
+        region = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+        fill = canvas[(slice(None),) + region].unsqueeze(1).to(frames.device)  # (C, 1, h, w)
+        target = frames[(slice(None), slice(None)) + region]  # (C, T, h, w), a view
+        target.copy_(torch.where(erased[region].to(frames.device), fill, target))
         return frames
 
     def __repr__(self) -> str:

@@ -24,7 +24,7 @@ def test_layout_variety_and_class_names(synthetic_dir):
     classes = json.load(open(os.path.join(synthetic_dir, "classes.json")))
     assert classes == {n: i for i, n in enumerate(CLASSES)}
     lines = open(os.path.join(synthetic_dir, "train.csv")).read().split("\n")
-    assert lines[0].split(" ")[1] == "ball_moving_down"  # class names in the csv
+    assert lines[0].split(" ")[1] == "square_growing"  # class names in the csv
     ds = build_dataset(load_config(None, synthetic_opts(synthetic_dir)), "train")
     infos = [PyAVDecoder().probe(p) for p in ds.paths]
     assert {round(i.fps) for i in infos} == {24, 25, 30}

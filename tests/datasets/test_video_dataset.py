@@ -27,7 +27,7 @@ def test_items_follow_the_contract(synthetic_dir, split, protocol, views, frames
                   "DATA.TEST_SCALE", 32, "DATA.TEST_CROP_SIZE", 32)
     ds = build_dataset(cfg, split, protocol)
     assert ds.protocol == protocol and ds.num_views == views and len(ds) == ds.num_videos * views
-    assert ds.class_names[0] == "ball_moving_down" and len(ds.class_names) == 6
+    assert ds.class_names[0] == "square_growing" and len(ds.class_names) == 6
     item = ds[(len(ds) - 1, 0)]
     assert set(item) == {"frames", "label", "video_idx", "frame_idx", "temporal_idx", "spatial_idx", "ok",
                          "decode_failures"}

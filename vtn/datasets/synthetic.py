@@ -1,14 +1,15 @@
 """A generated video dataset in the Kinetics layout, used by the tests, the demo and the benchmarks.
 
-Six classes. Four come in pairs that only the order of frames tells apart: in a pair the two videos have the
-same frames in opposite order, so a model that ignores order cannot separate them.
+Six classes. Four come in pairs that only the order of frames tells apart: in a pair, a video of one class
+is a video of the other played backwards, so a model that ignores order cannot separate them.
 
-    ball_moving_down / ball_moving_up        a disk crossing the frame from top to bottom or back
-    square_growing / square_shrinking        a square whose side grows or shrinks
-    triangle, stripes                        appearance only: a jittering triangle, a striped patch
+    square_growing / square_shrinking       a square's side cycles small -> large (or back) every 2.5-4 s
+    disk_brightening / disk_dimming         a disk fades in from the background (or out) every 2.5-4 s
+    triangle, stripes                       appearance only: a jittering triangle, a striped patch
 
-The moving pair is vertical on purpose: the random horizontal flip of training (DATA.RANDOM_FLIP, on as in
-the paper) keeps up and down, where it would swap left and right and corrupt a left/right pair's labels.
+The changes repeat as a sawtooth, so every clip of a few seconds shows the direction, whatever the length
+of the video. Size and brightness are seen by any backbone (a CNN's global pooling keeps them, where it
+would lose an object's position), and a horizontal flip (DATA.RANDOM_FLIP) changes neither.
 
 Object colours, sizes, positions, backgrounds (a random colour with static blobs as distractors) and frame
 noise are drawn per video, so neither colour nor background gives a class away. Videos have varied frame
@@ -38,9 +39,9 @@ from vtn.utils.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
-CLASSES = ["ball_moving_down", "ball_moving_up", "square_growing", "square_shrinking", "triangle", "stripes"]
+CLASSES = ["square_growing", "square_shrinking", "disk_brightening", "disk_dimming", "triangle", "stripes"]
 ORDER_CLASSES = CLASSES[:4]  # need temporal order
-REVERSED = {"ball_moving_up": "ball_moving_down", "square_shrinking": "square_growing"}
+REVERSED = {"square_shrinking": "square_growing", "disk_dimming": "disk_brightening"}
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 MANIFEST = "synthetic.json"
 CODECS = {"mpeg4": "mpeg4", "h264": "libx264"}
@@ -94,42 +95,41 @@ def _background(rng, width: int, height: int) -> np.ndarray:
     return img
 
 
-def render_video(name: str, rng: np.random.Generator, width: int, height: int, num_frames: int) -> np.ndarray:
+def render_video(name: str, rng: np.random.Generator, width: int, height: int, num_frames: int,
+                 fps: float = 25.0) -> np.ndarray:
     """uint8 (T, H, W, 3) frames of one video of class `name`."""
     bg = _background(rng, width, height)
     color = _hsv_to_rgb(rng.random(), rng.uniform(0.7, 1.0), rng.uniform(0.8, 1.0)).astype(np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     short = min(width, height)
-    progress = np.linspace(0.0, 1.0, num_frames)
+    period = rng.uniform(2.5, 4.0) * fps  # frames per cycle of the sawtooth
+    progress = np.mod(np.arange(num_frames) / period + rng.random(), 1.0)
     noise_rng = np.random.default_rng(rng.integers(2**63))
-    r = rng.uniform(0.12, 0.2) * short
-    cx = rng.uniform(r, width - r)
     cx0, cy0 = rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height
     side_min, side_max = rng.uniform(0.1, 0.2) * short, rng.uniform(0.6, 0.8) * short
-    period = rng.uniform(6, 12)
+    radius = rng.uniform(0.2, 0.3) * short
+    stripe_period = rng.uniform(6, 12)
     vertical = rng.random() < 0.5
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    for t, p in enumerate(progress):
+    for t, p in enumerate(progress):  # the reversed classes are drawn forward, then reversed
         img = bg.copy()
-        if name.startswith("ball"):  # the reversed classes are drawn forward, then reversed
-            cy = r + p * (height - 2 * r)
-            mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-        elif name.startswith("square"):
+        if name.startswith("square"):
             half = (side_min + p * (side_max - side_min)) / 2
-            mask = (np.abs(xx - cx0) <= half) & (np.abs(yy - cy0) <= half)
+            img[(np.abs(xx - cx0) <= half) & (np.abs(yy - cy0) <= half)] = color
+        elif name.startswith("disk"):
+            mask = (xx - cx0) ** 2 + (yy - cy0) ** 2 <= radius * radius
+            img[mask] = img[mask] * (1.0 - p) + color * p
         elif name == "triangle":
             jx, jy = noise_rng.normal(0, 1.5, size=2)
             h = 0.5 * short
-            top = cy0 - h / 2 + jy
-            rel = (yy - top) / h
-            mask = (rel >= 0) & (rel <= 1) & (np.abs(xx - cx0 - jx) <= rel * h * 0.6)
+            rel = (yy - (cy0 - h / 2 + jy)) / h
+            img[(rel >= 0) & (rel <= 1) & (np.abs(xx - cx0 - jx) <= rel * h * 0.6)] = color
         else:  # stripes
             jx, jy = noise_rng.normal(0, 1.5, size=2)
             half = 0.3 * short
             inside = (np.abs(xx - cx0 - jx) <= half) & (np.abs(yy - cy0 - jy) <= half)
             coord = yy if vertical else xx
-            mask = inside & (np.mod(coord, period) < period / 2)
-        img[mask] = color
+            img[inside & (np.mod(coord, stripe_period) < stripe_period / 2)] = color
         img += noise_rng.normal(0, 4.0, size=(height, width, 1)).astype(np.float32)
         frames[t] = np.clip(img, 0, 255).astype(np.uint8)
     if name in REVERSED:
@@ -170,7 +170,7 @@ def _make_one(args) -> Tuple[str, str]:
     width, height = spec.sizes[int(rng.integers(len(spec.sizes)))]
     num_frames = max(2, int(round(duration * fps)))
     rel = os.path.join("videos", split, f"{name}_{i:04d}.mp4")
-    encode_video(os.path.join(out_dir, rel), render_video(name, rng, width, height, num_frames), fps, spec.codec)
+    encode_video(os.path.join(out_dir, rel), render_video(name, rng, width, height, num_frames, fps), fps, spec.codec)
     return rel, name
 
 

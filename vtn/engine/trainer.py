@@ -39,14 +39,12 @@ class NonFiniteLossError(UserError, RuntimeError):
     """Training produced a NaN or infinite loss; the message names the epoch and iteration."""
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1).mean()
-
-
 def compute_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross entropy with hard labels (B,) or soft targets (B, C) (mixup / cutmix)."""
     if targets.dim() == 2:
-        return soft_cross_entropy(logits, targets)
+        from vtn.datasets.mixup import soft_target_cross_entropy
+
+        return soft_target_cross_entropy(logits, targets)
     return F.cross_entropy(logits, targets)
 
 

@@ -42,6 +42,7 @@ def log_json_stats(stats: dict, output_dir: Optional[str]) -> None:
     if not output_dir:
         return
     line = simplejson.dumps({k: _to_plain(v) for k, v in stats.items()}, sort_keys=False)
+    os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, JSON_STATS_FILE), "a") as f:
         f.write(line + "\n")
 

@@ -98,3 +98,19 @@ def resolve_path(path: str, prefix: str, data_dir: str) -> str:
     if prefix:
         return os.path.join(prefix, path)
     return path if os.path.isabs(path) else os.path.join(data_dir, path)
+
+
+def find_class_names(cfg) -> Optional[List[str]]:
+    """Class names for predictions: DEMO.LABEL_FILE_PATH, else DATA.CLASS_INDEX_FILE (relative to the data
+    folder), else a classes.json or moments_categories.txt in DATA.PATH_TO_DATA_DIR; None when there is none."""
+    data_dir = cfg.DATA.PATH_TO_DATA_DIR
+    candidates = [cfg.DEMO.LABEL_FILE_PATH, cfg.DATA.CLASS_INDEX_FILE]
+    candidates = [c if not c or os.path.isabs(c) else os.path.join(data_dir, c) for c in candidates]
+    if data_dir:
+        candidates += [os.path.join(data_dir, "classes.json"), os.path.join(data_dir, "moments_categories.txt")]
+    for path in candidates:
+        if path and os.path.isfile(path):
+            return class_names_from(read_class_index(path))
+    if cfg.DEMO.LABEL_FILE_PATH:
+        raise AnnotationError(f"DEMO.LABEL_FILE_PATH = {cfg.DEMO.LABEL_FILE_PATH!r} does not exist")
+    return None

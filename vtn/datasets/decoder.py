@@ -18,13 +18,14 @@ from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
+from vtn.utils.errors import UserError
 from vtn.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
 DECODER_REGISTRY = Registry("video decoder")
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(UserError, RuntimeError):
     """A video that cannot be read; the message names the file and the reason."""
 
 

@@ -54,3 +54,7 @@ def run_job(cfg) -> None:
         from vtn.engine.tester import test
 
         test(cfg, checkpoint=None if cfg.TEST.CHECKPOINT_FILE_PATH else checkpoint)
+    if cfg.DEMO.ENABLE and du.is_master():
+        from vtn.engine.demo import run_demo
+
+        run_demo(cfg, cfg.DEMO.INPUT_VIDEO, cfg.DEMO.OUTPUT_FILE)

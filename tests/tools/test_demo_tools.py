@@ -1,0 +1,55 @@
+"""demo_net.py and visualize_attention.py from the command line, on a model trained for one epoch."""
+import os
+
+import pytest
+from PIL import Image
+
+from tests.engine.test_run_net import run_opts
+from tests.helpers import run_tool
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(synthetic_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("demo") / "out")
+    opts = run_opts(synthetic_dir, out, "SOLVER.MAX_EPOCH", 1, "TEST.ENABLE", False, "TRAIN.EVAL_PERIOD", 0)
+    run_tool("run_net.py", *opts)
+    video = os.path.join(synthetic_dir, open(os.path.join(synthetic_dir, "test.csv")).readline().split()[0])
+    return opts, video
+
+
+def test_demo_prints_top5_and_writes_overlays(trained_tiny, tmp_path):
+    opts, video = trained_tiny
+    proc = run_tool("demo_net.py", "--video", video, "--output", tmp_path / "pred.png", *opts)
+    lines = proc.stdout.splitlines()
+    assert "frames in one pass" in lines[0]
+    ranked = [l.strip() for l in lines[1:6]]
+    assert [r.split(".")[0] for r in ranked] == ["1", "2", "3", "4", "5"]
+    assert any(name in ranked[0] for name in ("square", "disk", "triangle", "stripes"))
+    assert Image.open(tmp_path / "pred.png").size[1] > 50
+    run_tool("demo_net.py", "--video", video, "--output", tmp_path / "pred.mp4", *opts)
+    assert os.path.getsize(tmp_path / "pred.mp4") > 1000
+
+
+def test_demo_errors_are_clear(trained_tiny, tmp_path):
+    opts, _ = trained_tiny
+    proc = run_tool("demo_net.py", "--video", tmp_path / "missing.mp4", *opts, check=False)
+    assert proc.returncode != 0 and "missing.mp4: file does not exist" in proc.stderr
+    (tmp_path / "text.mp4").write_text("not a video")
+    proc = run_tool("demo_net.py", "--video", tmp_path / "text.mp4", *opts, check=False)
+    assert proc.returncode != 0 and "cannot be opened as a video" in proc.stderr
+
+
+def test_demo_enable_in_run_net(trained_tiny):
+    opts, video = trained_tiny
+    proc = run_tool("run_net.py", *opts, "TRAIN.ENABLE", "False", "TEST.ENABLE", "False", "DEMO.ENABLE", "True",
+                    "DEMO.INPUT_VIDEO", video)
+    assert "1. " in proc.stdout and "frames in one pass" in proc.stdout
+
+
+def test_visualize_attention_for_a_video_and_a_csv(trained_tiny, synthetic_dir, tmp_path):
+    opts, video = trained_tiny
+    run_tool("visualize_attention.py", "--video", video, "--output", tmp_path / "a.png", "--heads", "all", *opts)
+    assert Image.open(tmp_path / "a.png").size[0] >= 800
+    proc = run_tool("visualize_attention.py", "--csv", os.path.join(synthetic_dir, "val.csv"), "--limit", 2,
+                    "--output-dir", tmp_path / "many", *opts)
+    assert len(os.listdir(tmp_path / "many")) == 2 and proc.stdout.count(" -> ") == 2

@@ -1,0 +1,35 @@
+#!/usr/bin/env python
+"""Classify a whole video with a trained VTN and print the top-5 classes:
+
+    python tools/demo_net.py --cfg configs/Synthetic/VTN_TINY.yaml --video path.mp4 [--output out.mp4|out.png]
+        [KEY VALUE ...]
+
+The checkpoint is TEST.CHECKPOINT_FILE_PATH, else the newest one of OUTPUT_DIR. The video streams through
+the backbone in chunks (TEST.FULL_VIDEO_FRAMES frames spread over the whole video; 0 = every frame), so a
+long video needs no more memory than a short one. Works on CPU (NUM_GPUS 0).
+"""
+import os
+import sys
+
+from vtn.engine.demo import run_demo
+from vtn.engine.launch import USER_ERRORS
+from vtn.utils.cli import base_parser, config_from_args, parse
+
+
+def main(argv=None):
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--video", default="", help="the video to classify (default DEMO.INPUT_VIDEO)")
+    parser.add_argument("--output", default="", help="write the video (.mp4) or a frame strip (.png) with the prediction")
+    parser.add_argument("--top-k", type=int, default=None, help="number of classes to print (default DEMO.TOP_K)")
+    args = parse(parser, argv)
+    try:
+        cfg = config_from_args(args)
+        run_demo(cfg, args.video or cfg.DEMO.INPUT_VIDEO, args.output or cfg.DEMO.OUTPUT_FILE, args.top_k)
+    except USER_ERRORS as e:
+        if os.environ.get("VTN_TRACEBACK"):
+            raise
+        sys.exit(f"demo_net: error: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -90,6 +90,8 @@ _C.TEST.FULL_VIDEO = False
 _C.TEST.FULL_VIDEO_FRAMES = 250
 # Ablation (Table 2b): shuffle frame embeddings before the position embedding is added (eval only).
 _C.TEST.SHUFFLE_FRAMES = False
+# Ablation report: run every protocol a second time with frames shuffled and compare per class group.
+_C.TEST.SHUFFLE_ABLATION = False
 # Run both protocols (multi-view, then full-video) and print one table (the demo does this).
 _C.TEST.BOTH_PROTOCOLS = False
 

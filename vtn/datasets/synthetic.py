@@ -250,7 +250,13 @@ def build_synthetic(cfg, split: str, protocol: str) -> VideoDataset:
         cfg.DATA.CLASS_INDEX_FILE = "classes.json"
         cfg.freeze()
     paths, labels, names = read_kinetics_layout(cfg, split)
-    return VideoDataset(cfg, split, protocol, paths, labels, names)
+    dataset = VideoDataset(cfg, split, protocol, paths, labels, names)
+    order = order_class_ids(names)
+    dataset.class_groups = {
+        "order-dependent": order,
+        "appearance": [i for i in range(len(names)) if i not in order],
+    }
+    return dataset
 
 
 def order_class_ids(class_names: Sequence[str]) -> List[int]:

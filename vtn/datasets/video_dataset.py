@@ -56,6 +56,8 @@ class VideoDataset(torch.utils.data.Dataset):
         self.paths = list(paths)
         self.labels = list(labels)
         self.class_names = class_names
+        # Named groups of class ids that the test report summarises (e.g. the synthetic order-dependent classes).
+        self.class_groups: Dict[str, List[int]] = {}
         self.num_videos = len(self.paths)
         self.num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS if protocol == "multi_view" else 1
         self.decoder = build_decoder(cfg)

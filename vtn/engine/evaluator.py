@@ -11,7 +11,7 @@ import torch
 
 from vtn.engine import distributed as du
 from vtn.engine.meters import VideoAggregator, format_eta
-from vtn.utils.metrics import per_class_accuracy, topk_correct
+from vtn.utils.metrics import group_accuracy, per_class_accuracy, topk_correct
 from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
@@ -77,13 +77,21 @@ def compute_metrics(result: Dict[str, torch.Tensor], num_classes: int) -> Dict:
 
 
 def results_table(rows: List[Dict]) -> str:
-    header = f"{'protocol':<12}{'views':>7}{'top-1':>9}{'top-5':>9}{'mean cls':>10}{'videos':>8}{'failed':>8}"
+    """One line per protocol; a column per class group (e.g. order-dependent classes) when rows have them."""
+    groups = list(dict.fromkeys(g for r in rows for g in r.get("class_group_top1", {})))
+    width = max([12] + [len(r["protocol"]) + 2 for r in rows])
+    header = f"{'protocol':<{width}}{'views':>7}{'top-1':>9}{'top-5':>9}{'mean cls':>10}{'videos':>8}{'failed':>8}"
+    header += "".join(f"{g:>{max(len(g) + 2, 9)}}" for g in groups)
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(
-            f"{r['protocol']:<12}{r['views_per_video']:>7}{r['top1']:>9.2f}{r['top5']:>9.2f}"
+        line = (
+            f"{r['protocol']:<{width}}{r['views_per_video']:>7}{r['top1']:>9.2f}{r['top5']:>9.2f}"
             f"{r['mean_class_acc']:>10.2f}{r['num_videos']:>8}{r['num_failed']:>8}"
         )
+        for g in groups:
+            value = r.get("class_group_top1", {}).get(g)
+            line += f"{value:>{max(len(g) + 2, 9)}.2f}" if value is not None else " " * max(len(g) + 2, 9)
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -123,8 +131,9 @@ def write_predictions(result, dataset, metrics: Dict, output_dir: str, protocol:
             )
 
 
-def public_results(metrics: Dict, protocol: str, views: int, class_names: Optional[List[str]], extra: Dict) -> Dict:
-    """The test_results.json record."""
+def public_results(metrics: Dict, protocol: str, views: int, class_names: Optional[List[str]], extra: Dict,
+                   class_groups: Optional[Dict[str, List[int]]] = None) -> Dict:
+    """The test_results.json record; `class_groups` adds the mean class top-1 of each named group."""
     per_class = {
         (class_names[c] if class_names else str(c)): (round(v, 4) if v is not None else None)
         for c, v in metrics["per_class_top1"].items()
@@ -139,6 +148,8 @@ def public_results(metrics: Dict, protocol: str, views: int, class_names: Option
         "views_per_video": views,
         "per_class_top1": per_class,
     }
+    if class_groups:
+        out["class_group_top1"] = {k: round(v, 4) for k, v in group_accuracy(metrics["per_class_top1"], class_groups).items()}
     out.update(extra)
     return out
 

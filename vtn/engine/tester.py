@@ -1,7 +1,7 @@
 """The test phase: find and load the checkpoint (never silently random), run each protocol, report."""
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
@@ -22,6 +22,7 @@ from vtn.engine.evaluator import (
     write_predictions,
 )
 from vtn.models import build_model
+from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,15 @@ def protocols_for(cfg) -> List[str]:
     return ["full_video" if cfg.TEST.FULL_VIDEO else "multi_view"]
 
 
+def test_runs(cfg) -> List[Tuple[str, bool]]:
+    """(protocol, shuffled frames) of each test pass: every protocol, then every protocol shuffled when
+    TEST.SHUFFLE_ABLATION asks for the comparison."""
+    runs = [(p, cfg.TEST.SHUFFLE_FRAMES) for p in protocols_for(cfg)]
+    if cfg.TEST.SHUFFLE_ABLATION and not cfg.TEST.SHUFFLE_FRAMES:
+        runs += [(p, True) for p in protocols_for(cfg)]
+    return runs
+
+
 def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
     """Run every protocol of the config; print one table; write test_results*.json and predictions_*."""
     from vtn.datasets import build_loader
@@ -72,19 +82,26 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
     path = checkpoint or find_test_checkpoint(cfg)
     if path is not None:
         load_for_test(model, path, cfg)
+    net = unwrap(model)
     rows = []
-    for protocol in protocols_for(cfg):
+    for protocol, shuffled in test_runs(cfg):
+        name = protocol + ("_shuffled" if shuffled and cfg.TEST.SHUFFLE_ABLATION else "")
         loader = build_loader(cfg, "test", protocol)
         dataset = loader.dataset
-        result = run_inference(model, loader, cfg, device, desc=f"test {protocol}")
+        net.shuffle_frames = shuffled
+        try:
+            result = run_inference(model, loader, cfg, device, desc=f"test {name}")
+        finally:
+            net.shuffle_frames = cfg.TEST.SHUFFLE_FRAMES
         metrics = compute_metrics(result, cfg.MODEL.NUM_CLASSES)
-        extra = {"checkpoint": path, "shuffle_frames": cfg.TEST.SHUFFLE_FRAMES}
-        rows.append(public_results(metrics, protocol, dataset.num_views, dataset.class_names, extra))
+        extra = {"checkpoint": path, "shuffle_frames": shuffled}
+        rows.append(public_results(metrics, name, dataset.num_views, dataset.class_names, extra,
+                                   getattr(dataset, "class_groups", None)))
         if du.is_master():
-            write_predictions(result, dataset, metrics, cfg.OUTPUT_DIR, protocol)
+            write_predictions(result, dataset, metrics, cfg.OUTPUT_DIR, name)
         if metrics["num_failed"]:
             logger.warning("%d of %d test videos could not be decoded (see the log and predictions_%s.csv)",
-                           metrics["num_failed"], metrics["num_videos"], protocol)
+                           metrics["num_failed"], metrics["num_videos"], name)
     if du.is_master():
         logger.info("Test results (%s):\n%s", path or "random weights", results_table(rows))
         save_results(rows, cfg.OUTPUT_DIR)

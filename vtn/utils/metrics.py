@@ -1,5 +1,5 @@
 """Accuracy metrics on score matrices."""
-from typing import Dict, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -26,4 +26,14 @@ def per_class_accuracy(pred: torch.Tensor, labels: torch.Tensor, num_classes: in
         sel = labels == c
         n = int(sel.sum())
         out[c] = 100.0 * float((pred[sel] == c).sum()) / n if n else None
+    return out
+
+
+def group_accuracy(per_class: Dict[int, Optional[float]], groups: Dict[str, List[int]]) -> Dict[str, float]:
+    """Mean per-class top-1 of each named group of classes (classes without samples are left out)."""
+    out = {}
+    for name, ids in groups.items():
+        values = [per_class[c] for c in ids if per_class.get(c) is not None]
+        if values:
+            out[name] = sum(values) / len(values)
     return out

@@ -66,3 +66,22 @@ def test_auto_generation_reuse_and_refusals(tmp_path, monkeypatch):
     (other / "thesis.txt").write_text("do not delete")
     with pytest.raises(DatasetError, match="not a synthetic dataset"):
         build_dataset(load_config(None, synthetic_opts(str(other)) + ["SYNTHETIC.AUTO_GENERATE", True]), "train")
+
+
+def _square_areas(frames):
+    return (frames.max(axis=3) > 160).sum(axis=(1, 2))  # the square is the only bright, saturated region
+
+
+def test_cycle_range_sawtooth_or_one_ramp_over_the_video():
+    sawtooth = _square_areas(render_video("square_growing", np.random.default_rng(3), 64, 48, 40, fps=8))
+    ramp = _square_areas(render_video("square_growing", np.random.default_rng(3), 64, 48, 40, fps=8,
+                                      cycle_range=(0.0, 0.0)))
+    assert (np.diff(sawtooth) < -50).any()  # 5 s at 2.5-4 s per cycle: the square resets at least once
+    assert (np.diff(ramp) >= -10).all() and ramp[-1] > 4 * ramp[0]  # grows from the first frame to the last
+
+
+def test_cycle_range_is_validated():
+    from vtn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="SYNTHETIC.CYCLE_RANGE"):
+        load_config(None, ["SYNTHETIC.CYCLE_RANGE", [0.0, 3.0]])

@@ -161,6 +161,8 @@ _C.SYNTHETIC.FPS_CHOICES = [24, 25, 30]
 _C.SYNTHETIC.SIZES = [[160, 120], [120, 160], [176, 144]]
 # Video codec: "h264" or "mpeg4".
 _C.SYNTHETIC.CODEC = "mpeg4"
+# Seconds per cycle of the order classes' sawtooth, drawn per video; [0, 0]: one ramp over the whole video.
+_C.SYNTHETIC.CYCLE_RANGE = [2.5, 4.0]
 # Seed of the generator (same seed, same files).
 _C.SYNTHETIC.SEED = 0
 

@@ -47,6 +47,11 @@ def _len3_positive(v, _cfg) -> bool:
 
 # key -> (check(value, cfg), what is allowed)
 RULES: List[Tuple[str, Callable, Callable]] = [
+    (
+        "SYNTHETIC.CYCLE_RANGE",
+        lambda v, c: len(v) == 2 and (list(v) == [0, 0] or 0 < v[0] <= v[1]),
+        lambda c: "[low, high] seconds with 0 < low <= high, or [0, 0] for one ramp over the whole video",
+    ),
     ("NUM_GPUS", _non_negative, lambda c: "an integer >= 0 (0 runs on the CPU)"),
     ("NUM_SHARDS", _positive, lambda c: "an integer >= 1"),
     ("SHARD_ID", lambda v, c: 0 <= v < c.NUM_SHARDS, lambda c: f"0 .. NUM_SHARDS-1 = {c.NUM_SHARDS - 1}"),

@@ -7,8 +7,10 @@ is a video of the other played backwards, so a model that ignores order cannot s
     disk_brightening / disk_dimming         a disk fades in from the background (or out) every 2.5-4 s
     triangle, stripes                       appearance only: a jittering triangle, a striped patch
 
-The changes repeat as a sawtooth, so every clip of a few seconds shows the direction, whatever the length
-of the video. Size and brightness are seen by any backbone (a CNN's global pooling keeps them, where it
+The changes repeat as a sawtooth (SYNTHETIC.CYCLE_RANGE seconds per cycle), so every clip of a few seconds
+shows the direction, whatever the length of the video; or, with CYCLE_RANGE [0, 0], run as one ramp over the
+whole video, which a small model learns much faster (the mean change of a clip then gives the direction; on a
+sawtooth only the sign of the small steps does, the reset undoing the ramp). Size and brightness are seen by any backbone (a CNN's global pooling keeps them, where it
 would lose an object's position), and a horizontal flip (DATA.RANDOM_FLIP) changes neither.
 
 Object colours, sizes, positions, backgrounds (a random colour with static blobs as distractors) and frame
@@ -57,13 +59,15 @@ class SyntheticSpec:
     sizes: Tuple[Tuple[int, int], ...] = ((160, 120), (120, 160), (176, 144))
     codec: str = "mpeg4"
     seed: int = 0
+    cycle_range: Tuple[float, float] = (2.5, 4.0)
     classes: List[str] = field(default_factory=lambda: list(CLASSES))
 
     @classmethod
     def from_cfg(cls, cfg) -> "SyntheticSpec":
         s = cfg.SYNTHETIC
         return cls(s.TRAIN_PER_CLASS, s.VAL_PER_CLASS, s.TEST_PER_CLASS, tuple(s.DURATION_RANGE),
-                   tuple(s.FPS_CHOICES), tuple(tuple(x) for x in s.SIZES), s.CODEC, s.SEED)
+                   tuple(s.FPS_CHOICES), tuple(tuple(x) for x in s.SIZES), s.CODEC, s.SEED,
+                   tuple(s.CYCLE_RANGE))
 
     def per_class(self, split: str) -> int:
         return {"train": self.train_per_class, "val": self.val_per_class, "test": self.test_per_class}[split]
@@ -72,6 +76,7 @@ class SyntheticSpec:
         d = asdict(self)
         d["duration_range"] = list(self.duration_range)
         d["fps_choices"] = list(self.fps_choices)
+        d["cycle_range"] = list(self.cycle_range)
         d["sizes"] = [list(x) for x in self.sizes]
         return d
 
@@ -96,14 +101,22 @@ def _background(rng, width: int, height: int) -> np.ndarray:
 
 
 def render_video(name: str, rng: np.random.Generator, width: int, height: int, num_frames: int,
-                 fps: float = 25.0) -> np.ndarray:
-    """uint8 (T, H, W, 3) frames of one video of class `name`."""
+                 fps: float = 25.0, cycle_range: Tuple[float, float] = (2.5, 4.0)) -> np.ndarray:
+    """uint8 (T, H, W, 3) frames of one video of class `name`.
+
+    The size or brightness follows a sawtooth whose cycle lasts `cycle_range` seconds (drawn per video, random
+    phase); `(0, 0)` makes one ramp over the whole video instead (first frame smallest, last largest).
+    """
     bg = _background(rng, width, height)
     color = _hsv_to_rgb(rng.random(), rng.uniform(0.7, 1.0), rng.uniform(0.8, 1.0)).astype(np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     short = min(width, height)
-    period = rng.uniform(2.5, 4.0) * fps  # frames per cycle of the sawtooth
-    progress = np.mod(np.arange(num_frames) / period + rng.random(), 1.0)
+    period = rng.uniform(*cycle_range) * fps  # frames per cycle of the sawtooth
+    phase = rng.random()
+    if period > 0:
+        progress = np.mod(np.arange(num_frames) / period + phase, 1.0)
+    else:
+        progress = np.arange(num_frames) / max(num_frames - 1, 1)
     noise_rng = np.random.default_rng(rng.integers(2**63))
     cx0, cy0 = rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height
     side_min, side_max = rng.uniform(0.1, 0.2) * short, rng.uniform(0.6, 0.8) * short
@@ -170,7 +183,8 @@ def _make_one(args) -> Tuple[str, str]:
     width, height = spec.sizes[int(rng.integers(len(spec.sizes)))]
     num_frames = max(2, int(round(duration * fps)))
     rel = os.path.join("videos", split, f"{name}_{i:04d}.mp4")
-    encode_video(os.path.join(out_dir, rel), render_video(name, rng, width, height, num_frames, fps), fps, spec.codec)
+    frames = render_video(name, rng, width, height, num_frames, fps, spec.cycle_range)
+    encode_video(os.path.join(out_dir, rel), frames, fps, spec.codec)
     return rel, name
 
 

@@ -70,6 +70,11 @@ def view_gflops(model: nn.Module, num_frames: int, crop_size: int) -> Dict[str, 
     return {"backbone": backbone, "temporal_and_head": temporal, "total": backbone + temporal}
 
 
+def _gflops(value: float) -> str:
+    """One decimal for the paper's sizes, three significant digits for tiny models."""
+    return f"{value:.1f}" if value >= 10 else f"{value:.3g}"
+
+
 def model_report(model: nn.Module, cfg, num_frames: int, full_video_frames: int) -> str:
     """A printable table of parameters and GFLOPs (one view, multi-view total, full video)."""
     params = parameter_counts(model)
@@ -77,15 +82,19 @@ def model_report(model: nn.Module, cfg, num_frames: int, full_video_frames: int)
     view = view_gflops(model, num_frames, crop)
     views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
     full = view_gflops(model, full_video_frames, crop)
+    rows = [
+        (f"one view, {num_frames} frames", view["total"]),
+        (f"multi-view, {views} views", view["total"] * views),
+        (f"full video, {full_video_frames} frames", full["total"]),
+    ]
     lines = [
         f"model: {cfg.MODEL.MODEL_NAME} backbone={cfg.VTN.BACKBONE} layers={cfg.VTN.NUM_LAYERS} "
         f"encoder={cfg.VTN.TEMPORAL_ENCODER} classes={cfg.MODEL.NUM_CLASSES}",
         "parameters (M):",
         *(f"  {k:<17}{v / 1e6:10.2f}" for k, v in params.items()),
         f"GFLOPs (fvcore, {crop}x{crop}):",
-        f"  one view, {num_frames} frames:      {view['total']:10.1f}  (backbone {view['backbone']:.1f}, "
-        f"temporal encoder + head {view['temporal_and_head']:.2f})",
-        f"  multi-view, {views} views:          {view['total'] * views:10.1f}",
-        f"  full video, {full_video_frames} frames:     {full['total']:10.1f}",
+        *(f"  {name:<28}{_gflops(value):>10}" for name, value in rows),
+        f"  of one view: backbone {_gflops(view['backbone'])}, temporal encoder + head "
+        f"{_gflops(view['temporal_and_head'])}",
     ]
     return "\n".join(lines)

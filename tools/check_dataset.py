@@ -12,9 +12,15 @@ from vtn.datasets.check import format_report, scan_split
 from vtn.utils.cli import base_parser, config_from_args, parse
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--splits", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"])
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parse(parser, argv)
     cfg = config_from_args(args)
     unreadable = 0

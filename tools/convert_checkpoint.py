@@ -19,11 +19,17 @@ DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
                            "configs", "Kinetics", "VIT_B_VTN_RELEASE.yaml")
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--input", required=True, help="checkpoint to read")
     parser.add_argument("--output", required=True, help="checkpoint to write")
     parser.add_argument("--to", choices=["vtn", "release"], default="vtn", help="layout of the output")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parse(parser, argv)
     if not args.cfg_files:
         args.cfg_files = [DEFAULT_CFG]

@@ -16,11 +16,17 @@ from vtn.engine.launch import USER_ERRORS
 from vtn.utils.cli import base_parser, config_from_args, parse
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--video", default="", help="the video to classify (default DEMO.INPUT_VIDEO)")
     parser.add_argument("--output", default="", help="write the video (.mp4) or a frame strip (.png) with the prediction")
     parser.add_argument("--top-k", type=int, default=None, help="number of classes to print (default DEMO.TOP_K)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parse(parser, argv)
     try:
         cfg = config_from_args(args)

@@ -14,10 +14,16 @@ from vtn.datasets.synthetic import CLASSES, SyntheticSpec, make_synthetic_datase
 from vtn.utils.cli import base_parser, config_from_args, parse
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--out", default="", help="output folder (default: DATA.PATH_TO_DATA_DIR of the config)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel encoders")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parse(parser, argv)
     cfg = config_from_args(args)
     out = args.out or cfg.DATA.PATH_TO_DATA_DIR

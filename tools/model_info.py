@@ -10,9 +10,15 @@ from vtn.utils.cli import base_parser, config_from_args, parse
 from vtn.utils.model_stats import model_report
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=None, help="frames per view (default DATA.NUM_FRAMES)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parse(parser, argv)
     cfg = config_from_args(args, ["NUM_GPUS", 0, "NUM_SHARDS", 1, "SHARD_ID", 0, "VTN.PRETRAINED", False,
                                   "VTN.PRETRAINED_PATH", ""])

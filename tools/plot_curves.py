@@ -11,12 +11,18 @@ import sys
 from vtn.visualization.curves import plot_curves
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--log", action="append", required=True, help="a json_stats.log; repeat to compare runs")
     p.add_argument("--label", action="append", default=None, help="a name per --log, in the same order")
     p.add_argument("--output", required=True, help="PNG file to write")
     p.add_argument("--title", default="")
+    return p
+
+
+def main(argv=None):
+    p = build_parser()
     args = p.parse_args(argv)
     try:
         out = plot_curves(args.log, args.output, args.label, args.title)

@@ -15,11 +15,17 @@ from vtn.engine.launch import USER_ERRORS, run_job
 from vtn.utils.cli import base_parser, config_from_args, parse
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser("Train and test a Video Transformer Network.")
     parser.add_argument("--num_shards", type=int, default=None, help="machines in the job (sets NUM_SHARDS)")
     parser.add_argument("--shard_id", type=int, default=None, help="index of this machine (sets SHARD_ID)")
     parser.add_argument("--init_method", default="tcp://localhost:9999", help="rendezvous of a multi-machine job")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parse(parser, argv)
     extra = []
     if args.num_shards is not None:

@@ -13,7 +13,8 @@ from vtn.engine.slurm import submit
 from vtn.utils.cli import base_parser, config_from_args, parse
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--gpus-per-node", type=int, default=8)
@@ -23,6 +24,11 @@ def main(argv=None):
     parser.add_argument("--job-dir", default="", help="submitit logs (default OUTPUT_DIR/submitit)")
     parser.add_argument("--cluster", default=None, choices=[None, "slurm", "local", "debug"],
                         help="submitit cluster (default: SLURM when available); 'local' runs here")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parse(parser, argv)
     cfg = config_from_args(args, ["NUM_GPUS", args.gpus_per_node, "NUM_SHARDS", args.nodes, "SHARD_ID", 0])
     job_dir = args.job_dir or os.path.join(cfg.OUTPUT_DIR, "submitit")

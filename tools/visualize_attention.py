@@ -17,7 +17,8 @@ from vtn.utils.cli import base_parser, config_from_args, parse
 from vtn.visualization.attention import plot_attention
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--video", default="")
     parser.add_argument("--output", default="attention.png")
@@ -27,6 +28,11 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=16, help="frames spread over the video (Fig. 3 uses 16)")
     parser.add_argument("--heads", choices=["mean", "all"], default="mean")
     parser.add_argument("--layer", type=int, default=0, help="Longformer layer (0 = the first)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parse(parser, argv)
     try:
         cfg = config_from_args(args)

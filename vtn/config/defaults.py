@@ -138,8 +138,11 @@ _C.DATA.STD = [0.225, 0.225, 0.225]
 _C.DATA.ENSEMBLE_METHOD = "sum"
 # Folder of cached per-video frame embeddings for the "features" dataset (tools/extract_features.py).
 _C.DATA.FEATURES_DIR = ""
-# Frames per second at which tools/extract_features.py samples every video (0: the sampling of the config).
+# Frames per second at which tools/extract_features.py samples every video (0: TEST.FULL_VIDEO_FRAMES spread
+# over the video; a value >= the video's fps keeps every frame).
 _C.DATA.FEATURES_FPS = 0.0
+# Registered video dataset that tools/extract_features.py reads (empty: TRAIN.DATASET, and TEST.DATASET for test).
+_C.DATA.FEATURES_SOURCE = ""
 
 # ---------------------------------------------------------------------------- #
 # Synthetic dataset (generated on demand; the tests and the demo use it)

@@ -95,6 +95,35 @@ RULES: List[Tuple[str, Callable, Callable]] = [
     ("DATA.MEAN", lambda v, c: len(v) == 3, lambda c: "three numbers (R, G, B)"),
     ("DATA.STD", _len3_positive, lambda c: "three positive numbers (R, G, B)"),
     ("DATA.FEATURES_FPS", _non_negative, lambda c: "frames per second >= 0"),
+    (
+        "DATA.FEATURES_DIR",
+        lambda v, c: bool(v) or "features" not in (c.TRAIN.DATASET, c.TEST.DATASET),
+        lambda c: "the folder of the feature cache (tools/extract_features.py) when TRAIN.DATASET or TEST.DATASET "
+        "is 'features'",
+    ),
+    (
+        "DATA.FEATURES_SOURCE",
+        lambda v, c: v != "features",
+        lambda c: "a video dataset to extract from (e.g. 'kinetics', 'synthetic'), or '' for TRAIN.DATASET / "
+        "TEST.DATASET",
+    ),
+    (
+        "VTN.FREEZE_BACKBONE",
+        lambda v, c: v or not (c.TRAIN.ENABLE and c.TRAIN.DATASET == "features"),
+        lambda c: "True when training on the feature cache (TRAIN.DATASET 'features'): cached embeddings cannot "
+        "train the backbone",
+    ),
+    (
+        "AUG.ENABLE",
+        lambda v, c: not v or not (c.TRAIN.ENABLE and c.TRAIN.DATASET == "features"),
+        lambda c: "False with TRAIN.DATASET 'features': RandAugment and random erasing change pixels, and the cache "
+        "holds embeddings",
+    ),
+    (
+        "MIXUP.ENABLE",
+        lambda v, c: not v or not (c.TRAIN.ENABLE and c.TRAIN.DATASET == "features"),
+        lambda c: "False with TRAIN.DATASET 'features': mixup and cutmix mix pixels, and the cache holds embeddings",
+    ),
     ("DATA_LOADER.NUM_WORKERS", _non_negative, lambda c: "an integer >= 0"),
     ("DATA_LOADER.NUM_RETRIES", _non_negative, lambda c: "an integer >= 0"),
     ("SOLVER.BASE_LR", _positive, lambda c: "a learning rate > 0"),
@@ -192,6 +221,7 @@ CHOICES: Dict[str, Callable[[], List[str]]] = {
     "TRAIN.DATASET": _registry_names("vtn.datasets", "DATASET_REGISTRY"),
     "TEST.DATASET": _registry_names("vtn.datasets", "DATASET_REGISTRY"),
     "DATA.DECODING_BACKEND": _registry_names("vtn.datasets", "DECODER_REGISTRY"),
+    "DATA.FEATURES_SOURCE": lambda: [""] + _registry_names("vtn.datasets", "DATASET_REGISTRY")(),
     "SOLVER.OPTIMIZING_METHOD": _registry_names("vtn.engine.optimizer", "OPTIMIZER_REGISTRY"),
     "SOLVER.LR_POLICY": _registry_names("vtn.engine.lr_policy", "LR_POLICY_REGISTRY"),
     "AUG.RE_MODE": _fixed("const", "rand", "pixel"),

@@ -8,7 +8,7 @@ from vtn.datasets.build import (
     shuffle_dataset,
 )
 from vtn.datasets.decoder import DECODER_REGISTRY, VideoDecodeError, VideoInfo, build_decoder
-from vtn.datasets import kinetics, mit, synthetic  # noqa: F401  (register the datasets)
+from vtn.datasets import features, kinetics, mit, synthetic  # noqa: F401  (register the datasets)
 
 __all__ = [
     "DATASET_REGISTRY",

@@ -59,7 +59,8 @@ class VideoDataset(torch.utils.data.Dataset):
         # Named groups of class ids that the test report summarises (e.g. the synthetic order-dependent classes).
         self.class_groups: Dict[str, List[int]] = {}
         self.num_videos = len(self.paths)
-        self.num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS if protocol == "multi_view" else 1
+        self.num_spatial_crops = cfg.TEST.NUM_SPATIAL_CROPS if protocol == "multi_view" else 1
+        self.num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS * self.num_spatial_crops if protocol == "multi_view" else 1
         self.decoder = build_decoder(cfg)
         self.seconds = sampling.footprint_seconds(cfg)
         self.num_frames = cfg.TEST.FULL_VIDEO_FRAMES if protocol == "full_video" else cfg.DATA.NUM_FRAMES
@@ -80,6 +81,10 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self.num_videos * self.num_views
+
+    def check_model(self, model) -> None:
+        """Called by the engine before a run: a dataset whose items need a particular model says so here
+        (decoded frames fit any VTN)."""
 
     # ------------------------------------------------------------------ decoding one view
     def info(self, path: str) -> VideoInfo:

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 import torch
 
 from vtn.engine import distributed as du
+from vtn.engine.inputs import model_inputs
 from vtn.engine.meters import VideoAggregator, format_eta
 from vtn.utils.metrics import group_accuracy, per_class_accuracy, topk_correct
 from vtn.utils.model_stats import unwrap
@@ -29,7 +30,7 @@ def autocast_for(cfg):
 def run_inference(model, loader, cfg, device, desc: str = "test") -> Dict[str, torch.Tensor]:
     """Scores of every video of `loader.dataset`, each view counted once (see VideoAggregator)."""
     dataset = loader.dataset
-    crops = cfg.TEST.NUM_SPATIAL_CROPS if dataset.num_views > 1 else 1
+    crops = getattr(dataset, "num_spatial_crops", cfg.TEST.NUM_SPATIAL_CROPS if dataset.num_views > 1 else 1)
     agg = VideoAggregator(dataset.num_videos, dataset.num_views, cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
     net = unwrap(model)
     was_training = net.training
@@ -37,10 +38,8 @@ def run_inference(model, loader, cfg, device, desc: str = "test") -> Dict[str, t
     start = time.perf_counter()
     total = len(loader)
     for it, batch in enumerate(loader):
-        frames = batch["frames"].to(device, non_blocking=True)
-        frame_idx = batch["frame_idx"].to(device, non_blocking=True)
         with autocast_for(cfg):
-            logits = net(frames, frame_idx)
+            logits = net(**model_inputs(batch, device))
         scores = logits.float().softmax(dim=-1)
         view = batch["temporal_idx"] * crops + batch["spatial_idx"]
         agg.add(batch["video_idx"], view, scores, batch["label"], batch["ok"])

@@ -88,6 +88,8 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
         name = protocol + ("_shuffled" if shuffled and cfg.TEST.SHUFFLE_ABLATION else "")
         loader = build_loader(cfg, "test", protocol)
         dataset = loader.dataset
+        if hasattr(dataset, "check_model"):
+            dataset.check_model(net)  # e.g. a feature cache of another backbone
         net.shuffle_frames = shuffled
         try:
             result = run_inference(model, loader, cfg, device, desc=f"test {name}")

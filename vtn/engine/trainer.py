@@ -25,6 +25,7 @@ from vtn.engine.checkpoint import (
 )
 from vtn.engine.ema import ModelEMA
 from vtn.engine.evaluator import autocast_for, compute_metrics, run_inference
+from vtn.engine.inputs import model_inputs
 from vtn.engine.lr_policy import get_lr_at_epoch, set_lr
 from vtn.engine.meters import TrainMeter, format_stats
 from vtn.engine.optimizer import build_optimizer
@@ -70,6 +71,9 @@ class Trainer:
         self.start_epoch, self.start_iter, self.best_metric = 0, 0, None
         self._rng_to_restore = None
         self._resume_or_initialise()
+        for loader in (self.train_loader, self.val_loader):
+            if loader is not None and hasattr(loader.dataset, "check_model"):
+                loader.dataset.check_model(self.model)  # e.g. a feature cache of another backbone
         self.model = self._wrap_distributed(self.model)
         self.epoch_iters = len(self.train_loader)
         if self.epoch_iters == 0:
@@ -214,19 +218,18 @@ class Trainer:
         for it in range(start_iter, self.epoch_iters):
             batch = next(batches)
             data_time = time.perf_counter() - tick
-            frames = batch["frames"].to(self.device, non_blocking=True)
+            inputs = model_inputs(batch, self.device)  # frames or cached embeddings, and frame_idx
             labels = batch["label"].to(self.device, non_blocking=True)
-            frame_idx = batch["frame_idx"].to(self.device, non_blocking=True)
             targets = labels
             if self.mixup is not None:
-                frames, targets = self.mixup(frames, labels)
+                inputs["frames"], targets = self.mixup(inputs["frames"], labels)
             lr = get_lr_at_epoch(cfg, epoch + it / self.epoch_iters)
             set_lr(self.optimizer, lr)
             step_now = (it + 1) % self.accumulation == 0 or it + 1 == self.epoch_iters
             sync = model.no_sync() if (not step_now and hasattr(model, "no_sync")) else nullcontext()
             with sync:
                 with autocast_for(cfg):
-                    logits = model(frames, frame_idx)
+                    logits = model(**inputs)
                     loss = compute_loss(logits.float(), targets)
                 finite = torch.isfinite(loss)
                 if cfg.TRAIN.MAX_BAD_STEPS > 0:

@@ -75,19 +75,29 @@ class VTN(nn.Module):
 
     def forward(
         self,
-        x: torch.Tensor,
+        frames: Optional[torch.Tensor] = None,
         frame_idx: Optional[torch.Tensor] = None,
         valid: Optional[torch.Tensor] = None,
         return_attention: bool = False,
+        embeddings: Optional[torch.Tensor] = None,
     ):
-        """x: (B, C, T, H, W) normalised frames; frame_idx: (B, T) frame indices in the original video.
+        """frames: (B, C, T, H, W) normalised frames, or embeddings: (B, T, D) cached backbone features (then only
+        `forward_embeddings` runs); frame_idx: (B, T) frame indices in the original video.
 
         Returns logits (B, NUM_CLASSES) (and the [CLS] attention per layer when `return_attention`).
         """
-        if x.dim() != 5:
-            raise ValueError(f"VTN expects a (B, C, T, H, W) clip tensor, got shape {tuple(x.shape)}")
-        b, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(b * t, c, h, w)
+        if (frames is None) == (embeddings is None):
+            raise ValueError("VTN takes either frames (B, C, T, H, W) or embeddings (B, T, D), exactly one of them")
+        if embeddings is not None:
+            dim = self.backbone.feature_dim
+            if embeddings.dim() != 3 or embeddings.shape[-1] != dim:
+                raise ValueError(f"VTN expects (B, T, {dim}) frame embeddings of its backbone, got shape "
+                                 f"{tuple(embeddings.shape)}")
+            return self.forward_embeddings(embeddings, frame_idx, valid, return_attention)
+        if frames.dim() != 5:
+            raise ValueError(f"VTN expects a (B, C, T, H, W) clip tensor, got shape {tuple(frames.shape)}")
+        b, c, t, h, w = frames.shape
+        frames = frames.transpose(1, 2).reshape(b * t, c, h, w)
         emb = self.embed_frames(frames).view(b, t, -1)
         return self.forward_embeddings(emb, frame_idx, valid, return_attention)
 

@@ -1,0 +1,189 @@
+"""The feature cache: extraction (resumable, bad videos counted), the `features` dataset and its samplers, and
+logits on cached embeddings equal to end-to-end logits with the same weights."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import TINY_MODEL_OPTS, synthetic_opts
+from vtn.config import load_config
+from vtn.config.loading import ConfigError
+from vtn.datasets import build_dataset, build_loader
+from vtn.datasets.features import FeatureCacheError, load_feature_file, nearest_positions
+from vtn.engine.evaluator import run_inference
+from vtn.engine.extract import build_extraction_model, extract_features
+
+
+def features_cfg(synthetic_dir, features_dir, *extra):
+    return load_config(None, TINY_MODEL_OPTS + synthetic_opts(synthetic_dir) + [
+        "DATA.FEATURES_DIR", str(features_dir), "DATA.FEATURES_SOURCE", "synthetic",
+        "TRAIN.DATASET", "features", "TEST.DATASET", "features", "VTN.FREEZE_BACKBONE", True,
+    ] + list(extra))
+
+
+def video_cfg(cfg):
+    """The same config reading the videos instead of the cache."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.TRAIN.DATASET = cfg.TEST.DATASET = "synthetic"
+    cfg.freeze()
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def every_frame_cache(synthetic_dir, tmp_path_factory):
+    """A cache of every frame (DATA.FEATURES_FPS above any video's fps), with the model that made it."""
+    cfg = features_cfg(synthetic_dir, tmp_path_factory.mktemp("cache") / "all", "DATA.FEATURES_FPS", 1000.0,
+                       "TEST.NUM_SPATIAL_CROPS", 1)
+    model = build_extraction_model(cfg)
+    extract_features(cfg, model=model)
+    return cfg, model
+
+
+def test_nearest_positions():
+    cached = np.array([0, 10, 20, 30])
+    assert nearest_positions(cached, np.array([0, 4, 5, 6, 29, 31, 100, -3])).tolist() == [0, 0, 0, 1, 3, 3, 3, 0]
+
+
+def test_cached_logits_equal_end_to_end_logits_full_video(synthetic_dir, tmp_path):
+    cfg = features_cfg(synthetic_dir, tmp_path / "cache")  # FEATURES_FPS 0: TEST.FULL_VIDEO_FRAMES per video
+    model = build_extraction_model(cfg)
+    counts = extract_features(cfg, ["test"], model=model)
+    assert counts["test"] == {"videos": 6, "extracted": 6, "cached": 0, "failed": 0}
+    cached = run_inference(model, build_loader(cfg, "test", "full_video"), cfg, torch.device("cpu"))
+    e2e = run_inference(model, build_loader(video_cfg(cfg), "test", "full_video"), cfg, torch.device("cpu"))
+    assert (cached["scores"] - e2e["scores"]).abs().max() <= 1e-4
+    # the logits themselves, item by item; and the model runs no backbone on cached inputs
+    features, videos = build_dataset(cfg, "test", "full_video"), build_dataset(video_cfg(cfg), "test", "full_video")
+    calls = []
+    hook = model.backbone.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        for i in range(len(videos)):
+            a, b = features[(i, 0)], videos[(i, 0)]
+            assert torch.equal(a["frame_idx"], b["frame_idx"])
+            assert a["embeddings"].shape == (8, 192)
+            calls.clear()
+            from_cache = model(embeddings=a["embeddings"][None], frame_idx=a["frame_idx"][None])
+            assert not calls
+            end_to_end = model(b["frames"][None], b["frame_idx"][None])
+            assert (from_cache - end_to_end).abs().max() <= 1e-4
+    hook.remove()
+
+
+def test_cached_multi_view_and_train_clips_match_the_video_dataset(every_frame_cache):
+    cfg, model = every_frame_cache
+    features, videos = build_dataset(cfg, "test", "multi_view"), build_dataset(video_cfg(cfg), "test", "multi_view")
+    assert features.num_views == videos.num_views == 2 and len(features) == len(videos) == 12
+    with torch.no_grad():
+        for key in [(0, 0), (1, 0), (7, 0), (11, 0)]:
+            a, b = features[key], videos[key]
+            assert torch.equal(a["frame_idx"], b["frame_idx"]) and a["temporal_idx"] == b["temporal_idx"]
+            diff = model(embeddings=a["embeddings"][None], frame_idx=a["frame_idx"][None]) - model(
+                b["frames"][None], b["frame_idx"][None])
+            assert diff.abs().max() <= 1e-4
+    train_f, train_v = build_dataset(cfg, "train"), build_dataset(video_cfg(cfg), "train")
+    for key in [(0, 0), (3, 1), (5, 7)]:  # the same random footprint for the same (index, epoch)
+        assert torch.equal(train_f[key]["frame_idx"], train_v[key]["frame_idx"])
+    assert not torch.equal(train_f[(3, 1)]["frame_idx"], train_f[(3, 2)]["frame_idx"])
+
+
+def test_multi_view_on_features_has_one_crop_whatever_num_spatial_crops(every_frame_cache):
+    cfg, model = every_frame_cache
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.TEST.NUM_SPATIAL_CROPS = 3
+    cfg.freeze()
+    loader = build_loader(cfg, "test", "multi_view")
+    assert loader.dataset.num_views == 2 and loader.dataset.num_spatial_crops == 1
+    result = run_inference(model, loader, cfg, torch.device("cpu"))
+    assert result["views"].tolist() == [2] * 6
+
+
+def test_extraction_resumes_and_redoes_only_what_is_missing(synthetic_dir, tmp_path):
+    cfg = features_cfg(synthetic_dir, tmp_path / "cache")
+    model = build_extraction_model(cfg)
+    first = extract_features(cfg, ["train", "val"], model=model)
+    assert first["train"] == {"videos": 12, "extracted": 12, "cached": 0, "failed": 0}
+    index = json.load(open(tmp_path / "cache" / "train.json"))
+    files = [os.path.join(tmp_path, "cache", v["file"]) for v in index["videos"]]
+    stamps = {f: os.stat(f).st_mtime_ns for f in files}
+    again = extract_features(cfg, ["train", "val"], model=model)
+    assert again["train"] == {"videos": 12, "extracted": 0, "cached": 12, "failed": 0}
+    assert again["val"] == {"videos": 6, "extracted": 0, "cached": 6, "failed": 0}
+    assert all(os.stat(f).st_mtime_ns == stamps[f] for f in files)
+    os.unlink(files[3])
+    with open(files[5], "r+b") as f:  # a damaged file is redone too
+        f.truncate(100)
+    open(tmp_path / "cache" / "train" / ".tmp-left-by-a-crash.pyth", "wb").close()
+    third = extract_features(cfg, ["train"], model=model)
+    assert third["train"] == {"videos": 12, "extracted": 2, "cached": 10, "failed": 0}
+    assert [f for f in files if os.stat(f).st_mtime_ns != stamps.get(f)] == [files[3], files[5]]
+    assert not any(n.startswith(".tmp-") for n in os.listdir(tmp_path / "cache" / "train"))
+    assert load_feature_file(files[5])["embeddings"].shape == (8, 192)
+    assert json.load(open(tmp_path / "cache" / "train.json")) == index
+
+
+def test_a_bad_video_is_skipped_counted_and_reported(synthetic_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    test_rows = open(data / "test.csv").read().split()
+    train_rows = open(data / "train.csv").read().split()
+    with open(data / test_rows[2], "wb") as f:
+        f.write(b"not a video at all" * 20)
+    open(data / train_rows[0], "wb").close()  # zero bytes
+    cfg = features_cfg(str(data), tmp_path / "cache")
+    counts = extract_features(cfg, ["train", "test"])
+    assert counts["train"] == {"videos": 12, "extracted": 11, "cached": 0, "failed": 1}
+    assert counts["test"] == {"videos": 6, "extracted": 5, "cached": 0, "failed": 1}
+    entry = json.load(open(tmp_path / "cache" / "test.json"))["videos"][1]
+    assert entry["file"] is None and "cannot be opened as a video" in entry["error"]
+    test = build_dataset(cfg, "test", "full_video")
+    assert test.num_videos == 6
+    assert [bool(test[(i, 0)]["ok"]) for i in range(6)] == [True, False, True, True, True, True]
+    assert build_dataset(cfg, "train").num_videos == 11  # left out of training
+    again = extract_features(cfg, ["test"])  # a failed video is retried, the rest is skipped
+    assert again["test"] == {"videos": 6, "extracted": 0, "cached": 5, "failed": 1}
+
+
+def test_a_cache_of_another_backbone_is_a_clear_error(every_frame_cache):
+    from vtn.models import build_model
+
+    cfg, _ = every_frame_cache
+    other = cfg.clone()
+    other.defrost()
+    other.VTN.BACKBONE_KWARGS.embed_dim = 96
+    other.freeze()
+    dataset = build_dataset(other, "test", "full_video")
+    with pytest.raises(FeatureCacheError, match=r"holds 192-d embeddings of backbone 'vit_tiny_patch16_224'.*gives 96-d"):
+        dataset.check_model(build_model(other))
+    with pytest.raises(ValueError, match=r"expects \(B, T, 96\) frame embeddings"):
+        build_model(other)(embeddings=dataset[(0, 0)]["embeddings"][None])
+
+
+def test_extracting_into_a_cache_made_otherwise_is_an_error(every_frame_cache):
+    cfg, model = every_frame_cache
+    other = cfg.clone()
+    other.defrost()
+    other.DATA.FEATURES_FPS = 2.0
+    other.freeze()
+    with pytest.raises(FeatureCacheError, match=r"made with other settings \(sampling: cache \{'fps': 1000.0\} vs now"):
+        extract_features(other, ["test"], model=model)
+
+
+def test_missing_cache_and_config_errors(synthetic_dir, tmp_path):
+    cfg = features_cfg(synthetic_dir, tmp_path / "nothing")
+    with pytest.raises(FeatureCacheError, match="holds no feature cache.*tools/extract_features.py"):
+        build_dataset(cfg, "train")
+    base = TINY_MODEL_OPTS + synthetic_opts(synthetic_dir) + ["TRAIN.DATASET", "features"]
+    with pytest.raises(ConfigError, match="DATA.FEATURES_DIR = '' is not allowed"):
+        load_config(None, base + ["VTN.FREEZE_BACKBONE", True])
+    with pytest.raises(ConfigError, match="VTN.FREEZE_BACKBONE = False is not allowed.*cached embeddings cannot"):
+        load_config(None, base + ["DATA.FEATURES_DIR", "x"])
+    with pytest.raises(ConfigError, match="MIXUP.ENABLE = True is not allowed"):
+        load_config(None, base + ["DATA.FEATURES_DIR", "x", "VTN.FREEZE_BACKBONE", True, "MIXUP.ENABLE", True])
+    with pytest.raises(FeatureCacheError, match="set DATA.FEATURES_SOURCE"):
+        extract_features(load_config(None, base + ["DATA.FEATURES_DIR", str(tmp_path / "c"),
+                                                   "VTN.FREEZE_BACKBONE", True]), ["train"])

@@ -1,0 +1,300 @@
+"""The feature cache (paper sec. 3, inference method 3): frame embeddings extracted once, then trained on and
+tested with the temporal encoder and head only (Table 2d: a frozen backbone).
+
+`tools/extract_features.py` writes the cache (see vtn/engine/extract.py); the `features` dataset reads it.
+
+Layout of DATA.FEATURES_DIR:
+
+    manifest.json           what produced the cache: backbone (name, kwargs, weights and their fingerprint),
+                            feature dim, frame sampling (DATA.FEATURES_FPS or TEST.FULL_VIDEO_FRAMES),
+                            the test transform (scale, crop, mean, std) and the source dataset
+    {train,val,test}.json   the split's videos in the source's order: path, label, fps, num_frames and the
+                            feature file (null with the error for a video that could not be decoded), plus
+                            the class names and class groups of the source dataset
+    {train,val,test}/<video name>-<hash of its path>.pt
+                            one file per video: {"embeddings": float32 (T, D), "frame_idx": int64 (T,) sorted
+                            frame indices in the video, "fps", "num_frames", "path"}; torch.load(weights_only)
+
+Items are those of video_dataset.py with `embeddings (T, D)` in place of `frames (C, T, H, W)`; the engine
+passes whichever input a batch carries to the model by name (vtn/engine/inputs.py), and the model then
+runs only `forward_embeddings`. The samplers are the same as for videos, on the frame indices of the video:
+a training clip is a random footprint of DATA.TEMPORAL_FOOTPRINT seconds at the video's fps subsampled to
+DATA.NUM_FRAMES; multi-view is TEST.NUM_ENSEMBLE_VIEWS such clips; full video is TEST.FULL_VIDEO_FRAMES
+spread over the video. Each wanted frame takes the cached frame nearest to it, so a cache of every frame
+reproduces the video dataset's clips exactly. Spatial crops do not apply (the embeddings are of the center
+crop at extraction): multi-view has one crop per clip, whatever TEST.NUM_SPATIAL_CROPS says.
+
+Bad videos: a video that failed at extraction is left out of the training split (logged once) and reported
+as failed (`ok` False) in validation and testing; a feature file that cannot be read is treated like an
+undecodable video (logged, counted, replaced in training).
+"""
+import hashlib
+import json
+import logging
+import os
+import re
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from vtn.datasets import sampling
+from vtn.datasets.build import DATASET_REGISTRY
+from vtn.utils.errors import DatasetError
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "vtn-feature-cache-1"
+MANIFEST = "manifest.json"
+NAME = "features"
+
+
+class FeatureCacheError(DatasetError):
+    """A feature cache that is missing, unfinished, unreadable or does not fit the model or config."""
+
+
+# ----------------------------------------------------------------------------- the layout
+def manifest_path(features_dir: str) -> str:
+    return os.path.join(features_dir, MANIFEST)
+
+
+def split_index_path(features_dir: str, split: str) -> str:
+    return os.path.join(features_dir, f"{split}.json")
+
+
+def feature_file_name(split: str, path: str, data_dir: str = "") -> str:
+    """`<split>/<stem>-<12 hex of sha1(path)>.pt`, relative to the cache folder. The path is hashed relative to
+    the data folder when it lies inside it, so that a moved dataset keeps its cache."""
+    key = path
+    if data_dir:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(data_dir))
+        if not rel.startswith(".."):
+            key = rel
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(os.path.basename(path))[0])[:80] or "video"
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
+    return f"{split}/{stem}-{digest}.pt"
+
+
+def read_json(path: str, what: str) -> Dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as e:
+        raise FeatureCacheError(f"{what} {path} cannot be read ({e.__class__.__name__}: {e})") from e
+
+
+def write_json_atomic(obj, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(features_dir: str) -> Dict:
+    if not features_dir:
+        raise FeatureCacheError("DATA.FEATURES_DIR is empty: set it to the folder written by tools/extract_features.py")
+    path = manifest_path(features_dir)
+    try:
+        manifest = read_json(path, "feature-cache manifest")
+    except FileNotFoundError:
+        raise FeatureCacheError(
+            f"DATA.FEATURES_DIR = {features_dir!r} holds no feature cache ({MANIFEST} is missing). Extract it "
+            "first: python tools/extract_features.py --cfg FILE (with the same config)"
+        ) from None
+    if manifest.get("format") != FORMAT:
+        raise FeatureCacheError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    return manifest
+
+
+def load_feature_file(path: str, mmap: bool = False) -> Dict:
+    """One video's cached features; FeatureCacheError names the file when it is missing or unreadable."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except FileNotFoundError:
+        raise FeatureCacheError(f"feature file {path} does not exist") from None
+    except Exception as e:  # truncated zip, not a torch file
+        raise FeatureCacheError(f"feature file {path} cannot be read ({e.__class__.__name__}: {e})") from e
+    if not isinstance(data, dict) or not {"embeddings", "frame_idx"} <= set(data):
+        raise FeatureCacheError(f"feature file {path} holds no 'embeddings' and 'frame_idx'")
+    emb, idx = data["embeddings"], data["frame_idx"]
+    if emb.dim() != 2 or idx.dim() != 1 or emb.shape[0] != idx.shape[0] or emb.shape[0] == 0:
+        raise FeatureCacheError(
+            f"feature file {path}: embeddings {tuple(emb.shape)} and frame_idx {tuple(idx.shape)} do not form "
+            "(T, D) and (T,) with T >= 1"
+        )
+    return data
+
+
+def backbone_fingerprint(backbone: torch.nn.Module) -> str:
+    """sha1 of the backbone's state dict (names, shapes, dtypes and values): which weights made a cache."""
+    h = hashlib.sha1()
+    for name, t in sorted(backbone.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def nearest_positions(cached: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions in the sorted `cached` frame indices of the frame nearest to each wanted index (ties: the
+    earlier frame)."""
+    right = np.clip(np.searchsorted(cached, wanted, side="left"), 0, len(cached) - 1)
+    left = np.clip(right - 1, 0, len(cached) - 1)
+    take_left = np.abs(wanted - cached[left]) <= np.abs(cached[right] - wanted)
+    return np.where(take_left, left, right)
+
+
+# ----------------------------------------------------------------------------- the dataset
+class FeatureDataset(torch.utils.data.Dataset):
+    """Clips of cached frame embeddings; the keys, seeding and bad-input rules of VideoDataset."""
+
+    num_spatial_crops = 1  # the embeddings are of one (center) crop
+
+    def __init__(self, cfg, split: str, protocol: str):
+        if protocol not in sampling.PROTOCOLS:
+            raise ValueError(f"protocol must be one of {sampling.PROTOCOLS}, got {protocol!r}")
+        self.cfg, self.split, self.protocol = cfg, split, protocol
+        self.features_dir = cfg.DATA.FEATURES_DIR
+        self.manifest = read_manifest(self.features_dir)
+        index_file = split_index_path(self.features_dir, split)
+        try:
+            index = read_json(index_file, "feature-cache index")
+        except FileNotFoundError:
+            raise FeatureCacheError(
+                f"the feature cache {self.features_dir} has no {split} split ({index_file} is missing): its "
+                f"extraction did not finish. Run tools/extract_features.py again (it resumes)."
+            ) from None
+        videos = index["videos"]
+        failed = [v for v in videos if not v.get("file")]
+        if split == "train" and failed:
+            logger.warning("%d videos of the train split have no features (they failed at extraction, e.g. %s: %s) "
+                           "and are left out", len(failed), failed[0]["path"], failed[0].get("error", "?"))
+            videos = [v for v in videos if v.get("file")]
+        self.videos = videos
+        self.paths = [v["path"] for v in videos]
+        self.labels = [int(v["label"]) for v in videos]
+        self.class_names = index.get("class_names")
+        self.class_groups: Dict[str, List[int]] = {k: list(v) for k, v in (index.get("class_groups") or {}).items()}
+        self.num_videos = len(videos)
+        self.num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS if protocol == "multi_view" else 1
+        self.seconds = sampling.footprint_seconds(cfg)
+        self.num_frames = cfg.TEST.FULL_VIDEO_FRAMES if protocol == "full_video" else cfg.DATA.NUM_FRAMES
+        self.feature_dim = int(self.manifest["feature_dim"])
+        num_classes = cfg.MODEL.NUM_CLASSES
+        bad = [(p, lab) for p, lab in zip(self.paths, self.labels) if lab >= num_classes]
+        if bad:
+            raise DatasetError(
+                f"{len(bad)} videos of the {split} split have labels >= MODEL.NUM_CLASSES = {num_classes}, "
+                f"e.g. {bad[0][0]} with label {bad[0][1]}"
+            )
+        if protocol == "multi_view" and cfg.TEST.NUM_SPATIAL_CROPS != 1:
+            logger.info("Feature cache: multi-view uses %d clips x 1 crop (TEST.NUM_SPATIAL_CROPS = %d does not "
+                        "apply to cached embeddings)", self.num_views, cfg.TEST.NUM_SPATIAL_CROPS)
+        self._warn_if_sparse()
+
+    def _warn_if_sparse(self) -> None:
+        fps = float(self.manifest["sampling"].get("fps") or 0.0)
+        clip_rate = self.cfg.DATA.NUM_FRAMES / self.seconds if self.seconds > 0 else 0.0
+        if self.protocol != "full_video" and 0 < fps < clip_rate:
+            logger.warning(
+                "The feature cache holds %.3g frames per second but clips sample %.3g (DATA.NUM_FRAMES %d over "
+                "%.3g s): clips will repeat cached frames; extract with DATA.FEATURES_FPS >= %.3g to avoid it",
+                fps, clip_rate, self.cfg.DATA.NUM_FRAMES, self.seconds, clip_rate,
+            )
+
+    def __len__(self) -> int:
+        return self.num_videos * self.num_views
+
+    def check_model(self, model) -> None:
+        """Fail early and clearly when the model's backbone cannot have produced these embeddings."""
+        from vtn.utils.model_stats import unwrap
+
+        m = unwrap(model)
+        dim = getattr(getattr(m, "backbone", None), "feature_dim", None)
+        made_by = f"backbone {self.manifest['backbone']!r} {self.manifest.get('backbone_kwargs') or {}}"
+        if dim is not None and int(dim) != self.feature_dim:
+            raise FeatureCacheError(
+                f"the feature cache {self.features_dir} holds {self.feature_dim}-d embeddings of {made_by}, but the "
+                f"model's backbone VTN.BACKBONE = {self.cfg.VTN.BACKBONE!r} gives {dim}-d features. Extract a cache "
+                "with this config (tools/extract_features.py, another DATA.FEATURES_DIR) or use the config that "
+                "made this one."
+            )
+        kwargs = dict(self.cfg.VTN.BACKBONE_KWARGS)
+        if self.manifest["backbone"] != self.cfg.VTN.BACKBONE or self.manifest.get("backbone_kwargs", {}) != kwargs:
+            logger.warning("The feature cache %s was made by %s; the model is %r %s: the temporal encoder trains on "
+                           "features of another backbone", self.features_dir, made_by, self.cfg.VTN.BACKBONE, kwargs)
+        if hasattr(m, "backbone") and backbone_fingerprint(m.backbone) != self.manifest.get("backbone_fingerprint"):
+            logger.warning(
+                "The model's backbone weights differ from those that made the feature cache %s: training and "
+                "testing on the cache are consistent, but this model's end-to-end predictions on videos will not "
+                "match them", self.features_dir,
+            )
+
+    # ------------------------------------------------------------------ one view
+    def _wanted(self, video: Dict, temporal_idx: int, rng: Optional[np.random.Generator]) -> np.ndarray:
+        d = self.cfg.DATA
+        n, fps = int(video["num_frames"]), float(video["fps"])
+        if self.protocol == "train_clip":
+            return sampling.train_clip_indices(n, fps, d.NUM_FRAMES, self.seconds, rng, d.SHORT_VIDEO_MODE)
+        if self.protocol == "full_video":
+            return sampling.full_video_indices(n, self.num_frames)
+        return sampling.view_clip_indices(n, fps, d.NUM_FRAMES, self.seconds, temporal_idx, self.num_views,
+                                          d.SHORT_VIDEO_MODE)
+
+    def load_view(self, video_idx: int, temporal_idx: int,
+                  rng: Optional[np.random.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings (T, D) and the frame indices (T,) of one view."""
+        video = self.videos[video_idx]
+        if not video.get("file"):
+            raise FeatureCacheError(f"{video['path']}: no features (extraction failed: {video.get('error', '?')})")
+        data = load_feature_file(os.path.join(self.features_dir, video["file"]))
+        emb, idx = data["embeddings"], data["frame_idx"].long()
+        if emb.shape[1] != self.feature_dim:
+            raise FeatureCacheError(f"feature file {video['file']} holds {emb.shape[1]}-d embeddings; the manifest "
+                                    f"says {self.feature_dim}")
+        pos = torch.from_numpy(nearest_positions(idx.numpy(), self._wanted(video, temporal_idx, rng)))
+        return emb[pos].float(), idx[pos]
+
+    def _item(self, emb, frame_idx, video_idx, temporal_idx, ok, failures) -> Dict:
+        return {
+            "embeddings": emb,
+            "label": torch.tensor(self.labels[video_idx], dtype=torch.long),
+            "video_idx": torch.tensor(video_idx, dtype=torch.long),
+            "frame_idx": frame_idx.long(),
+            "temporal_idx": torch.tensor(temporal_idx, dtype=torch.long),
+            "spatial_idx": torch.tensor(0, dtype=torch.long),
+            "ok": torch.tensor(ok),
+            "decode_failures": torch.tensor(failures, dtype=torch.long),
+        }
+
+    def __getitem__(self, key) -> Dict:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        video_idx, temporal_idx = divmod(int(index), self.num_views)
+        failures = 0
+        retries = self.cfg.DATA_LOADER.NUM_RETRIES if self.split == "train" else 0
+        for attempt in range(retries + 1):
+            rng = np.random.default_rng(np.random.SeedSequence([self.cfg.RNG_SEED, int(epoch), int(index), attempt]))
+            try:
+                emb, frame_idx = self.load_view(video_idx, temporal_idx, rng)
+                return self._item(emb, frame_idx, video_idx, temporal_idx, True, failures)
+            except FeatureCacheError as e:
+                failures += 1
+                logger.warning("Skipping unusable cached video (%s split): %s", self.split, e)
+                if attempt < retries:
+                    video_idx = int(rng.integers(self.num_videos))
+        if self.split == "train":
+            raise FeatureCacheError(
+                f"{failures} cached videos in a row could not be read in the train split (DATA_LOADER.NUM_RETRIES = "
+                f"{retries}); the last one was {self.paths[video_idx]}. Run tools/extract_features.py again."
+            )
+        return self._item(torch.zeros(self.num_frames, self.feature_dim), torch.zeros(self.num_frames, dtype=torch.long),
+                          video_idx, temporal_idx, False, failures)
+
+
+@DATASET_REGISTRY.register_as(NAME)
+def build_features(cfg, split: str, protocol: str) -> FeatureDataset:
+    return FeatureDataset(cfg, split, protocol)

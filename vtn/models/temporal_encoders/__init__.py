@@ -8,6 +8,7 @@ from vtn.models.temporal_encoders.base import (
     TemporalEncoder,
     build_temporal_encoder,
 )
+from vtn.models.temporal_encoders import longformer  # noqa: F401  (registers "longformer")
 from vtn.models.temporal_encoders import longformer_hf  # noqa: F401  (registers "longformer_hf")
 
 __all__ = [

@@ -17,11 +17,16 @@ from vtn.engine.launch import USER_ERRORS
 from vtn.utils.cli import base_parser, config_from_args, parse
 
 
-def main(argv=None):
+def build_parser():
+    """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--splits", default=",".join(SPLITS), help="comma-separated splits to extract (default: all)")
     parser.add_argument("--checkpoint", default="", help="take the backbone weights from this checkpoint")
-    args = parse(parser, argv)
+    return parser
+
+
+def main(argv=None):
+    args = parse(build_parser(), argv)
     try:
         from vtn.engine.extract import extract_features
         from vtn.utils.logging import setup_logging

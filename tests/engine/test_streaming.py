@@ -44,3 +44,20 @@ def test_chunks_bound_what_the_backbone_sees(synthetic_dir):
     pred = VideoPredictor(cfg, model).predict(path, num_frames=0)  # every frame of the video
     assert len(pred.frame_idx) == pred.info.num_frames
     assert max(seen) <= 7 and sum(seen) == pred.info.num_frames
+
+
+@pytest.mark.parametrize("pos_opts", [["VTN.POS_EMBED", "fixed"],
+                                      ["VTN.POS_EMBED", "learned", "VTN.POS_INDEX_MODE", "modulo"]])
+def test_an_hour_at_one_fps_is_one_forward_of_3600_tokens(pos_opts):
+    """1 fps over an hour of 25 fps video: 3,600 tokens with frame indices up to 90,000, far past the learned
+    table (VTN.MAX_POSITION_EMBEDDINGS): the fixed sinusoid has no limit, the learned table wraps (modulo)."""
+    cfg = load_config(None, TINY_MODEL_OPTS + pos_opts)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    frame_idx = torch.arange(3600)[None] * 25  # 0, 25, ..., 89,975
+    emb = torch.randn(1, 3600, model.backbone.feature_dim)
+    with torch.no_grad():
+        logits = model.forward_embeddings(emb, frame_idx)
+    assert logits.shape == (1, cfg.MODEL.NUM_CLASSES)
+    assert torch.isfinite(logits).all()
+    assert int(frame_idx.max()) > cfg.VTN.MAX_POSITION_EMBEDDINGS * 100

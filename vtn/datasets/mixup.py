@@ -78,6 +78,8 @@ class VideoMixup:
             )
 
     def __call__(self, frames: torch.Tensor, labels: torch.Tensor):
+        """Mixes `frames` (on any device); `labels` may stay on the CPU (the trainer passes them so: the range
+        check then costs no host sync), the targets are returned on the device of `frames`."""
         self._check(frames, labels)
         frames = frames.contiguous()
         batch, channels, time, height, width = frames.shape
@@ -87,7 +89,7 @@ class VideoMixup:
             images = frames.view(batch, channels * time, height, width)[:mixed]
             _, mixed_targets = self.mixup(images, labels[:mixed])  # mixes `images`, hence `frames`, in place
             targets[:mixed] = mixed_targets
-        return frames, targets
+        return frames, targets.to(frames.device, non_blocking=True)
 
     def __repr__(self) -> str:
         m = self.mixup

@@ -222,7 +222,8 @@ class Trainer:
             labels = batch["label"].to(self.device, non_blocking=True)
             targets = labels
             if self.mixup is not None:
-                inputs["frames"], targets = self.mixup(inputs["frames"], labels)
+                # CPU labels: the mixup's label check is then no per-step host sync with the device
+                inputs["frames"], targets = self.mixup(inputs["frames"], batch["label"])
             lr = get_lr_at_epoch(cfg, epoch + it / self.epoch_iters)
             set_lr(self.optimizer, lr)
             step_now = (it + 1) % self.accumulation == 0 or it + 1 == self.epoch_iters

@@ -53,3 +53,13 @@ def test_visualize_attention_for_a_video_and_a_csv(trained_tiny, synthetic_dir, 
     proc = run_tool("visualize_attention.py", "--csv", os.path.join(synthetic_dir, "val.csv"), "--limit", 2,
                     "--output-dir", tmp_path / "many", *opts)
     assert len(os.listdir(tmp_path / "many")) == 2 and proc.stdout.count(" -> ") == 2
+
+
+def test_demo_samples_frames_per_second(trained_tiny):
+    """DEMO.FPS: a fixed rate instead of TEST.FULL_VIDEO_FRAMES, the way to sample hours of video."""
+    opts, video = trained_tiny
+    proc = run_tool("demo_net.py", "--video", video, *opts, "DEMO.FPS", "2")
+    head = proc.stdout.splitlines()[0]  # "<path>: 2.3 s, 57 frames at 25 fps; 5 frames in one pass"
+    duration = float(head.split(": ")[1].split(" s,")[0])
+    used = int(head.split("; ")[1].split()[0])
+    assert abs(used - 2 * duration) <= 1.5

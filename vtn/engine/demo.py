@@ -34,7 +34,7 @@ def run_demo(cfg, video: str, output: Optional[str] = None, top_k: Optional[int]
     if not video:
         raise VideoDecodeError("no video given: pass --video PATH (or set DEMO.INPUT_VIDEO)")
     predictor = load_predictor(cfg)
-    prediction = predictor.predict(video)
+    prediction = predictor.predict(video, fps=cfg.DEMO.FPS)
     names = find_class_names(cfg)
     lines = describe(prediction, names, top_k or cfg.DEMO.TOP_K)
     info = prediction.info

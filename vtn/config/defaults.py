@@ -337,9 +337,9 @@ _C.DEMO.OUTPUT_FILE = ""
 _C.DEMO.LABEL_FILE_PATH = ""
 # Number of predictions to print.
 _C.DEMO.TOP_K = 5
-
 # Frames per second to sample from the video (e.g. 1 for hours of video); 0: TEST.FULL_VIDEO_FRAMES frames.
 _C.DEMO.FPS = 0.0
+
 
 def get_cfg() -> CfgNode:
     """A fresh, mutable copy of the defaults."""

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def config(data_dir, features_dir, output_dir, backbone, size, features: bool):
+def config(data_dir, features_dir, output_dir, backbone, size, features: bool, encoder="longformer_hf"):
     from vtn.config import load_config
 
     opts = [
@@ -41,7 +41,7 @@ def config(data_dir, features_dir, output_dir, backbone, size, features: bool):
         "SYNTHETIC.TEST_PER_CLASS", 1, "SYNTHETIC.DURATION_RANGE", [4.0, 8.0],
         "MODEL.NUM_CLASSES", 6, "VTN.BACKBONE", backbone, "VTN.BACKBONE_KWARGS.img_size", size,
         "VTN.PRETRAINED", False, "VTN.FREEZE_BACKBONE", True, "VTN.NUM_LAYERS", 3, "VTN.NUM_HEADS", 6,
-        "VTN.ATTENTION_WINDOW", 8, "VTN.BACKBONE_CHUNK_SIZE", 64,
+        "VTN.ATTENTION_WINDOW", 8, "VTN.BACKBONE_CHUNK_SIZE", 64, "VTN.TEMPORAL_ENCODER", encoder,
         "SOLVER.OPTIMIZING_METHOD", "adamw", "SOLVER.BASE_LR", 1e-4, "SOLVER.MAX_EPOCH", 1000,
         "DATA_LOADER.NUM_WORKERS", 0,
     ]
@@ -69,6 +69,7 @@ def main():
     parser.add_argument("--size", type=int, default=112, help="frame crop size")
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per variant (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first (the video dataset caches probes)")
+    parser.add_argument("--encoder", default="longformer_hf", help="VTN.TEMPORAL_ENCODER of both runs")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--data-dir", default=os.path.join(REPO, "data_cache", "bench_feature_cache"),
                         help="synthetic dataset folder (generated when missing)")
@@ -84,8 +85,9 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         features_dir = os.path.join(tmp, "features")
-        video_cfg = config(args.data_dir, features_dir, os.path.join(tmp, "e2e"), args.backbone, args.size, False)
-        cache_cfg = config(args.data_dir, features_dir, os.path.join(tmp, "cache"), args.backbone, args.size, True)
+        common = (args.backbone, args.size)
+        video_cfg = config(args.data_dir, features_dir, os.path.join(tmp, "e2e"), *common, False, args.encoder)
+        cache_cfg = config(args.data_dir, features_dir, os.path.join(tmp, "cache"), *common, True, args.encoder)
         from vtn.datasets.synthetic import ensure_synthetic_dataset
 
         ensure_synthetic_dataset(video_cfg)
@@ -99,7 +101,8 @@ def main():
 
     e2e_m, cached_m = statistics.median(e2e), statistics.median(cached)
     print(f"Feature cache vs end to end, frozen backbone: {args.backbone} at {args.size}x{args.size} (random weights), "
-          f"3-layer Longformer; {counts['videos']} training videos, {clips} clips per epoch of 16 frames over 5.12 s (the paper's clips), "
+          f"3-layer Longformer ({args.encoder}); {counts['videos']} training videos, {clips} clips per epoch of 16 "
+          f"frames over 5.12 s (the paper's clips), "
           f"batch 4; torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores; median of {args.repeats} epochs after {args.warmup} untimed")
     print(f"{'':<28}{'epoch (s)':>10}{'clips/s':>10}   all epochs (s)")

@@ -21,7 +21,6 @@ import time
 from typing import Dict, Optional, Sequence
 
 import numpy as np
-import torch
 
 from vtn.config import dump_config
 from vtn.datasets.build import DATASET_REGISTRY, SPLITS
@@ -34,7 +33,6 @@ from vtn.datasets.features import (
     feature_file_name,
     load_feature_file,
     manifest_path,
-    read_json,
     read_manifest,
     split_index_path,
     write_json_atomic,
@@ -96,7 +94,8 @@ def check_or_write_manifest(features_dir: str, manifest: Dict) -> None:
     """Write the manifest of a new cache; for an existing one, insist that it was made the same way."""
     if os.path.isfile(manifest_path(features_dir)):
         old = read_manifest(features_dir)
-        diff = [f"{k}: cache {old.get(k)!r} vs now {manifest.get(k)!r}" for k in IDENTITY_KEYS if old.get(k) != manifest.get(k)]
+        diff = [f"{k}: cache {old.get(k)!r} vs now {manifest.get(k)!r}"
+                for k in IDENTITY_KEYS if old.get(k) != manifest.get(k)]
         if diff:
             raise FeatureCacheError(
                 f"DATA.FEATURES_DIR = {features_dir!r} holds a feature cache made with other settings ("
@@ -116,7 +115,8 @@ def _cached_entry(path: str) -> Optional[Dict]:
     except FeatureCacheError as e:
         logger.warning("Re-extracting an unreadable feature file: %s", e)
         return None
-    return {"fps": float(data["fps"]), "num_frames": int(data["num_frames"]), "num_cached": int(data["frame_idx"].numel())}
+    return {"fps": float(data["fps"]), "num_frames": int(data["num_frames"]),
+            "num_cached": int(data["frame_idx"].numel())}
 
 
 def _remove_stale_temporaries(folder: str) -> None:
@@ -190,7 +190,8 @@ def build_extraction_model(cfg, checkpoint: str = ""):
     return model.eval()
 
 
-def extract_features(cfg, splits: Sequence[str] = SPLITS, checkpoint: str = "", model=None) -> Dict[str, Dict[str, int]]:
+def extract_features(cfg, splits: Sequence[str] = SPLITS, checkpoint: str = "",
+                     model=None) -> Dict[str, Dict[str, int]]:
     """Extract every split of `splits` into DATA.FEATURES_DIR; returns the counts of each split."""
     features_dir = cfg.DATA.FEATURES_DIR
     if not features_dir:
@@ -211,7 +212,3 @@ def extract_features(cfg, splits: Sequence[str] = SPLITS, checkpoint: str = "", 
         logger.info("%s: %d videos: %d extracted, %d already cached, %d failed", split, counts["videos"],
                     counts["extracted"], counts["cached"], counts["failed"])
     return results
-
-
-def read_split_index(features_dir: str, split: str) -> Dict:
-    return read_json(split_index_path(features_dir, split), "feature-cache index")

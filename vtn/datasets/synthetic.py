@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from typing import List, Sequence, Tuple
@@ -188,6 +189,23 @@ def _make_one(args) -> Tuple[str, str]:
     return rel, name
 
 
+def _run_jobs(jobs, workers: int, progress_seconds: float = 10.0) -> list:
+    """Render and encode every video, in order; a progress line at most every `progress_seconds`."""
+    pool = get_context("fork").Pool(workers) if workers > 1 else None
+    results, last = [], time.monotonic()
+    try:
+        for done, result in enumerate(pool.imap(_make_one, jobs, chunksize=2) if pool else map(_make_one, jobs), 1):
+            results.append(result)
+            if time.monotonic() - last >= progress_seconds and done < len(jobs):
+                logger.info("synthetic dataset: %d of %d videos written", done, len(jobs))
+                last = time.monotonic()
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return results
+
+
 def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: int = 1) -> str:
     """Write the dataset into `out_dir` (created; its previous content is replaced atomically)."""
     spec = spec or SyntheticSpec()
@@ -198,11 +216,7 @@ def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: in
         for split in SPLIT_IDS:
             os.makedirs(os.path.join(tmp, "videos", split))
         jobs = [(tmp, spec, *job) for split in SPLIT_IDS for job in _video_jobs(spec, split)]
-        if workers > 1:
-            with get_context("fork").Pool(workers) as pool:
-                results = pool.map(_make_one, jobs, chunksize=4)
-        else:
-            results = [_make_one(j) for j in jobs]
+        results = _run_jobs(jobs, workers)
         for split in SPLIT_IDS:
             rows = [r for r, j in zip(results, jobs) if j[2] == split]
             with open(os.path.join(tmp, f"{split}.csv"), "w") as f:

@@ -93,7 +93,7 @@ def test_release_checkpoint_gives_the_reference_logits(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("encoder", ["longformer_hf"])
+@pytest.mark.parametrize("encoder", ["longformer", "longformer_hf"])
 def test_converter_round_trip_and_direct_test_loading(tmp_path, encoder):
     ref, path = release_file(tmp_path)
     ours = str(tmp_path / "ours.pyth")

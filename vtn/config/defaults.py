@@ -266,8 +266,9 @@ _C.VTN.PRETRAINED_PATH = ""
 _C.VTN.FREEZE_BACKBONE = False
 # Frames per backbone pass at inference (bounds memory on long videos); 0 = all frames in one pass.
 _C.VTN.BACKBONE_CHUNK_SIZE = 0
-# Registered temporal encoder implementation.
-_C.VTN.TEMPORAL_ENCODER = "longformer_hf"
+# Registered temporal encoder implementation: "longformer" (pure PyTorch, linear-time, exportable) or
+# "longformer_hf" (transformers' LongformerEncoder, for reference); same weights and outputs.
+_C.VTN.TEMPORAL_ENCODER = "longformer"
 # Number of Longformer layers.
 _C.VTN.NUM_LAYERS = 3
 # Attention heads per layer.

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Tuple
 
 from iopath.common.file_io import g_pathmgr
 
-from vtn.utils.errors import UserError
+from vtn.utils.errors import DatasetError, UserError
 
 
 class AnnotationError(UserError, ValueError):
@@ -114,3 +114,13 @@ def find_class_names(cfg) -> Optional[List[str]]:
     if cfg.DEMO.LABEL_FILE_PATH:
         raise AnnotationError(f"DEMO.LABEL_FILE_PATH = {cfg.DEMO.LABEL_FILE_PATH!r} does not exist")
     return None
+
+
+def check_label_range(paths: List[str], labels: List[int], num_classes: int, split: str) -> None:
+    """Every label must be a class of the model: an error names how many are not, and the first one."""
+    bad = [(p, lab) for p, lab in zip(paths, labels) if lab >= num_classes]
+    if bad:
+        raise DatasetError(
+            f"{len(bad)} videos of the {split} split have labels >= MODEL.NUM_CLASSES = {num_classes}, "
+            f"e.g. {bad[0][0]} with label {bad[0][1]}"
+        )

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from vtn.datasets import sampling
+from vtn.datasets.annotations import check_label_range
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.utils.errors import DatasetError
 
@@ -184,13 +185,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         self.seconds = sampling.footprint_seconds(cfg)
         self.num_frames = cfg.TEST.FULL_VIDEO_FRAMES if protocol == "full_video" else cfg.DATA.NUM_FRAMES
         self.feature_dim = int(self.manifest["feature_dim"])
-        num_classes = cfg.MODEL.NUM_CLASSES
-        bad = [(p, lab) for p, lab in zip(self.paths, self.labels) if lab >= num_classes]
-        if bad:
-            raise DatasetError(
-                f"{len(bad)} videos of the {split} split have labels >= MODEL.NUM_CLASSES = {num_classes}, "
-                f"e.g. {bad[0][0]} with label {bad[0][1]}"
-            )
+        check_label_range(self.paths, self.labels, cfg.MODEL.NUM_CLASSES, split)
         if protocol == "multi_view" and cfg.TEST.NUM_SPATIAL_CROPS != 1:
             logger.info("Feature cache: multi-view uses %d clips x 1 crop (TEST.NUM_SPATIAL_CROPS = %d does not "
                         "apply to cached embeddings)", self.num_views, cfg.TEST.NUM_SPATIAL_CROPS)

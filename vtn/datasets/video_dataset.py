@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from vtn.datasets import sampling, transforms
+from vtn.datasets.annotations import check_label_range
 from vtn.datasets.decoder import VideoDecodeError, VideoInfo, build_decoder
 from vtn.utils.errors import DatasetError
 
@@ -71,13 +72,7 @@ class VideoDataset(torch.utils.data.Dataset):
 
             self.before_normalize, self.after_normalize = build_train_augmentations(cfg)
         self._info: Dict[str, VideoInfo] = {}
-        num_classes = cfg.MODEL.NUM_CLASSES
-        bad = [(p, lab) for p, lab in zip(self.paths, self.labels) if lab >= num_classes]
-        if bad:
-            raise DatasetError(
-                f"{len(bad)} videos of the {split} split have labels >= MODEL.NUM_CLASSES = {num_classes}, "
-                f"e.g. {bad[0][0]} with label {bad[0][1]}"
-            )
+        check_label_range(self.paths, self.labels, cfg.MODEL.NUM_CLASSES, split)
 
     def __len__(self) -> int:
         return self.num_videos * self.num_views

@@ -175,22 +175,24 @@ class LocalGlobalSelfAttention(nn.Module):
         return ctx.transpose(1, 2).reshape(b, length, dim), glob_probs
 
 
-class SelfOutput(nn.Module):
-    def __init__(self, spec: EncoderSpec):
+class ResidualOutput(nn.Module):
+    """dense -> dropout -> + residual -> LayerNorm: the output stage of the attention and of the FFN."""
+
+    def __init__(self, spec: EncoderSpec, in_features: int):
         super().__init__()
-        self.dense = nn.Linear(spec.hidden_size, spec.hidden_size)
+        self.dense = nn.Linear(in_features, spec.hidden_size)
         self.LayerNorm = nn.LayerNorm(spec.hidden_size, eps=spec.layer_norm_eps)
         self.dropout = nn.Dropout(spec.hidden_dropout)
 
-    def forward(self, ctx: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(ctx)) + residual)
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
 
 
 class Attention(nn.Module):
     def __init__(self, spec: EncoderSpec, num_global: int):
         super().__init__()
         self.self = LocalGlobalSelfAttention(spec, num_global)
-        self.output = SelfOutput(spec)
+        self.output = ResidualOutput(spec, spec.hidden_size)
 
     def forward(self, x, mask):
         ctx, probs = self.self(x, mask)
@@ -206,23 +208,12 @@ class Intermediate(nn.Module):
         return F.gelu(self.dense(x))
 
 
-class Output(nn.Module):
-    def __init__(self, spec: EncoderSpec):
-        super().__init__()
-        self.dense = nn.Linear(spec.intermediate_size, spec.hidden_size)
-        self.LayerNorm = nn.LayerNorm(spec.hidden_size, eps=spec.layer_norm_eps)
-        self.dropout = nn.Dropout(spec.hidden_dropout)
-
-    def forward(self, x, residual):
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
-
-
 class Layer(nn.Module):
     def __init__(self, spec: EncoderSpec, num_global: int):
         super().__init__()
         self.attention = Attention(spec, num_global)
         self.intermediate = Intermediate(spec)
-        self.output = Output(spec)
+        self.output = ResidualOutput(spec, spec.intermediate_size)
 
     def forward(self, x, mask):
         x, probs = self.attention(x, mask)

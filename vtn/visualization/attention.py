@@ -44,7 +44,9 @@ def plot_attention(prediction, output: str, title: str = "", heads: str = "mean"
     ax_att.set_yticks(np.arange(len(rows)) + 0.5)
     ax_att.set_yticklabels(labels, fontsize=7)
     ax_att.set_xlabel(f"sampled frames (layer {layer + 1} [CLS] attention; warm = high)", fontsize=8)
-    fig.colorbar(im, ax=ax_att, fraction=0.02, pad=0.01)
+    bar = fig.colorbar(im, ax=ax_att, fraction=0.02, pad=0.01)
+    bar.ax.tick_params(labelsize=6)
+    bar.set_ticks([float(rows.min()), float(rows.max())])  # two ticks: more overlap on a one-row bar
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -41,6 +41,7 @@ import torch
 from vtn.datasets import sampling
 from vtn.datasets.annotations import check_label_range
 from vtn.datasets.build import DATASET_REGISTRY
+from vtn.datasets.video_dataset import make_item
 from vtn.utils.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -255,16 +256,8 @@ class FeatureDataset(torch.utils.data.Dataset):
         return emb[pos].float(), idx[pos]
 
     def _item(self, emb, frame_idx, video_idx, temporal_idx, ok, failures) -> Dict:
-        return {
-            "embeddings": emb,
-            "label": torch.tensor(self.labels[video_idx], dtype=torch.long),
-            "video_idx": torch.tensor(video_idx, dtype=torch.long),
-            "frame_idx": frame_idx.long(),
-            "temporal_idx": torch.tensor(temporal_idx, dtype=torch.long),
-            "spatial_idx": torch.tensor(0, dtype=torch.long),
-            "ok": torch.tensor(ok),
-            "decode_failures": torch.tensor(failures, dtype=torch.long),
-        }
+        return make_item("embeddings", emb, self.labels[video_idx], frame_idx, video_idx, temporal_idx, 0, ok,
+                         failures)
 
     def __getitem__(self, key) -> Dict:
         index, epoch = key if isinstance(key, tuple) else (key, 0)

@@ -44,6 +44,22 @@ def seeded_global_rng(seed: int):
         torch.set_rng_state(states[2])
 
 
+def make_item(input_key: str, inputs: torch.Tensor, label: int, frame_idx: torch.Tensor, video_idx: int,
+              temporal_idx: int, spatial_idx: int, ok: bool, failures: int) -> Dict:
+    """One dataset item in the contract every dataset keeps: the model input under `input_key` ("frames" or
+    "embeddings", see vtn/engine/inputs.py), then label, indices, success flag and decode-failure count."""
+    return {
+        input_key: inputs,
+        "label": torch.tensor(label, dtype=torch.long),
+        "video_idx": torch.tensor(video_idx, dtype=torch.long),
+        "frame_idx": frame_idx.long(),
+        "temporal_idx": torch.tensor(temporal_idx, dtype=torch.long),
+        "spatial_idx": torch.tensor(spatial_idx, dtype=torch.long),
+        "ok": torch.tensor(ok),
+        "decode_failures": torch.tensor(failures, dtype=torch.long),
+    }
+
+
 class VideoDataset(torch.utils.data.Dataset):
     def __init__(self, cfg, split: str, protocol: str, paths: List[str], labels: List[int],
                  class_names: Optional[List[str]] = None):
@@ -127,16 +143,8 @@ class VideoDataset(torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------ items
     def _item(self, clip, frame_idx, video_idx, temporal_idx, spatial_idx, ok, failures) -> Dict:
-        return {
-            "frames": clip,
-            "label": torch.tensor(self.labels[video_idx], dtype=torch.long),
-            "video_idx": torch.tensor(video_idx, dtype=torch.long),
-            "frame_idx": frame_idx.long(),
-            "temporal_idx": torch.tensor(temporal_idx, dtype=torch.long),
-            "spatial_idx": torch.tensor(spatial_idx, dtype=torch.long),
-            "ok": torch.tensor(ok),
-            "decode_failures": torch.tensor(failures, dtype=torch.long),
-        }
+        return make_item("frames", clip, self.labels[video_idx], frame_idx, video_idx, temporal_idx, spatial_idx,
+                         ok, failures)
 
     def __getitem__(self, key) -> Dict:
         index, epoch = key if isinstance(key, tuple) else (key, 0)

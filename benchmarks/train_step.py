@@ -37,20 +37,10 @@ CONFIGS = {
 }
 
 
-def to_channels_last(model):
-    """The backbone's weights and its input frames in channels_last memory format."""
-    import torch
-
-    model.backbone.to(memory_format=torch.channels_last)
-    model.backbone.register_forward_pre_hook(
-        lambda _m, inputs: (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:]))
-    return model
-
-
 class StepRunner:
     """One model, its optimizer and a random batch; `step()` runs one training step."""
 
-    def __init__(self, cfg, batch, frames, crop, channels_last=False):
+    def __init__(self, cfg, batch, frames, crop):
         import torch
 
         from vtn.engine.optimizer import build_optimizer
@@ -58,8 +48,6 @@ class StepRunner:
 
         torch.manual_seed(0)
         self.model = build_model(cfg).train()
-        if channels_last:
-            to_channels_last(self.model)
         self.optimizer = build_optimizer(self.model, cfg)
         self.clip = torch.randn(batch, 3, frames, crop, crop)
         self.frame_idx = torch.arange(frames).expand(batch, frames) * 8
@@ -115,9 +103,9 @@ def main():
         runners = []
         for encoder, channels_last in variants:
             opts = ["NUM_GPUS", 0, "VTN.PRETRAINED", False, "DATA.NUM_FRAMES", frames, "VTN.TEMPORAL_ENCODER",
-                    encoder]
+                    encoder, "VTN.CHANNELS_LAST", channels_last]
             cfg = load_config(CONFIGS[name], opts)
-            runners.append((encoder, channels_last, cfg, StepRunner(cfg, batch, frames, crop, channels_last)))
+            runners.append((encoder, channels_last, cfg, StepRunner(cfg, batch, frames, crop)))
         for _ in range(args.warmup):
             for *_, runner in runners:
                 runner.step(record=False)

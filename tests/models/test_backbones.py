@@ -83,3 +83,20 @@ def test_local_pretrained_file_is_loaded(tmp_path):
 def test_missing_local_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="VTN.PRETRAINED_PATH.*nope.pth"):
         build_backbone(tiny_cfg("VTN.PRETRAINED_PATH", str(tmp_path / "nope.pth")))
+
+
+def test_channels_last_gives_the_same_logits_and_keeps_the_format():
+    import torch
+
+    from tests.helpers import tiny_model
+
+    opts = ["VTN.BACKBONE", "resnet10t", "VTN.BACKBONE_KWARGS", "{channels: [8, 8, 16, 16], stem_width: 8}",
+            "VTN.NUM_HEADS", 2]
+    plain = tiny_model(*opts)
+    fast = tiny_model(*opts, "VTN.CHANNELS_LAST", True)
+    fast.load_state_dict(plain.state_dict())
+    conv = next(p for p in fast.backbone.parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(plain(x), fast(x), atol=1e-5)

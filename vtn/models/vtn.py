@@ -49,6 +49,9 @@ class VTN(nn.Module):
         self.chunk_size = cfg.VTN.BACKBONE_CHUNK_SIZE
         self.shuffle_frames = cfg.TEST.SHUFFLE_FRAMES
         self.backbone_frozen = cfg.VTN.FREEZE_BACKBONE
+        self.channels_last = cfg.VTN.CHANNELS_LAST
+        if self.channels_last:  # the 4-d (convolution) weights; the frames follow in embed_frames
+            self.backbone.to(memory_format=torch.channels_last)
 
         std = cfg.VTN.INIT_STD
         nn.init.normal_(self.cls_token, std=std)
@@ -69,6 +72,8 @@ class VTN(nn.Module):
     def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, D). At inference, VTN.BACKBONE_CHUNK_SIZE frames per pass bound the memory."""
         chunk = self.chunk_size if (self.chunk_size and not self.training) else frames.shape[0]
+        if self.channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.backbone_frozen):
             parts = [self.backbone(frames[i : i + chunk]) for i in range(0, frames.shape[0], chunk)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)

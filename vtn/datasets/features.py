@@ -43,6 +43,7 @@ from vtn.datasets.annotations import check_label_range
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import make_item
 from vtn.utils.errors import DatasetError
+from vtn.utils.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +89,7 @@ def read_json(path: str, what: str) -> Dict:
 
 
 def write_json_atomic(obj, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: json.dump(obj, f, indent=1), binary=False)
 
 
 def read_manifest(features_dir: str) -> Dict:

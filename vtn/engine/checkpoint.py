@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from vtn.utils.errors import UserError
+from vtn.utils.files import TEMP_PREFIX, atomic_write, remove_temporaries
 from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
@@ -89,37 +90,13 @@ def restore_rng_state(state: Dict) -> None:
 
 # ----------------------------------------------------------------------------- files
 def atomic_save(obj, path: str) -> None:
-    """torch.save to a temporary file in the same folder, flush and fsync, then rename over `path`.
-
-    A crash or a full disk at any moment leaves either the old file or the new one, never half a file.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pyth")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """torch.save through `atomic_write`: a crash or a full disk never leaves half a checkpoint."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def remove_stale_temporaries(output_dir: str) -> None:
     """Delete `.tmp-*` files a killed process may have left in the checkpoint folder."""
-    folder = checkpoint_dir(output_dir)
-    if os.path.isdir(folder):
-        for name in os.listdir(folder):
-            if name.startswith(".tmp-"):
-                os.unlink(os.path.join(folder, name))
+    remove_temporaries(checkpoint_dir(output_dir))
 
 
 def load_checkpoint_file(path: str) -> Dict:
@@ -198,7 +175,7 @@ def prune_checkpoints(output_dir: str, keep: int) -> None:
 
 def copy_as_best(path: str, output_dir: str) -> str:
     best = os.path.join(checkpoint_dir(output_dir), BEST_NAME)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(best), prefix=".tmp-", suffix=".pyth")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(best), prefix=TEMP_PREFIX, suffix=".pyth")
     os.close(fd)
     shutil.copyfile(path, tmp)
     os.replace(tmp, best)

@@ -39,6 +39,7 @@ from vtn.datasets.features import (
 )
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import atomic_save
+from vtn.utils.files import remove_temporaries
 from vtn.engine.meters import format_eta
 from vtn.engine.streaming import VideoPredictor, frame_indices
 from vtn.utils.model_stats import unwrap
@@ -119,12 +120,6 @@ def _cached_entry(path: str) -> Optional[Dict]:
             "num_cached": int(data["frame_idx"].numel())}
 
 
-def _remove_stale_temporaries(folder: str) -> None:
-    for name in os.listdir(folder):
-        if name.startswith(".tmp-"):
-            os.unlink(os.path.join(folder, name))
-
-
 def extract_split(cfg, predictor: VideoPredictor, split: str) -> Dict[str, int]:
     """Extract one split; returns the counts {videos, extracted, cached, failed}."""
     features_dir = cfg.DATA.FEATURES_DIR
@@ -132,7 +127,7 @@ def extract_split(cfg, predictor: VideoPredictor, split: str) -> Dict[str, int]:
     dataset = DATASET_REGISTRY.get(name)(cfg, split, "full_video")
     folder = os.path.join(features_dir, split)
     os.makedirs(folder, exist_ok=True)
-    _remove_stale_temporaries(folder)
+    remove_temporaries(folder)
     sampling = sampling_of(cfg)
     counts = {"videos": len(dataset.paths), "extracted": 0, "cached": 0, "failed": 0}
     entries = []

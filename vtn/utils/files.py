@@ -1,0 +1,39 @@
+"""Files that are whole or absent: atomic writes, and cleaning up what a killed writer left behind."""
+import os
+import tempfile
+from typing import Callable, IO
+
+TEMP_PREFIX = ".tmp-"
+
+
+def atomic_write(path: str, write: Callable[[IO], None], binary: bool = True) -> None:
+    """`write(f)` into a temporary file in the same folder, flush and fsync, then rename over `path`.
+
+    A crash or a full disk at any moment leaves either the old file or the new one, never half a file.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=os.path.splitext(path)[1])
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def remove_temporaries(folder: str) -> None:
+    """Delete the temporary files of `atomic_write` that a killed process left in `folder`."""
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if name.startswith(TEMP_PREFIX):
+                os.unlink(os.path.join(folder, name))

@@ -86,13 +86,16 @@ LENGTHS = [1, 2, 5, 9, 17, 40, 101]
 
 
 @pytest.mark.parametrize("window, uniform", [(4, False), (6, True), (18, False)], ids=["w4", "w6-uniform", "w18"])
-@pytest.mark.parametrize("blocked", [False, True], ids=["auto", "blocked"])
-def test_forward_and_gradients_equal_transformers(window, uniform, blocked, monkeypatch):
+@pytest.mark.parametrize("path", ["auto", "blocked", "chunked"])
+def test_forward_and_gradients_equal_transformers(window, uniform, path, monkeypatch):
     """Lengths below, at and above the window and not multiples of it; padding; the global [CLS]; uniform
-    attention; return_attention. `blocked` forces the blocked path even for short sequences."""
-    if blocked:
+    attention; return_attention. `blocked` forces the blocked path even for short sequences; `chunked` also
+    cuts them into the smallest chunks (2 blocks), as long sequences are on the CPU."""
+    if path != "auto":
         monkeypatch.setattr(torch_longformer, "DENSE_MAX_TOKENS", 0)
     hf, ours = pair("VTN.ATTENTION_WINDOW", window, "VTN.UNIFORM_ATTENTION", uniform)
+    if path == "chunked":
+        ours.chunk_bytes = 1
     for length in LENGTHS:
         inputs = batch(length, seed=length)
         assert_same(run(hf, *inputs), run(ours, *inputs))
@@ -163,12 +166,25 @@ def test_dropout_only_in_training():
         assert not torch.allclose(ours(x, idx, mask), ours(x, idx, mask))
 
 
-@pytest.mark.parametrize("length", [9, 130])
-def test_torch_export(length):
+@pytest.mark.parametrize("length, chunk_bytes", [(9, None), (130, None), (130, 1)], ids=["9", "130", "130-chunked"])
+def test_torch_export(length, chunk_bytes):
     """transformers' Longformer does not export (data-dependent control flow); ours does."""
     ours = encoder("longformer")
+    ours.chunk_bytes = chunk_bytes or ours.chunk_bytes
     x, idx, mask = batch(length)
     program = torch.export.export(ours, (x, idx, mask))
     other = batch(length, seed=7)[0], idx, mask.roll(1, dims=0)  # other values, other padding per row
     for inputs in ((x, idx, mask), other):
         torch.testing.assert_close(program.module()(*inputs), ours(*inputs), rtol=0, atol=1e-5)
+
+
+def test_long_sequences_on_the_cpu_are_cut_into_chunks_below_the_mmap_threshold():
+    """ViT-B sizes, 16,001 tokens: near-equal chunks, each activation at most chunk_bytes (< 32 MB)."""
+    ours = encoder("longformer", "VTN.ATTENTION_WINDOW", 32)
+    ours.spec.intermediate_size, ours.spec.hidden_size, ours.spec.num_heads = 3072, 768, 12
+    hidden = torch.empty(1, 16001, 768)
+    sizes = ours.chunk_sizes(hidden)
+    assert sum(sizes) == 16001 and len(sizes) > 1 and max(sizes) - min(sizes) <= 1
+    assert max(sizes) * 3072 * 4 <= ours.chunk_bytes < 32 * 2**20
+    assert ours.chunk_sizes(torch.empty(1, 1001, 768)) == [1001]
+    assert ours.chunk_sizes(torch.empty(2, 40, 768)) == [40]  # short: dense, one piece

@@ -19,13 +19,20 @@ gather of global positions), which is what makes the module exportable.
 
 How the work is kept small:
 
-- local attention runs over blocks of `block` queries, each against the `block + 2h` keys around it
-  (an unfolded view of the keys), or as one dense masked product when the sequence is short;
+- local attention runs over blocks of `block` (c >= h) queries, each against the three key blocks around
+  it, in a block-major layout where those are strided views (no per-block copy of a key window), or as
+  one dense masked product when the sequence is short;
 - the global attention of the few global queries is computed without projecting every token through
   `key_global` and `value_global`: by associativity, q . (W_k x + b_k) = (W_k^T q) . x + q . b_k, and
   sum_j p_j (W_v x_j + b_v) = W_v (sum_j p_j x_j) + (sum_j p_j) b_v, per head. That takes two of the
   seven (D x D) projections per token out of the layer;
-- with VTN.UNIFORM_ATTENTION the scores are all zero, so queries and keys are not computed at all.
+- with VTN.UNIFORM_ATTENTION the scores are all zero, so queries and keys are not computed at all;
+- on the CPU a long sequence goes through each layer in near-equal chunks of tokens (each chunk's local
+  attention also sees h tokens of its neighbours), so that no activation exceeds CHUNK_BYTES. glibc gives
+  every block above its mmap threshold (at most 32 MB) fresh pages, which the kernel faults in and zeroes
+  at every allocation: at 16,001 tokens (ViT-B sizes) whole-sequence activations made it fault in 11 GB per
+  forward+backward, a fifth of the time; in chunks it is under 1 GB (benchmarks/temporal_encoder.py). On
+  other devices (caching allocators) the sequence stays in one piece.
 """
 import math
 from typing import List, Optional, Tuple
@@ -45,6 +52,10 @@ from vtn.models.temporal_encoders.base import (
 
 # Sequences up to this many tokens use one dense (L x L) masked attention; longer ones are blocked.
 DENSE_MAX_TOKENS = 96
+# On the CPU a long sequence goes through the layers in chunks whose activations stay under this size
+# (16 MB: 1,365 tokens at FFN 3,072), below glibc's mmap threshold (at most 32 MB): they come from reused
+# heap memory instead of fresh pages that the kernel must fault in and zero at every allocation.
+CHUNK_BYTES = 16 * 2**20
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -103,76 +114,126 @@ class LocalGlobalSelfAttention(nn.Module):
         probs = F.dropout(probs, p=self.dropout, training=self.training)
         return probs @ v
 
-    def _blocked_local(self, q, k, v, mask, glob_slot):
-        """Blocks of `c` queries, each against the global slots and the c + 2h tokens around it:
-        O(L (c + 2h + G)) time and memory. q, k, v: (B, H, L, d) (q scaled, or None if uniform)."""
-        b, heads, length, d = v.shape
-        h, c, g = self.one_sided, self.block, glob_slot.shape[1]
-        nb = -(-length // c)
-        tail = nb * c - length
-        span = c + 2 * h
+    def _to_blocks(self, t: torch.Tensor, num_blocks: int, front: int) -> torch.Tensor:
+        """(B, L, D) -> (num_blocks, B * H, c, d), contiguous, with `front` zero tokens before the first and
+        zeros after the last: block-major, so that a run of consecutive blocks is one strided batch."""
+        b, length, _ = t.shape
+        c, heads, d = self.block, self.num_heads, self.head_dim
+        t = F.pad(t, (0, 0, front, num_blocks * c - length - front))
+        blocks = t.view(b, num_blocks, c, heads, d).permute(1, 0, 3, 2, 4)
+        return blocks.reshape(num_blocks, b * heads, c, d).contiguous()  # (reshape may give a view)
 
-        def windows(t):  # (B, H, L, d) -> (B, H, nb, G + span, d): the global slots, then block n's window
-            win = F.pad(t, (0, 0, h, h + tail)).unfold(2, span, c).transpose(-1, -2)  # starts at n * c - h
-            return torch.cat([t[:, :, None, :g].expand(b, heads, nb, g, d), win], dim=3)
+    def _blocked_local(self, q, k, v, key_ok, lead, lq, kg, vg, glob_slot):
+        """Local attention of Lq queries in blocks of c (c >= h), each block against the global slots and the
+        three key blocks around it: O(Lq (3c + G)) time and memory, with no per-block copy of a key window.
 
-        key_ok = F.pad(mask == LOCAL, (h, h + tail), value=False).unfold(1, span, c)  # (B, nb, span)
-        offs = torch.arange(span, device=mask.device)[None, :] - torch.arange(c, device=mask.device)[:, None]
-        band = (offs >= 0) & (offs <= 2 * h)  # (c, span): query r of a block sees slot s iff 0 <= s - r <= 2h
-        allowed = torch.cat([glob_slot[:, None, None, :].expand(b, nb, c, g), band & key_ok[:, :, None, :]], dim=-1)
+        q (B, Lq, D) unscaled (None if uniform); k, v (B, Lk, D): key j is at query position j - lead
+        (0 <= lead <= h); key_ok (B, Lk) bool: the keys that are local tokens; kg, vg (B, G, D): the global
+        slots' local keys and values. Returns the context (B, Lq, D)."""
+        b, lk, dim = v.shape
+        heads, d, h, c, g = self.num_heads, self.head_dim, self.one_sided, self.block, glob_slot.shape[1]
+        nb = -(-lq // c)
+        bh = b * heads
+
+        def per_head(t):  # (B, G, D) -> (1, B * H, G, d)
+            return t.view(b, g, heads, d).transpose(1, 2).reshape(1, bh, g, d)
+
+        # key block j of query block n is padded block n + j: tokens (n - 1) c .. (n + 2) c - 1 (query positions)
+        front = c - lead
+        vb = self._to_blocks(v, nb + 2, front)
+        ok = F.pad(key_ok, (front, (nb + 2) * c - lk - front), value=False).view(b, nb + 2, c)
+        ok = torch.cat([ok[:, j : j + nb] for j in range(3)], dim=-1).transpose(0, 1)  # (nb, B, 3c)
+        offs = torch.arange(3 * c, device=v.device)[None, :] - torch.arange(c, device=v.device)[:, None]
+        band = (offs >= c - h) & (offs <= c + h)  # (c, 3c): query r sees slot s iff |s - c - r| <= h
+        allowed = torch.cat([glob_slot[None, :, None, :].expand(nb, b, c, g), band & ok[:, :, None, :]], dim=-1)
         if q is None:
-            scores = torch.zeros(b, heads, nb, c, g + span, dtype=v.dtype, device=v.device)
+            scores = v.new_zeros(nb, bh, c, g + 3 * c)
         else:
-            scores = F.pad(q, (0, 0, 0, tail)).view(b, heads, nb, c, d) @ windows(k).transpose(-1, -2)
-        scores = scores.masked_fill(~allowed[:, None], torch.finfo(scores.dtype).min)
+            qb = self._to_blocks(q, nb, 0).mul_(1.0 / math.sqrt(d))
+            kb = self._to_blocks(k, nb + 2, front)
+            parts = [qb @ per_head(kg).transpose(-1, -2)] + [qb @ kb[j : j + nb].transpose(-1, -2) for j in range(3)]
+            scores = torch.cat(parts, dim=-1)
+        scores = scores.view(nb, b, heads, c, g + 3 * c).masked_fill(~allowed[:, :, None], torch.finfo(v.dtype).min)
         probs = F.dropout(torch.softmax(scores, dim=-1), p=self.dropout, training=self.training)
-        return (probs @ windows(v)).view(b, heads, nb * c, d)[:, :, :length]
+        probs = probs.view(nb * bh, c, g + 3 * c)
+        out = (probs[:, :, :g].view(nb, bh, c, g) @ per_head(vg)).view(nb * bh, c, d)
+        for j in range(3):
+            out = out.baddbmm_(probs[:, :, g + j * c : g + (j + 1) * c], vb[j : j + nb].view(nb * bh, c, d))
+        out = out.view(nb, b, heads, c, d).permute(1, 0, 3, 2, 4).reshape(b, nb * c, dim)
+        return out[:, :lq]
 
     # ------------------------------------------------------------------ global attention
-    def _global(self, x, mask, glob_slot):
-        """Outputs (B, H, G, d) and probabilities (B, H, G, L) of the global slots over all tokens, without
+    def _global(self, chunks, mask, glob_slot):
+        """Outputs (B, G, D) and probabilities (B, H, G, L) of the global slots over all tokens, without
         computing key_global / value_global of every token (see the module docstring)."""
         heads, d = self.num_heads, self.head_dim
         g = glob_slot.shape[1]
         pad = (mask == PAD)[:, None, None, :]  # (B, 1, 1, L)
-        bsz, length, dim = x.shape
-        x_t = x.transpose(1, 2)  # (B, D, L)
+        bsz, length = mask.shape
+        dim = chunks[0].shape[-1]
         if self.uniform:
-            scores = x.new_zeros(bsz, heads, g, length)
+            scores = chunks[0].new_zeros(bsz, heads, g, length)
         else:
-            qg = _split_heads(self.query_global(x[:, :g]), heads) * (1.0 / math.sqrt(d))  # (B, H, G, d)
+            qg = _split_heads(self.query_global(chunks[0][:, :g]), heads) * (1.0 / math.sqrt(d))  # (B, H, G, d)
             wk, bk = _head_weights(self.key_global, heads)
-            q_in = torch.einsum("bhgd,hde->bhge", qg, wk)  # (B, H, G, D): the queries in input space
-            scores = (q_in.reshape(bsz, heads * g, dim) @ x_t).view(bsz, heads, g, length)
+            q_in = torch.einsum("bhgd,hde->bhge", qg, wk).reshape(bsz, heads * g, dim)  # queries in input space
+            scores = torch.cat([q_in @ x.transpose(1, 2) for x in chunks], dim=-1).view(bsz, heads, g, length)
             scores = scores + (qg * bk[None, :, None, :]).sum(-1, keepdim=True)
         scores = scores.masked_fill(pad, torch.finfo(scores.dtype).min)
         probs = torch.softmax(scores, dim=-1)
         dropped = F.dropout(probs, p=self.dropout, training=self.training)
+        flat = dropped.reshape(bsz, heads * g, length)
+        mixed, start = None, 0
+        for x in chunks:  # sum_j p_j x_j, chunk by chunk
+            part = flat[:, :, start : start + x.shape[1]] @ x
+            mixed = part if mixed is None else mixed + part
+            start += x.shape[1]
         wv, bv = _head_weights(self.value_global, heads)
-        mixed = (dropped.reshape(bsz, heads * g, length) @ x).view(bsz, heads, g, dim)  # (B, H, G, D)
+        mixed = mixed.view(bsz, heads, g, dim)
         out = torch.einsum("bhge,hde->bhgd", mixed, wv) + dropped.sum(-1, keepdim=True) * bv[None, :, None, :]
-        return out, probs
+        return out.transpose(1, 2).reshape(bsz, g, dim), probs
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """x (B, L, D), mask (B, L) -> context (B, L, D) and the global slots' probabilities (B, H, G, L)."""
-        b, length, dim = x.shape
+    # ------------------------------------------------------------------ both
+    def _local_chunk(self, chunks, i, start, local_ok, kg, vg, glob_slot):
+        """The local attention of chunk i (tokens start ..), with h tokens of each neighbour as extra keys."""
+        x, h = chunks[i], self.one_sided
+        left = chunks[i - 1][:, -h:] if i > 0 else x[:, :0]
+        right = chunks[i + 1][:, :h] if i + 1 < len(chunks) else x[:, :0]
+        ext = torch.cat([left, x, right], dim=1) if len(chunks) > 1 else x
+        key_ok = local_ok[:, start - left.shape[1] : start + x.shape[1] + right.shape[1]]
+        q = k = None
+        if not self.uniform:
+            q, k = self.query(x), self.key(ext)
+        return self._blocked_local(q, k, self.value(ext), key_ok, left.shape[1], x.shape[1], kg, vg, glob_slot)
+
+    def forward(self, chunks: List[torch.Tensor], mask: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        """chunks: consecutive pieces (B, L_i, D) of the sequence, mask (B, L) -> the context, in the same
+        pieces, and the global slots' probabilities (B, H, G, L)."""
+        b, length = mask.shape
         heads = self.num_heads
         g = min(self.num_global, length)
         glob_slot = mask[:, :g] == GLOBAL  # (B, G)
-        v = _split_heads(self.value(x), heads)
-        if self.uniform:
+        x0 = chunks[0]
+        if length <= DENSE_MAX_TOKENS:  # one chunk
+            dim = x0.shape[-1]
+            v = _split_heads(self.value(x0), heads)
             q = k = None
+            if not self.uniform:
+                q = _split_heads(self.query(x0), heads) * (1.0 / math.sqrt(self.head_dim))
+                k = _split_heads(self.key(x0), heads)
+            ctx = [self._dense_local(q, k, v, mask, glob_slot).transpose(1, 2).reshape(b, length, dim)]
         else:
-            q = _split_heads(self.query(x), heads) * (1.0 / math.sqrt(self.head_dim))
-            k = _split_heads(self.key(x), heads)
-        if length <= DENSE_MAX_TOKENS:
-            local = self._dense_local(q, k, v, mask, glob_slot)
-        else:
-            local = self._blocked_local(q, k, v, mask, glob_slot)
-        glob_out, glob_probs = self._global(x, mask, glob_slot)
-        head_ctx = torch.where(glob_slot[:, None, :, None], glob_out, local[:, :, :g])
-        ctx = torch.cat([head_ctx, local[:, :, g:]], dim=2)
-        return ctx.transpose(1, 2).reshape(b, length, dim), glob_probs
+            kg = None if self.uniform else self.key(x0[:, :g])
+            vg = self.value(x0[:, :g])
+            local_ok = mask == LOCAL
+            ctx, start = [], 0
+            for i, x in enumerate(chunks):
+                ctx.append(self._local_chunk(chunks, i, start, local_ok, kg, vg, glob_slot))
+                start += x.shape[1]
+        glob_out, glob_probs = self._global(chunks, mask, glob_slot)
+        head = torch.where(glob_slot[:, :, None], glob_out, ctx[0][:, :g])
+        ctx[0] = torch.cat([head, ctx[0][:, g:]], dim=1)
+        return ctx, glob_probs
 
 
 class ResidualOutput(nn.Module):
@@ -194,10 +255,6 @@ class Attention(nn.Module):
         self.self = LocalGlobalSelfAttention(spec, num_global)
         self.output = ResidualOutput(spec, spec.hidden_size)
 
-    def forward(self, x, mask):
-        ctx, probs = self.self(x, mask)
-        return self.output(ctx, x), probs
-
 
 class Intermediate(nn.Module):
     def __init__(self, spec: EncoderSpec):
@@ -215,9 +272,13 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(spec)
         self.output = ResidualOutput(spec, spec.intermediate_size)
 
-    def forward(self, x, mask):
-        x, probs = self.attention(x, mask)
-        return self.output(self.intermediate(x), x), probs
+    def forward(self, chunks: List[torch.Tensor], mask: torch.Tensor):
+        ctx, probs = self.attention.self(chunks, mask)
+        out = []
+        for c, x in zip(ctx, chunks):  # everything after the attention is per token: chunk by chunk
+            a = self.attention.output(c, x)
+            out.append(self.output(self.intermediate(a), a))
+        return out, probs
 
 
 class LayerStack(nn.Module):
@@ -235,6 +296,7 @@ class TorchLongformerEncoder(TemporalEncoder):
         if spec.attention_window < 2 or spec.attention_window % 2:
             raise ValueError(f"VTN.ATTENTION_WINDOW = {spec.attention_window}: must be even and at least 2.")
         self.num_global = num_global
+        self.chunk_bytes = CHUNK_BYTES
         self.encoder = LayerStack(spec, num_global)
 
     def _check_mask(self, mask: torch.Tensor) -> None:
@@ -247,13 +309,30 @@ class TorchLongformerEncoder(TemporalEncoder):
                 "or use VTN.TEMPORAL_ENCODER longformer_hf, which takes them anywhere."
             )
 
+    def chunk_sizes(self, hidden: torch.Tensor) -> List[int]:
+        """How the sequence is cut for the layers: on the CPU into near-equal chunks of at most
+        `chunk_bytes` per activation; elsewhere (a caching allocator) one piece."""
+        b, length, _ = hidden.shape
+        spec = self.spec
+        c = self.encoder.layer[0].attention.self.block
+        if hidden.device.type != "cpu" or length <= DENSE_MAX_TOKENS:
+            return [length]
+        per_token = b * hidden.element_size() * max(spec.intermediate_size, spec.hidden_size,
+                                                    spec.num_heads * (3 * c + self.num_global))
+        most = max(self.chunk_bytes // per_token, 2 * c)
+        n = -(-length // most)
+        return [length // n + (1 if i < length % n else 0) for i in range(n)]
+
     def encode(
         self, hidden: torch.Tensor, mask: torch.Tensor, return_attention: bool
     ) -> Tuple[torch.Tensor, Optional[List[torch.Tensor]]]:
         self._check_mask(mask)
         attention = []
+        sizes = self.chunk_sizes(hidden)
+        chunks = list(torch.split(hidden, sizes, dim=1)) if len(sizes) > 1 else [hidden]
         for layer in self.encoder.layer:
-            hidden, probs = layer(hidden, mask)
+            chunks, probs = layer(chunks, mask)
             if return_attention:
                 attention.append(probs[:, :, 0])  # the [CLS] (first global slot) over all tokens
+        hidden = torch.cat(chunks, dim=1) if len(chunks) > 1 else chunks[0]
         return hidden, (attention if return_attention else None)

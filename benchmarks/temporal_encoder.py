@@ -70,13 +70,17 @@ def minor_faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+def faulted_mb(since):
+    """MB of memory page-faulted in since the minor-fault count `since`."""
+    return (minor_faults() - since) * resource.getpagesize() / 2**20
+
+
 def timed(model, args, backward):
     """(wall seconds, CPU seconds of this process, MB page-faulted in): the CPU time suffers less when other
     jobs share the machine."""
     t0, c0, f0 = time.perf_counter(), time.process_time(), minor_faults()
     step(model, args, backward)
-    faulted = (minor_faults() - f0) * resource.getpagesize() / 2**20
-    return time.perf_counter() - t0, time.process_time() - c0, faulted
+    return time.perf_counter() - t0, time.process_time() - c0, faulted_mb(f0)
 
 
 def profile_shares(model, args, backward=True):
@@ -165,7 +169,7 @@ def main():
                         # one long run: time it under the profiler (its overhead is negligible at this size)
                         f0 = minor_faults()
                         wall, cpu, row[("share", name)] = profile_shares(model, args)
-                        times[name].append((wall, cpu, (minor_faults() - f0) * resource.getpagesize() / 2**20))
+                        times[name].append((wall, cpu, faulted_mb(f0)))
                     else:
                         times[name].append(timed(model, args, backward))
             for name in NAMES:

@@ -90,7 +90,7 @@ LENGTHS = [1, 2, 5, 9, 17, 40, 101]
 def test_forward_and_gradients_equal_transformers(window, uniform, path, monkeypatch):
     """Lengths below, at and above the window and not multiples of it; padding; the global [CLS]; uniform
     attention; return_attention. `blocked` forces the blocked path even for short sequences; `chunked` also
-    cuts them into the smallest chunks (2 blocks), as long sequences are on the CPU."""
+    cuts them into near-equal chunks of at most 2 blocks, as long sequences are cut on the CPU."""
     if path != "auto":
         monkeypatch.setattr(torch_longformer, "DENSE_MAX_TOKENS", 0)
     hf, ours = pair("VTN.ATTENTION_WINDOW", window, "VTN.UNIFORM_ATTENTION", uniform)

@@ -35,9 +35,14 @@ def test_failed_videos_are_reported_and_left_out_of_accuracy():
     agg.add(torch.tensor([0, 1, 2]), torch.zeros(3, dtype=torch.long), one_hot_scores([1, 0, 2]),
             torch.tensor([1, 2, 2]), torch.tensor([True, True, False]))
     metrics = compute_metrics(agg.finalize(), 4)
-    assert metrics["num_videos"] == 3 and metrics["num_failed"] == 1
+    assert (metrics["num_listed"], metrics["num_videos"], metrics["num_failed"], metrics["num_missing"]) == (3, 2, 1, 0)
     assert metrics["top1"] == pytest.approx(50.0)  # video 0 right, video 1 wrong, video 2 failed
     assert metrics["top5"] == pytest.approx(100.0)
+    assert metrics["top1_listed"] == pytest.approx(100 / 3) and metrics["top5_listed"] == pytest.approx(200 / 3)
+    # a failed video that is not on disk is counted as missing, not as failed
+    missing = compute_metrics(agg.finalize(), 4, missing=torch.tensor([False, False, True]))
+    assert (missing["num_missing"], missing["num_failed"], missing["num_videos"]) == (1, 0, 2)
+    assert missing["scored"].tolist() == [True, True, False]
     assert metrics["per_class_top1"][1] == 100.0 and metrics["per_class_top1"][2] == 0.0
     assert metrics["mean_class_acc"] == pytest.approx(50.0)
 

@@ -1,10 +1,12 @@
 import json
 import os
+import shutil
 
 import pytest
 
+from tests.datasets.bad_files import make_bad_files
 from tests.helpers import synthetic_opts, tiny_cfg
-from vtn.engine.evaluator import results_table
+from vtn.engine.evaluator import dataset_fingerprint, results_table
 from vtn.engine.tester import test_runs
 from vtn.engine.tester import test as run_test
 
@@ -12,36 +14,114 @@ test_runs.__test__ = False  # a function of the package, not a test
 run_test.__test__ = False
 
 
-def test_runs_add_shuffled_passes_only_for_the_ablation():
+def test_runs_put_the_primary_protocol_first_and_shuffled_passes_only_for_the_ablation():
     assert test_runs(tiny_cfg()) == [("multi_view", False)]
     assert test_runs(tiny_cfg("TEST.BOTH_PROTOCOLS", True, "TEST.SHUFFLE_ABLATION", True)) == [
         ("multi_view", False), ("full_video", False), ("multi_view", True), ("full_video", True)]
+    # full video is the primary protocol when TEST.FULL_VIDEO is on, also with both protocols
+    assert test_runs(tiny_cfg("TEST.FULL_VIDEO", True, "TEST.BOTH_PROTOCOLS", True, "TEST.SHUFFLE_ABLATION", True)) == [
+        ("full_video", False), ("multi_view", False), ("full_video", True), ("multi_view", True)]
     # A run that shuffles everything has nothing to compare against.
     assert test_runs(tiny_cfg("TEST.FULL_VIDEO", True, "TEST.SHUFFLE_FRAMES", True, "TEST.SHUFFLE_ABLATION", True)) == [
         ("full_video", True)]
 
 
-def test_results_table_has_a_column_per_class_group():
-    row = dict(protocol="full_video_shuffled", views_per_video=1, top1=50.0, top5=100.0, mean_class_acc=50.0,
-               num_videos=6, num_failed=0, class_group_top1={"order-dependent": 25.0, "appearance": 100.0})
-    table = results_table([row, dict(row, protocol="full_video", class_group_top1={"order-dependent": 75.0})])
-    header, _, shuffled, plain = table.splitlines()
+def test_results_table_marks_the_headline_and_has_a_column_per_class_group():
+    row = dict(protocol="full_video", views_per_video=1, top1=50.0, top5=100.0, mean_class_acc=50.0,
+               top1_listed=40.0, top5_listed=80.0, num_videos=8, num_listed=10, num_missing=1, num_failed=1,
+               class_group_top1={"order-dependent": 75.0})
+    shuffled = dict(row, protocol="full_video_shuffled",
+                    class_group_top1={"order-dependent": 25.0, "appearance": 100.0})
+    lines = results_table([row, shuffled]).splitlines()
+    header, _, plain, shuffled_line, footnote = lines
     assert header.split()[-2:] == ["order-dependent", "appearance"]
-    assert shuffled.split()[-2:] == ["25.00", "100.00"]
-    assert plain.split()[0] == "full_video" and plain.split()[-1] == "75.00"
+    for name in ("top-1 listed", "top-5 listed", "scored", "listed", "missing", "failed"):
+        assert name in header
+    assert plain.split()[:2] == ["full_video", "*"] and shuffled_line.split()[0] == "full_video_shuffled"
+    assert "*" not in shuffled_line and footnote.startswith("* headline")
+    assert plain.split()[2:12] == ["1", "50.00", "100.00", "50.00", "40.00", "80.00", "8", "10", "1", "1"]
+    assert plain.split()[-1] == "75.00" and shuffled_line.split()[-2:] == ["25.00", "100.00"]
 
 
-def test_shuffle_ablation_reports_order_and_appearance_groups(synthetic_dir, tmp_path):
-    cfg = tiny_cfg(*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(tmp_path), "TEST.ALLOW_RANDOM_INIT", True,
-                   "TEST.FULL_VIDEO", True, "TEST.SHUFFLE_ABLATION", True)
-    rows = run_test(cfg)
-    assert [r["protocol"] for r in rows] == ["full_video", "full_video_shuffled"]
-    assert [r["shuffle_frames"] for r in rows] == [False, True]
+def test_dataset_fingerprint_is_the_same_for_copies_and_changes_with_videos_or_labels(tmp_path):
+    a = dataset_fingerprint(["/data/k400/val/b.mp4", "/data/k400/val/a.mp4"], [1, 0], "/data/k400")
+    assert a == dataset_fingerprint(["/mnt/copy/val/a.mp4", "/mnt/copy/val/b.mp4"], [0, 1], "/mnt/copy")
+    assert len(a) == 12
+    assert a != dataset_fingerprint(["/data/k400/val/a.mp4", "/data/k400/val/b.mp4"], [0, 2], "/data/k400")
+    assert a != dataset_fingerprint(["/data/k400/val/a.mp4"], [0], "/data/k400")
+
+
+@pytest.fixture(scope="module")
+def ablation_run(synthetic_dir, tmp_path_factory):
+    """Both protocols and the shuffle ablation, the full video primary: four test runs of random weights."""
+    out = tmp_path_factory.mktemp("ablation")
+    opts = [*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(out), "TEST.ALLOW_RANDOM_INIT", True,
+            "TEST.FULL_VIDEO", True, "TEST.BOTH_PROTOCOLS", True, "TEST.SHUFFLE_ABLATION", True,
+            "VTN.ATTENTION_WINDOW", 16]
+    return out, opts, run_test(tiny_cfg(*opts))
+
+
+def test_the_headline_of_test_results_is_the_primary_protocol(ablation_run):
+    out, _, rows = ablation_run
+    assert [r["protocol"] for r in rows] == ["full_video", "multi_view", "full_video_shuffled", "multi_view_shuffled"]
+    saved = json.loads((out / "test_results.json").read_text())
+    # not the last run (the shuffled ablation), not a secondary protocol
+    assert saved["protocol"] == "full_video" and saved["shuffle_frames"] is False
+    primary = json.loads((out / "test_results_full_video.json").read_text())
+    assert saved["top1"] == primary["top1"] and saved["top5"] == primary["top5"]
+    assert [r["protocol"] for r in saved["all_protocols"]] == [r["protocol"] for r in rows]
+    assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]  # written atomically
+
+
+def test_shuffle_ablation_reports_groups_differs_from_the_plain_run_and_is_reproducible(ablation_run):
+    out, opts, rows = ablation_run
     for r in rows:
         groups = r["class_group_top1"]
         assert set(groups) == {"order-dependent", "appearance"}
-        order = [r["per_class_top1"][n] for n in ("square_growing", "square_shrinking", "disk_brightening", "disk_dimming")]
+        order = [r["per_class_top1"][n]
+                 for n in ("square_growing", "square_shrinking", "disk_brightening", "disk_dimming")]
         assert groups["order-dependent"] == pytest.approx(sum(order) / 4, abs=1e-3)
-    assert os.path.isfile(tmp_path / "predictions_full_video_shuffled.csv")
-    saved = json.loads((tmp_path / "test_results.json").read_text())
-    assert [r["protocol"] for r in saved["all_protocols"]] == ["full_video", "full_video_shuffled"]
+    assert [r["shuffle_frames"] for r in rows] == [False, False, True, True]
+
+    def scores(name):
+        return [s for p in json.loads((out / f"predictions_{name}.json").read_text()) for s in p["top5_scores"]]
+
+    # shuffling really happened: the scores of the shuffled runs differ from the plain ones
+    assert scores("full_video") != scores("full_video_shuffled")
+    assert scores("multi_view") != scores("multi_view_shuffled")
+    # ... and the shuffle is seeded from the config: the same again, in a run with another batch size
+    first = scores("full_video_shuffled")
+    again = run_test(tiny_cfg(*opts, "TEST.BOTH_PROTOCOLS", False, "TEST.BATCH_SIZE", 2))
+    assert [r["protocol"] for r in again] == ["full_video", "full_video_shuffled"]
+    assert scores("full_video_shuffled") == pytest.approx(first, abs=1e-5)
+    other_seed = run_test(tiny_cfg(*opts, "TEST.BOTH_PROTOCOLS", False, "RNG_SEED", 5))
+    assert other_seed[0]["protocol"] == "full_video"
+    assert scores("full_video_shuffled") != first
+
+
+def test_missing_and_undecodable_videos_are_counted_apart_and_as_wrong_in_listed_accuracy(synthetic_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    bad = make_bad_files(str(data / "bad"), str(next((data / "videos" / "test").glob("*.mp4"))))
+    with open(data / "test.csv", "a") as f:
+        f.write(f"{os.path.relpath(bad['missing'], data)} triangle\n")
+        f.write(f"{os.path.relpath(bad['truncated'], data)} stripes\n")
+    out = tmp_path / "out"
+    rows = run_test(tiny_cfg(*synthetic_opts(str(data)), "OUTPUT_DIR", str(out), "TEST.ALLOW_RANDOM_INIT", True,
+                             "TEST.FULL_VIDEO", True))
+    r = json.loads((out / "test_results.json").read_text())
+    assert r == {**rows[0], "all_protocols": rows}
+    assert (r["num_listed"], r["num_missing"], r["num_failed"], r["num_videos"]) == (8, 1, 1, 6)
+    hits1, hits5 = round(r["top1"] * 6 / 100), round(r["top5"] * 6 / 100)
+    assert r["top1_listed"] == pytest.approx(100 * hits1 / 8, abs=1e-3)
+    assert r["top5_listed"] == pytest.approx(100 * hits5 / 8, abs=1e-3) and r["top5_listed"] <= 75.0
+    # the fingerprint covers the scored videos only: the clean copy of the data gives the same one
+    clean = run_test(tiny_cfg(*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(tmp_path / "clean"),
+                              "TEST.ALLOW_RANDOM_INIT", True, "TEST.FULL_VIDEO", True))
+    assert clean[0]["dataset_fingerprint"] == r["dataset_fingerprint"] and clean[0]["num_listed"] == 6
+    preds = {os.path.basename(p["path"]): p for p in json.loads((out / "predictions_full_video.json").read_text())}
+    assert preds["missing.mp4"]["status"] == "missing" and preds["truncated.mp4"]["status"] == "failed"
+    assert preds["missing.mp4"]["failed"] and not preds["missing.mp4"]["top5_ids"]
+    assert sum(p["status"] == "scored" for p in preds.values()) == 6
+    csv_rows = (out / "predictions_full_video.csv").read_text().splitlines()
+    assert csv_rows[0].split(",")[3] == "status" and any(",missing," in line for line in csv_rows)

@@ -4,6 +4,7 @@ import torch
 
 from tests.helpers import tiny_cfg, tiny_model
 from vtn.models import build_model
+from vtn.models.vtn import shuffled_frame_order
 
 
 def clip(b=2, t=6, size=32):
@@ -135,25 +136,20 @@ def test_no_position_embedding_ignores_indices_but_marks_cls():
 
 def test_test_time_shuffle_permutes_frames_but_not_positions():
     emb = torch.randn(2, 6, 192)
-    plain = tiny_model("VTN.ATTENTION_WINDOW", 16)
-    shuffled = tiny_model("VTN.ATTENTION_WINDOW", 16, "TEST.SHUFFLE_FRAMES", True)
-    shuffled.load_state_dict(plain.state_dict())
-    torch.manual_seed(1)
-    out = shuffled.forward_embeddings(emb)
-    torch.manual_seed(1)
-    perm = torch.rand(2, 6).argsort(dim=1)  # the permutation the model draws
-    expected = plain.forward_embeddings(torch.gather(emb, 1, perm[..., None].expand_as(emb)))
-    torch.testing.assert_close(out, expected)
-    assert not torch.allclose(out, plain.forward_embeddings(emb))
-    shuffled.train()
-    plain.train()
-    torch.testing.assert_close(shuffled.forward_embeddings(emb), plain.forward_embeddings(emb))  # eval only
+    model = tiny_model("VTN.ATTENTION_WINDOW", 16)
+    order = shuffled_frame_order(6, [11, 12])
+    assert sorted(order[0].tolist()) == list(range(6)) and order.tolist() != [list(range(6))] * 2
+    expected = model.forward_embeddings(torch.gather(emb, 1, order[..., None].expand_as(emb)))
+    torch.testing.assert_close(model.forward_embeddings(emb, frame_order=order), expected)
+    assert not torch.allclose(model.forward_embeddings(emb, frame_order=order), model.forward_embeddings(emb))
+    # the same seeds give the same order, whatever else was drawn before
+    torch.rand(100)
+    assert shuffled_frame_order(6, [11, 12]).tolist() == order.tolist()
+    assert shuffled_frame_order(6, [12]).tolist() == order[1:].tolist()
 
 
 def test_shuffle_keeps_padding_at_the_end():
-    model = tiny_model("TEST.SHUFFLE_FRAMES", True)
-    emb = torch.arange(2 * 5, dtype=torch.float).view(2, 5, 1).expand(2, 5, 3)
     valid = torch.tensor([[True, True, True, False, False], [True] * 5])
-    out = model._shuffle(emb, valid)
-    assert sorted(out[0, :3, 0].tolist()) == [0.0, 1.0, 2.0] and out[0, 3:, 0].tolist() == [3.0, 4.0]
-    assert sorted(out[1, :, 0].tolist()) == [5.0, 6.0, 7.0, 8.0, 9.0]
+    order = shuffled_frame_order(5, [3, 4], valid)
+    assert sorted(order[0, :3].tolist()) == [0, 1, 2] and order[0, 3:].tolist() == [3, 4]
+    assert sorted(order[1].tolist()) == [0, 1, 2, 3, 4]

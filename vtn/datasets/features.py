@@ -41,9 +41,8 @@ import torch
 from vtn.datasets import sampling
 from vtn.datasets.annotations import check_label_range
 from vtn.datasets.build import DATASET_REGISTRY
-from vtn.datasets.video_dataset import make_item
+from vtn.datasets.video_dataset import item_key, item_seed, make_item
 from vtn.utils.errors import DatasetError
-from vtn.utils.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +85,6 @@ def read_json(path: str, what: str) -> Dict:
         raise
     except (OSError, ValueError) as e:
         raise FeatureCacheError(f"{what} {path} cannot be read ({e.__class__.__name__}: {e})") from e
-
-
-def write_json_atomic(obj, path: str) -> None:
-    atomic_write(path, lambda f: json.dump(obj, f, indent=1), binary=False)
 
 
 def read_manifest(features_dir: str) -> Dict:
@@ -182,6 +177,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         self.seconds = sampling.footprint_seconds(cfg)
         self.num_frames = cfg.TEST.FULL_VIDEO_FRAMES if protocol == "full_video" else cfg.DATA.NUM_FRAMES
         self.feature_dim = int(self.manifest["feature_dim"])
+        self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR  # paths are reported relative to it
         check_label_range(self.paths, self.labels, cfg.MODEL.NUM_CLASSES, split)
         if protocol == "multi_view" and cfg.TEST.NUM_SPATIAL_CROPS != 1:
             logger.info("Feature cache: multi-view uses %d clips x 1 crop (TEST.NUM_SPATIAL_CROPS = %d does not "
@@ -200,6 +196,10 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self.num_videos * self.num_views
+
+    def is_missing(self, video_idx: int) -> bool:
+        """Whether the video was listed but not on disk when the cache was extracted."""
+        return bool(self.videos[video_idx].get("missing"))
 
     def check_model(self, model) -> None:
         """Fail early and clearly when the model's backbone cannot have produced these embeddings."""
@@ -256,12 +256,12 @@ class FeatureDataset(torch.utils.data.Dataset):
                          failures)
 
     def __getitem__(self, key) -> Dict:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        video_idx, temporal_idx = divmod(int(index), self.num_views)
+        index, epoch, draw = item_key(key)
+        video_idx, temporal_idx = divmod(index, self.num_views)
         failures = 0
         retries = self.cfg.DATA_LOADER.NUM_RETRIES if self.split == "train" else 0
         for attempt in range(retries + 1):
-            rng = np.random.default_rng(np.random.SeedSequence([self.cfg.RNG_SEED, int(epoch), int(index), attempt]))
+            rng = np.random.default_rng(item_seed(self.cfg.RNG_SEED, epoch, index, attempt, draw))
             try:
                 emb, frame_idx = self.load_view(video_idx, temporal_idx, rng)
                 return self._item(emb, frame_idx, video_idx, temporal_idx, True, failures)

@@ -4,9 +4,10 @@ Item keys (see `__getitem__`): `frames` float (C, T, H, W); `label`; `video_idx`
 `temporal_idx`, `spatial_idx`; `ok` (False for a test video that could not be decoded); `decode_failures`.
 
 Randomness: every random choice of a training item (clip start, scale, crop, flip, augmentation) comes from
-a generator seeded by (RNG_SEED, epoch, index, attempt), never from a worker's running random state. The
-same item is therefore the same whatever the number of workers or processes, and a run resumed in the
-middle of an epoch sees exactly the clips of an uninterrupted one. The sampler passes `(index, epoch)` keys.
+a generator seeded by (RNG_SEED, epoch, index, attempt, draw), never from a worker's running random state.
+The same item is therefore the same whatever the number of workers or processes, and a run resumed in the
+middle of an epoch sees exactly the clips of an uninterrupted one. The sampler passes `(index, epoch, draw)`
+keys; `draw` numbers the copies of an index under repeated augmentation (DATA_LOADER.REPEATED_AUG).
 
 Bad videos: a video that fails to decode is logged with its path and reason and counted. Training and
 validation draw another video (up to DATA_LOADER.NUM_RETRIES times); testing returns the item with
@@ -19,6 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+from iopath.common.file_io import g_pathmgr
 
 from vtn.datasets import sampling, transforms
 from vtn.datasets.annotations import check_label_range
@@ -42,6 +44,19 @@ def seeded_global_rng(seed: int):
         random.setstate(states[0])
         np.random.set_state(states[1])
         torch.set_rng_state(states[2])
+
+
+def item_key(key) -> Tuple[int, int, int]:
+    """(index, epoch, draw) of a sampler key: a bare index, `(index, epoch)` or `(index, epoch, draw)`."""
+    if not isinstance(key, tuple):
+        return int(key), 0, 0
+    return int(key[0]), int(key[1]), int(key[2]) if len(key) > 2 else 0
+
+
+def item_seed(rng_seed: int, epoch: int, index: int, attempt: int, draw: int = 0) -> np.random.SeedSequence:
+    """The seed of every random choice of one item: the same whatever the workers or processes. `draw` (a copy
+    of the index under repeated augmentation) is left out when 0, so that runs without repeats keep their seeds."""
+    return np.random.SeedSequence([rng_seed, epoch, index, attempt] + ([draw] if draw else []))
 
 
 def make_item(input_key: str, inputs: torch.Tensor, label: int, frame_idx: torch.Tensor, video_idx: int,
@@ -75,6 +90,9 @@ class VideoDataset(torch.utils.data.Dataset):
         self.class_names = class_names
         # Named groups of class ids that the test report summarises (e.g. the synthetic order-dependent classes).
         self.class_groups: Dict[str, List[int]] = {}
+        # What to tell a training run that starts from scratch (no resume, no TRAIN.CHECKPOINT_FILE_PATH), if
+        # the dataset's recipe starts from a checkpoint (e.g. MiT from Kinetics-400).
+        self.init_advice = ""
         self.num_videos = len(self.paths)
         self.num_spatial_crops = cfg.TEST.NUM_SPATIAL_CROPS if protocol == "multi_view" else 1
         self.num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS * self.num_spatial_crops if protocol == "multi_view" else 1
@@ -88,10 +106,15 @@ class VideoDataset(torch.utils.data.Dataset):
 
             self.before_normalize, self.after_normalize = build_train_augmentations(cfg)
         self._info: Dict[str, VideoInfo] = {}
+        self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR  # paths are reported relative to it
         check_label_range(self.paths, self.labels, cfg.MODEL.NUM_CLASSES, split)
 
     def __len__(self) -> int:
         return self.num_videos * self.num_views
+
+    def is_missing(self, video_idx: int) -> bool:
+        """Whether a listed video is not on disk (reported apart from videos that fail to decode)."""
+        return not g_pathmgr.exists(self.paths[video_idx])
 
     def check_model(self, model) -> None:
         """Called by the engine before a run: a dataset whose items need a particular model says so here
@@ -147,14 +170,14 @@ class VideoDataset(torch.utils.data.Dataset):
                          ok, failures)
 
     def __getitem__(self, key) -> Dict:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        video_idx, view = divmod(int(index), self.num_views)
+        index, epoch, draw = item_key(key)
+        video_idx, view = divmod(index, self.num_views)
         crops = self.cfg.TEST.NUM_SPATIAL_CROPS if self.protocol == "multi_view" else 1
         temporal_idx, spatial_idx = divmod(view, crops)
         failures = 0
         retries = self.cfg.DATA_LOADER.NUM_RETRIES if self.split in ("train", "val") else 0
         for attempt in range(retries + 1):
-            seed_seq = np.random.SeedSequence([self.cfg.RNG_SEED, int(epoch), int(index), attempt])
+            seed_seq = item_seed(self.cfg.RNG_SEED, epoch, index, attempt, draw)
             rng = np.random.default_rng(seed_seq)
             seed = int(seed_seq.generate_state(1)[0])
             try:

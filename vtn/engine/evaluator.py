@@ -1,17 +1,21 @@
 """Inference over a loader (validation and testing), metrics, the results table and the files it writes."""
 import csv
+import hashlib
 import json
 import logging
 import os
 import time
 from contextlib import nullcontext
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 
 from vtn.engine import distributed as du
 from vtn.engine.inputs import model_inputs
 from vtn.engine.meters import VideoAggregator, format_eta
+from vtn.models.vtn import shuffled_frame_order
+from vtn.utils.files import atomic_write, write_json_atomic
 from vtn.utils.metrics import group_accuracy, per_class_accuracy, topk_correct
 from vtn.utils.model_stats import unwrap
 
@@ -26,9 +30,18 @@ def autocast_for(cfg):
     return nullcontext()
 
 
+def shuffle_seeds(seed: int, video_idx: torch.Tensor, view_idx: torch.Tensor) -> List[int]:
+    """One seed per view from (seed, video, view): a video's shuffled order does not depend on the batch it
+    lands in, the number of processes or the order of the runs."""
+    return [int(np.random.SeedSequence([seed, int(v), int(w)]).generate_state(1)[0])
+            for v, w in zip(video_idx.tolist(), view_idx.tolist())]
+
+
 @torch.no_grad()
-def run_inference(model, loader, cfg, device, desc: str = "test") -> Dict[str, torch.Tensor]:
-    """Scores of every video of `loader.dataset`, each view counted once (see VideoAggregator)."""
+def run_inference(model, loader, cfg, device, desc: str = "test",
+                  shuffle_seed: Optional[int] = None) -> Dict[str, torch.Tensor]:
+    """Scores of every video of `loader.dataset`, each view counted once (see VideoAggregator). With
+    `shuffle_seed`, every view's frames are shuffled (sec. 5.1) in an order drawn from (seed, video, view)."""
     dataset = loader.dataset
     crops = getattr(dataset, "num_spatial_crops", cfg.TEST.NUM_SPATIAL_CROPS if dataset.num_views > 1 else 1)
     agg = VideoAggregator(dataset.num_videos, dataset.num_views, cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
@@ -38,10 +51,14 @@ def run_inference(model, loader, cfg, device, desc: str = "test") -> Dict[str, t
     start = time.perf_counter()
     total = len(loader)
     for it, batch in enumerate(loader):
-        with autocast_for(cfg):
-            logits = net(**model_inputs(batch, device))
-        scores = logits.float().softmax(dim=-1)
         view = batch["temporal_idx"] * crops + batch["spatial_idx"]
+        inputs = model_inputs(batch, device)
+        if shuffle_seed is not None:
+            seeds = shuffle_seeds(shuffle_seed, batch["video_idx"], view)
+            inputs["frame_order"] = shuffled_frame_order(batch["frame_idx"].shape[1], seeds, batch.get("valid"))
+        with autocast_for(cfg):
+            logits = net(**inputs)
+        scores = logits.float().softmax(dim=-1)
         agg.add(batch["video_idx"], view, scores, batch["label"], batch["ok"])
         if (it + 1) % cfg.LOG_PERIOD == 0 or it + 1 == total:
             elapsed = time.perf_counter() - start
@@ -53,15 +70,23 @@ def run_inference(model, loader, cfg, device, desc: str = "test") -> Dict[str, t
     return agg.finalize()
 
 
-def compute_metrics(result: Dict[str, torch.Tensor], num_classes: int) -> Dict:
-    """top-1 / top-5 / mean class accuracy (percent) over the videos that decoded."""
+def compute_metrics(result: Dict[str, torch.Tensor], num_classes: int,
+                    missing: Optional[torch.Tensor] = None) -> Dict:
+    """Accuracy (percent) that cannot flatter: over the videos scored, and over every listed video.
+
+    `missing (V,)` marks listed videos that are not on disk (they fail like undecodable ones, and are counted
+    apart). `top1`/`top5`/`mean_class_acc` are over the scored videos; `top1_listed`/`top5_listed` count every
+    missing or failed video as wrong. The masks `scored` and `missing` (V,) say which video was which.
+    """
     failed = result["failed"]
     unseen = (result["views"] == 0) & ~failed
     if unseen.any():
         logger.warning("%d videos got no view at all; they count as failed", int(unseen.sum()))
-    good = ~(failed | unseen)
+    not_scored = failed | unseen
+    missing = torch.zeros_like(failed) if missing is None else missing.bool() & not_scored
+    good = ~not_scored
     scores, labels = result["scores"][good], result["labels"][good]
-    n = int(good.sum())
+    n, listed = int(good.sum()), int(len(failed))
     hits = topk_correct(scores, labels, (1, 5)) if n else {1: torch.tensor(0), 5: torch.tensor(0)}
     per_class = per_class_accuracy(scores.argmax(1), labels, num_classes) if n else {}
     present = [v for v in per_class.values() if v is not None]
@@ -69,33 +94,81 @@ def compute_metrics(result: Dict[str, torch.Tensor], num_classes: int) -> Dict:
         "top1": 100.0 * float(hits[1]) / max(n, 1),
         "top5": 100.0 * float(hits[5]) / max(n, 1),
         "mean_class_acc": sum(present) / len(present) if present else 0.0,
-        "num_videos": int(len(failed)),
-        "num_failed": int((failed | unseen).sum()),
+        "top1_listed": 100.0 * float(hits[1]) / max(listed, 1),
+        "top5_listed": 100.0 * float(hits[5]) / max(listed, 1),
+        "num_listed": listed,
+        "num_missing": int(missing.sum()),
+        "num_failed": int((not_scored & ~missing).sum()),
+        "num_videos": n,
         "per_class_top1": per_class,
+        "scored": good,
+        "missing": missing,
     }
 
 
+def _relative(path: str, root: str) -> str:
+    """`path` relative to the data folder `root` when it lies inside it, else as it is."""
+    if root:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+        if not rel.startswith(".."):
+            return rel.replace(os.sep, "/")
+    return path
+
+
+def dataset_fingerprint(paths: Sequence[str], labels: Sequence[int], root: str = "") -> str:
+    """12 hex digits of sha1 over the sorted (path relative to the data folder, label) pairs: two results with
+    the same fingerprint were scored on the same videos with the same labels, wherever the copy lies."""
+    pairs = sorted(f"{_relative(p, root)}\t{int(label)}" for p, label in zip(paths, labels))
+    return hashlib.sha1("\n".join(pairs).encode("utf-8")).hexdigest()[:12]
+
+
+# (header, key of a results row, format) of the table's columns after the protocol name
+TABLE_COLUMNS = [
+    ("views", "views_per_video", "d"),
+    ("top-1", "top1", ".2f"),
+    ("top-5", "top5", ".2f"),
+    ("mean cls", "mean_class_acc", ".2f"),
+    ("top-1 listed", "top1_listed", ".2f"),
+    ("top-5 listed", "top5_listed", ".2f"),
+    ("scored", "num_videos", "d"),
+    ("listed", "num_listed", "d"),
+    ("missing", "num_missing", "d"),
+    ("failed", "num_failed", "d"),
+]
+HEADLINE_MARK = " *"
+
+
 def results_table(rows: List[Dict]) -> str:
-    """One line per protocol; a column per class group (e.g. order-dependent classes) when rows have them."""
+    """One line per test run, the headline (the first row: test_results.json's top level) marked with `*`; a
+    column per class group (e.g. order-dependent classes) when rows have them."""
     groups = list(dict.fromkeys(g for r in rows for g in r.get("class_group_top1", {})))
-    width = max([12] + [len(r["protocol"]) + 2 for r in rows])
-    header = f"{'protocol':<{width}}{'views':>7}{'top-1':>9}{'top-5':>9}{'mean cls':>10}{'videos':>8}{'failed':>8}"
-    header += "".join(f"{g:>{max(len(g) + 2, 9)}}" for g in groups)
+    width = max([12] + [len(r["protocol"]) + len(HEADLINE_MARK) + 2 for r in rows])
+    columns = [(h, k, f, max(len(h) + 2, 8)) for h, k, f in TABLE_COLUMNS if any(k in r for r in rows)]
+    columns += [(g, None, ".2f", max(len(g) + 2, 9)) for g in groups]
+    header = f"{'protocol':<{width}}" + "".join(f"{h:>{w}}" for h, _, _, w in columns)
     lines = [header, "-" * len(header)]
-    for r in rows:
-        line = (
-            f"{r['protocol']:<{width}}{r['views_per_video']:>7}{r['top1']:>9.2f}{r['top5']:>9.2f}"
-            f"{r['mean_class_acc']:>10.2f}{r['num_videos']:>8}{r['num_failed']:>8}"
-        )
-        for g in groups:
-            value = r.get("class_group_top1", {}).get(g)
-            line += f"{value:>{max(len(g) + 2, 9)}.2f}" if value is not None else " " * max(len(g) + 2, 9)
+    for i, r in enumerate(rows):
+        name = r["protocol"] + (HEADLINE_MARK if i == 0 else "")
+        line = f"{name:<{width}}"
+        for h, key, fmt, w in columns:
+            value = r.get(key) if key is not None else r.get("class_group_top1", {}).get(h)
+            line += f"{value:>{w}{fmt}}" if value is not None else " " * w
         lines.append(line)
+    lines.append(f"{HEADLINE_MARK.strip()} headline (the config's primary protocol, the top level of "
+                 "test_results.json); 'listed' columns count missing and failed videos as wrong")
     return "\n".join(lines)
 
 
+def video_status(metrics: Dict, v: int) -> str:
+    """'scored', 'missing' (listed, not on disk) or 'failed' (on disk, not decodable)."""
+    if bool(metrics["scored"][v]):
+        return "scored"
+    return "missing" if bool(metrics["missing"][v]) else "failed"
+
+
 def write_predictions(result, dataset, metrics: Dict, output_dir: str, protocol: str, k: int = 5) -> None:
-    """Per-video predictions as CSV and JSON: path, label, top-k class ids, names and scores."""
+    """Per-video predictions as CSV and JSON (each written atomically): path, label, status (scored, missing,
+    failed), top-k class ids, names and mean scores per view."""
     names = dataset.class_names
     scores = result["scores"]
     views = result["views"].clamp(min=1)
@@ -104,60 +177,64 @@ def write_predictions(result, dataset, metrics: Dict, output_dir: str, protocol:
     records = []
     for v in range(len(dataset.paths)):
         label = int(result["labels"][v]) if result["labels"][v] >= 0 else int(dataset.labels[v])
-        failed = bool(result["failed"][v])
-        ids = [] if failed else top.indices[v].tolist()
+        status = video_status(metrics, v)
+        ids = top.indices[v].tolist() if status == "scored" else []
         records.append(
             {
                 "path": dataset.paths[v],
                 "label": label,
                 "label_name": names[label] if names else str(label),
-                "failed": failed,
+                "status": status,
+                "failed": status != "scored",
                 "top5_ids": ids,
                 "top5_names": [names[i] if names else str(i) for i in ids],
-                "top5_scores": [] if failed else [round(float(s), 6) for s in top.values[v]],
+                "top5_scores": [round(float(s), 6) for s in top.values[v]] if ids else [],
             }
         )
     base = os.path.join(output_dir, f"predictions_{protocol}")
-    with open(base + ".json", "w") as f:
-        json.dump(records, f, indent=1)
-    with open(base + ".csv", "w", newline="") as f:
+    atomic_write(base + ".json", lambda f: json.dump(records, f, indent=1), binary=False)
+
+    def write_csv(f):
         writer = csv.writer(f)
-        writer.writerow(["path", "label", "label_name", "failed", "top5_ids", "top5_names", "top5_scores"])
+        writer.writerow(["path", "label", "label_name", "status", "failed", "top5_ids", "top5_names", "top5_scores"])
         for r in records:
             writer.writerow(
-                [r["path"], r["label"], r["label_name"], int(r["failed"]), " ".join(map(str, r["top5_ids"])),
-                 " ".join(r["top5_names"]), " ".join(f"{s:.4f}" for s in r["top5_scores"])]
+                [r["path"], r["label"], r["label_name"], r["status"], int(r["failed"]),
+                 " ".join(map(str, r["top5_ids"])), " ".join(r["top5_names"]),
+                 " ".join(f"{s:.4f}" for s in r["top5_scores"])]
             )
+
+    atomic_write(base + ".csv", write_csv, binary=False)
+
+
+# the keys of compute_metrics that go into test_results.json as they are (rounded)
+PUBLIC_KEYS = ("top1", "top5", "mean_class_acc", "top1_listed", "top5_listed", "num_listed", "num_missing",
+               "num_failed", "num_videos")
 
 
 def public_results(metrics: Dict, protocol: str, views: int, class_names: Optional[List[str]], extra: Dict,
                    class_groups: Optional[Dict[str, List[int]]] = None) -> Dict:
-    """The test_results.json record; `class_groups` adds the mean class top-1 of each named group."""
+    """The test_results.json record of one test run; `class_groups` adds the mean class top-1 of each named
+    group. `num_videos` is the number of videos scored (num_listed - num_missing - num_failed)."""
     per_class = {
         (class_names[c] if class_names else str(c)): (round(v, 4) if v is not None else None)
         for c, v in metrics["per_class_top1"].items()
     }
-    out = {
-        "protocol": protocol,
-        "top1": round(metrics["top1"], 4),
-        "top5": round(metrics["top5"], 4),
-        "mean_class_acc": round(metrics["mean_class_acc"], 4),
-        "num_videos": metrics["num_videos"],
-        "num_failed": metrics["num_failed"],
-        "views_per_video": views,
-        "per_class_top1": per_class,
-    }
+    out = {"protocol": protocol}
+    out.update({k: round(metrics[k], 4) if isinstance(metrics[k], float) else metrics[k] for k in PUBLIC_KEYS})
+    out.update(views_per_video=views, per_class_top1=per_class)
     if class_groups:
-        out["class_group_top1"] = {k: round(v, 4) for k, v in group_accuracy(metrics["per_class_top1"], class_groups).items()}
+        groups = group_accuracy(metrics["per_class_top1"], class_groups)
+        out["class_group_top1"] = {k: round(v, 4) for k, v in groups.items()}
     out.update(extra)
     return out
 
 
 def save_results(results: List[Dict], output_dir: str) -> None:
+    """`test_results_<run>.json` per test run, and `test_results.json`: the headline run (the first, the config's
+    primary protocol) at the top level, every run under `all_protocols`. Each file is written atomically."""
     if not du.is_master():
         return
     for r in results:
-        with open(os.path.join(output_dir, f"test_results_{r['protocol']}.json"), "w") as f:
-            json.dump(r, f, indent=1)
-    with open(os.path.join(output_dir, "test_results.json"), "w") as f:
-        json.dump(results[-1] if len(results) == 1 else {**results[-1], "all_protocols": results}, f, indent=1)
+        write_json_atomic(r, os.path.join(output_dir, f"test_results_{r['protocol']}.json"))
+    write_json_atomic({**results[0], "all_protocols": results}, os.path.join(output_dir, "test_results.json"))

@@ -35,11 +35,10 @@ from vtn.datasets.features import (
     manifest_path,
     read_manifest,
     split_index_path,
-    write_json_atomic,
 )
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import atomic_save
-from vtn.utils.files import remove_temporaries
+from vtn.utils.files import remove_temporaries, write_json_atomic
 from vtn.engine.meters import format_eta
 from vtn.engine.streaming import VideoPredictor, frame_indices
 from vtn.utils.model_stats import unwrap
@@ -151,7 +150,7 @@ def extract_split(cfg, predictor: VideoPredictor, split: str) -> Dict[str, int]:
                 counts["extracted"] += 1
             except VideoDecodeError as e:
                 logger.warning("Skipping unreadable video (%s split): %s", split, e)
-                entry.update(file=None, error=str(e))
+                entry.update(file=None, error=str(e), missing=not os.path.exists(path))
                 counts["failed"] += 1
         entries.append(entry)
         if (i + 1) % cfg.LOG_PERIOD == 0 or i + 1 == counts["videos"]:

@@ -3,6 +3,8 @@ import logging
 import os
 from typing import Dict, List, Optional, Tuple
 
+import torch
+
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
     BEST_NAME,
@@ -15,6 +17,7 @@ from vtn.engine.checkpoint import (
 from vtn.engine.convert import to_vtn_state
 from vtn.engine.evaluator import (
     compute_metrics,
+    dataset_fingerprint,
     public_results,
     results_table,
     run_inference,
@@ -57,23 +60,37 @@ def load_for_test(model, path: str, cfg) -> None:
     logger.info("Testing %s%s", path, " (EMA weights)" if use_ema else "")
 
 
+def primary_protocol(cfg) -> str:
+    """The protocol of the headline result: full video when TEST.FULL_VIDEO, else multi-view."""
+    return "full_video" if cfg.TEST.FULL_VIDEO else "multi_view"
+
+
 def protocols_for(cfg) -> List[str]:
+    """The protocols to test, the primary one first (TEST.BOTH_PROTOCOLS adds the other)."""
+    primary = primary_protocol(cfg)
     if cfg.TEST.BOTH_PROTOCOLS:
-        return ["multi_view", "full_video"]
-    return ["full_video" if cfg.TEST.FULL_VIDEO else "multi_view"]
+        return [primary] + [p for p in ("multi_view", "full_video") if p != primary]
+    return [primary]
 
 
 def test_runs(cfg) -> List[Tuple[str, bool]]:
-    """(protocol, shuffled frames) of each test pass: every protocol, then every protocol shuffled when
-    TEST.SHUFFLE_ABLATION asks for the comparison."""
+    """(protocol, shuffled frames) of each test pass, the headline first: every protocol (shuffled when
+    TEST.SHUFFLE_FRAMES asks for it), then every protocol shuffled when TEST.SHUFFLE_ABLATION asks for the
+    comparison."""
     runs = [(p, cfg.TEST.SHUFFLE_FRAMES) for p in protocols_for(cfg)]
     if cfg.TEST.SHUFFLE_ABLATION and not cfg.TEST.SHUFFLE_FRAMES:
         runs += [(p, True) for p in protocols_for(cfg)]
     return runs
 
 
+def run_name(protocol: str, shuffled: bool) -> str:
+    """What a test run is called in the table and its files: a shuffled run never takes an unshuffled name."""
+    return protocol + ("_shuffled" if shuffled else "")
+
+
 def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
-    """Run every protocol of the config; print one table; write test_results*.json and predictions_*."""
+    """Run every test pass of the config (the headline first); print one table; write test_results*.json
+    (the headline at the top level of test_results.json) and predictions_*."""
     from vtn.datasets import build_loader
 
     device = du.device_for(cfg)
@@ -85,25 +102,28 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
     net = unwrap(model)
     rows = []
     for protocol, shuffled in test_runs(cfg):
-        name = protocol + ("_shuffled" if shuffled and cfg.TEST.SHUFFLE_ABLATION else "")
+        name = run_name(protocol, shuffled)
         loader = build_loader(cfg, "test", protocol)
         dataset = loader.dataset
         if hasattr(dataset, "check_model"):
             dataset.check_model(net)  # e.g. a feature cache of another backbone
-        net.shuffle_frames = shuffled
-        try:
-            result = run_inference(model, loader, cfg, device, desc=f"test {name}")
-        finally:
-            net.shuffle_frames = cfg.TEST.SHUFFLE_FRAMES
-        metrics = compute_metrics(result, cfg.MODEL.NUM_CLASSES)
-        extra = {"checkpoint": path, "shuffle_frames": shuffled}
+        result = run_inference(model, loader, cfg, device, desc=f"test {name}",
+                               shuffle_seed=cfg.RNG_SEED if shuffled else None)
+        failed = result["failed"] | (result["views"] == 0)
+        missing = torch.tensor([bool(f) and dataset.is_missing(v) for v, f in enumerate(failed.tolist())])
+        metrics = compute_metrics(result, cfg.MODEL.NUM_CLASSES, missing)
+        scored = metrics["scored"].tolist()
+        fingerprint = dataset_fingerprint([p for p, ok in zip(dataset.paths, scored) if ok],
+                                          [lab for lab, ok in zip(dataset.labels, scored) if ok], dataset.data_root)
+        extra = {"checkpoint": path, "shuffle_frames": shuffled, "dataset_fingerprint": fingerprint}
         rows.append(public_results(metrics, name, dataset.num_views, dataset.class_names, extra,
                                    getattr(dataset, "class_groups", None)))
         if du.is_master():
             write_predictions(result, dataset, metrics, cfg.OUTPUT_DIR, name)
-        if metrics["num_failed"]:
-            logger.warning("%d of %d test videos could not be decoded (see the log and predictions_%s.csv)",
-                           metrics["num_failed"], metrics["num_videos"], name)
+        if metrics["num_missing"] or metrics["num_failed"]:
+            logger.warning("%s: %d of %d listed test videos are missing and %d could not be decoded; they are left "
+                           "out of top1/top5 and count as wrong in top1_listed/top5_listed (see predictions_%s.csv)",
+                           name, metrics["num_missing"], metrics["num_listed"], metrics["num_failed"], name)
     if du.is_master():
         logger.info("Test results (%s):\n%s", path or "random weights", results_table(rows))
         save_results(rows, cfg.OUTPUT_DIR)

@@ -27,6 +27,15 @@ def init_normal_(module: nn.Module, std: float) -> None:
             nn.init.zeros_(m.bias)
 
 
+def shuffled_frame_order(num_frames: int, seeds, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(B, T) random permutations of the frames, one per seed, for `frame_order`: the same seed gives the same
+    order, whatever the batch or the process. Padded positions (`valid` False) stay at the end."""
+    keys = torch.stack([torch.rand(num_frames, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+    if valid is not None:
+        keys = keys.masked_fill(~valid.cpu().bool(), 2.0)
+    return keys.argsort(dim=1)
+
+
 def derived_intermediate_size(hidden: int, family: str) -> int:
     """The paper's FFN sizes: 3072 for ViT-B (4 x 768, as in ViT itself), 4096 for ResNets (2 x 2048)."""
     return 4 * hidden if family == "transformer" else 2 * hidden
@@ -47,7 +56,6 @@ class VTN(nn.Module):
 
         self.hidden_size = dim
         self.chunk_size = cfg.VTN.BACKBONE_CHUNK_SIZE
-        self.shuffle_frames = cfg.TEST.SHUFFLE_FRAMES
         self.backbone_frozen = cfg.VTN.FREEZE_BACKBONE
         self.channels_last = cfg.VTN.CHANNELS_LAST
         if self.channels_last:  # the 4-d (convolution) weights; the frames follow in embed_frames
@@ -85,9 +93,11 @@ class VTN(nn.Module):
         valid: Optional[torch.Tensor] = None,
         return_attention: bool = False,
         embeddings: Optional[torch.Tensor] = None,
+        frame_order: Optional[torch.Tensor] = None,
     ):
         """frames: (B, C, T, H, W) normalised frames, or embeddings: (B, T, D) cached backbone features (then only
-        `forward_embeddings` runs); frame_idx: (B, T) frame indices in the original video.
+        `forward_embeddings` runs); frame_idx: (B, T) frame indices in the original video; frame_order: see
+        `forward_embeddings`.
 
         Returns logits (B, NUM_CLASSES) (and the [CLS] attention per layer when `return_attention`).
         """
@@ -98,33 +108,28 @@ class VTN(nn.Module):
             if embeddings.dim() != 3 or embeddings.shape[-1] != dim:
                 raise ValueError(f"VTN expects (B, T, {dim}) frame embeddings of its backbone, got shape "
                                  f"{tuple(embeddings.shape)}")
-            return self.forward_embeddings(embeddings, frame_idx, valid, return_attention)
+            return self.forward_embeddings(embeddings, frame_idx, valid, return_attention, frame_order)
         if frames.dim() != 5:
             raise ValueError(f"VTN expects a (B, C, T, H, W) clip tensor, got shape {tuple(frames.shape)}")
         b, c, t, h, w = frames.shape
         frames = frames.transpose(1, 2).reshape(b * t, c, h, w)
         emb = self.embed_frames(frames).view(b, t, -1)
-        return self.forward_embeddings(emb, frame_idx, valid, return_attention)
+        return self.forward_embeddings(emb, frame_idx, valid, return_attention, frame_order)
 
     # ------------------------------------------------------------------ embeddings -> logits
-    def _shuffle(self, emb: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
-        """Sec. 5.1 ablation: permute the frame embeddings of each video; positions stay in order."""
-        keys = torch.rand(emb.shape[:2], device=emb.device)
-        if valid is not None:
-            keys = keys.masked_fill(~valid, 2.0)  # padding stays at the end
-        order = keys.argsort(dim=1)
-        return torch.gather(emb, 1, order[..., None].expand_as(emb))
-
     def forward_embeddings(
         self,
         emb: torch.Tensor,
         frame_idx: Optional[torch.Tensor] = None,
         valid: Optional[torch.Tensor] = None,
         return_attention: bool = False,
+        frame_order: Optional[torch.Tensor] = None,
     ):
         """Temporal encoder and head on precomputed frame embeddings `emb (B, T, D_backbone)`.
 
-        `valid (B, T)` bool marks real frames when videos of different lengths share a batch.
+        `valid (B, T)` bool marks real frames when videos of different lengths share a batch. `frame_order (B, T)`
+        long, when given, reorders each video's frame embeddings (`emb[b, frame_order[b]]`) while the position
+        embedding stays in the original order: the test-time shuffle of sec. 5.1 (see `shuffled_frame_order`).
         """
         b, t, _ = emb.shape
         if self.feature_proj is not None:
@@ -132,8 +137,8 @@ class VTN(nn.Module):
         if frame_idx is None:
             frame_idx = torch.arange(t, device=emb.device).expand(b, t)
         frame_idx = frame_idx.to(emb.device)
-        if self.shuffle_frames and not self.training:
-            emb = self._shuffle(emb, valid)
+        if frame_order is not None:
+            emb = torch.gather(emb, 1, frame_order.to(emb.device)[..., None].expand_as(emb))
         tokens = torch.cat([self.cls_token.expand(b, -1, -1).to(emb.dtype), emb], dim=1)
         mask = torch.full((b, t + 1), LOCAL, dtype=torch.long, device=emb.device)
         mask[:, 0] = GLOBAL

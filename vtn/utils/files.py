@@ -1,4 +1,5 @@
 """Files that are whole or absent: atomic writes, and cleaning up what a killed writer left behind."""
+import json
 import os
 import tempfile
 from typing import Callable, IO
@@ -29,6 +30,11 @@ def atomic_write(path: str, write: Callable[[IO], None], binary: bool = True) ->
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_json_atomic(obj, path: str) -> None:
+    """`obj` as indented JSON through `atomic_write`."""
+    atomic_write(path, lambda f: json.dump(obj, f, indent=1), binary=False)
 
 
 def remove_temporaries(folder: str) -> None:

@@ -90,7 +90,20 @@ def test_resume_skips_corrupt_newest_checkpoint(tmp_path, caplog):
     path, data = ck.find_resume_checkpoint(str(tmp_path))
     assert path == good and data["epoch"] == 1
     assert "checkpoint_epoch_00002.pyth is empty" in caplog.text
-    assert "checkpoint_epoch_00001_iter_0000050.pyth cannot be read" in caplog.text
+    assert "checkpoint_epoch_00002_iter_0000050.pyth cannot be read" in caplog.text
+
+
+def test_checkpoint_names_count_epochs_from_one_and_sort_by_position(tmp_path):
+    # 5 iterations into the first epoch is "epoch 1" in the log and in the name, as is the end of that epoch
+    assert ck.checkpoint_name(0, 5) == "checkpoint_epoch_00001_iter_0000005.pyth"
+    assert ck.checkpoint_name(1) == "checkpoint_epoch_00001.pyth"
+    assert ck.checkpoint_name(1, 10) == "checkpoint_epoch_00002_iter_0000010.pyth"
+    folder = ck.checkpoint_dir(str(tmp_path))
+    os.makedirs(folder)
+    positions = [(2, 0), (0, 5), (1, 10), (1, 0), (1, 300)]
+    for e, i in positions:
+        ck.atomic_save({"epoch": e}, os.path.join(folder, ck.checkpoint_name(e, i)))
+    assert [(e, i) for e, i, _ in ck.list_checkpoints(str(tmp_path))] == sorted(positions)
 
 
 def test_named_bad_checkpoint_is_a_clear_error(tmp_path):

@@ -40,8 +40,11 @@ def test_outputs_of_a_training_and_test_run(trained):
     assert kinds.count("train_iter") == 6 and kinds.count("train_epoch") == 2 and kinds.count("val_epoch") == 2
     names = sorted(os.listdir(checkpoint_dir(out)))
     # TRAIN.CHECKPOINT_KEEP 3: the oldest (epoch 0, iteration 2) was pruned; the best copy is kept apart
+    # epochs count from 1 in every name: the mid-epoch one was written 2 iterations into epoch 2 of 2
     assert names == ["checkpoint_best.pyth", "checkpoint_epoch_00001.pyth",
-                     "checkpoint_epoch_00001_iter_0000002.pyth", "checkpoint_epoch_00002.pyth"]
+                     "checkpoint_epoch_00002.pyth", "checkpoint_epoch_00002_iter_0000002.pyth"]
+    mid = load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00002_iter_0000002.pyth"))
+    assert (mid["epoch"], mid["iteration"]) == (1, 2)
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(out, "tensorboard")))
 
 
@@ -60,7 +63,9 @@ def test_test_results_and_predictions(trained):
         rows = open(os.path.join(out, f"predictions_{protocol}.csv")).read().splitlines()
         assert rows[0].startswith("path,label,label_name") and len(rows) == 7
     top = json.load(open(os.path.join(out, "test_results.json")))
-    assert top["protocol"] == "full_video" and len(top["all_protocols"]) == 2
+    # the headline is the config's primary protocol (multi-view: TEST.FULL_VIDEO is off), not the last one run
+    assert top["protocol"] == "multi_view" and [r["protocol"] for r in top["all_protocols"]] == ["multi_view",
+                                                                                               "full_video"]
 
 
 def test_checkpoint_holds_every_state_item(trained):
@@ -120,7 +125,9 @@ def test_corrupt_newest_checkpoint_is_skipped_on_resume(trained, synthetic_dir, 
         f.truncate(1000)
     proc = run_tool("run_net.py", *run_opts(synthetic_dir, out, "TEST.ENABLE", False, "TRAIN.EVAL_PERIOD", 0))
     assert "Skipping unusable checkpoint" in proc.stdout and "checkpoint_epoch_00002.pyth cannot be read" in proc.stdout
-    assert "Resuming from" in proc.stdout and "checkpoint_epoch_00001" in proc.stdout
+    # the newest readable one: 2 iterations into epoch 2
+    assert "Resuming from" in proc.stdout
+    assert "checkpoint_epoch_00002_iter_0000002.pyth: epoch 2, iteration 2" in proc.stdout
     assert load_checkpoint_file(newest)["epoch"] == 2  # retrained and rewritten
 
 
@@ -131,9 +138,9 @@ def test_non_finite_loss_stops_with_epoch_and_iteration(synthetic_dir, tmp_path)
     proc = run_tool("run_net.py", *opts, check=False)
     assert proc.returncode != 0
     assert "Non-finite (NaN or infinite) loss at epoch 1, iteration 2" in proc.stderr
-    good = load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00000_iter_0000001.pyth"))
+    good = load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00001_iter_0000001.pyth"))
     assert all(torch.isfinite(v).all() for v in good["model_state"].values() if v.dtype.is_floating_point)
-    assert not os.path.exists(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00000_iter_0000002.pyth"))
+    assert not os.path.exists(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00001_iter_0000002.pyth"))
     proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(tmp_path / "skip"), "SOLVER.BASE_LR", 1e30,
                                             "SOLVER.LR_POLICY", "steps_with_relative_lrs", "TRAIN.MAX_BAD_STEPS", 1,
                                             "TEST.ENABLE", False), check=False)

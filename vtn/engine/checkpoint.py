@@ -2,7 +2,8 @@
 
 Layout of OUTPUT_DIR/checkpoints/:
     checkpoint_epoch_00003.pyth               after 3 completed epochs
-    checkpoint_epoch_00003_iter_0000200.pyth  200 iterations into the 4th epoch (TRAIN.CHECKPOINT_ITERS)
+    checkpoint_epoch_00004_iter_0000200.pyth  200 iterations into epoch 4 (TRAIN.CHECKPOINT_ITERS); epochs are
+                                              counted from 1 in names, as in the log ("epoch 4/25")
     checkpoint_best.pyth                      best validation top-1 so far (kept apart from pruning)
 
 A checkpoint is a dict: `model_state` (PySlowFast's key), `optimizer_state`, `scheduler_state`,
@@ -41,13 +42,16 @@ def checkpoint_dir(output_dir: str) -> str:
 
 
 def checkpoint_name(epoch: int, iteration: int = 0) -> str:
+    """The file name of the position (`epoch` index in progress, `iteration`s done in it) a checkpoint holds:
+    `epoch` completed epochs when `iteration` is 0, else `iteration` iterations into epoch `epoch + 1`."""
     if iteration:
-        return f"checkpoint_epoch_{epoch:05d}_iter_{iteration:07d}.pyth"
+        return f"checkpoint_epoch_{epoch + 1:05d}_iter_{iteration:07d}.pyth"
     return f"checkpoint_epoch_{epoch:05d}.pyth"
 
 
 def list_checkpoints(output_dir: str) -> List[Tuple[int, int, str]]:
-    """(epoch, iteration, path) of the periodic checkpoints, oldest first."""
+    """(epoch, iteration, path) of the periodic checkpoints, oldest first; (epoch, iteration) is the position
+    the checkpoint holds, as `checkpoint_name` takes it."""
     folder = checkpoint_dir(output_dir)
     if not os.path.isdir(folder):
         return []
@@ -55,7 +59,8 @@ def list_checkpoints(output_dir: str) -> List[Tuple[int, int, str]]:
     for name in os.listdir(folder):
         m = _NAME.match(name)
         if m:
-            found.append((int(m.group(1)), int(m.group(2) or 0), os.path.join(folder, name)))
+            epoch, iteration = int(m.group(1)), int(m.group(2) or 0)
+            found.append((epoch - 1 if iteration else epoch, iteration, os.path.join(folder, name)))
     return sorted(found)
 
 

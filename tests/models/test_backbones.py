@@ -1,9 +1,13 @@
 """Every backbone of the paper builds and gives one feature vector per frame; timm names and local weights work."""
+import glob
+import os
+
 import pytest
 import torch
 
-from tests.helpers import tiny_cfg
-from vtn.models.backbones import BACKBONE_REGISTRY, build_backbone
+from tests.helpers import REPO, tiny_cfg
+from vtn.config import load_config
+from vtn.models.backbones import BACKBONE_REGISTRY, PretrainedWeightsError, backbone_weights, build_backbone
 from vtn.models.backbones.timm_backbones import PAPER_BACKBONES
 
 # (registered name, feature size, extra timm kwargs that keep the test small)
@@ -81,8 +85,74 @@ def test_local_pretrained_file_is_loaded(tmp_path):
 
 
 def test_missing_local_weights_file_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="VTN.PRETRAINED_PATH.*nope.pth"):
+    with pytest.raises(PretrainedWeightsError, match="VTN.PRETRAINED_PATH.*nope.pth"):
         build_backbone(tiny_cfg("VTN.PRETRAINED_PATH", str(tmp_path / "nope.pth")))
+
+
+def test_a_failed_weight_download_is_one_error_naming_the_weights_and_the_local_file_key(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as without network: nothing cached
+    with pytest.raises(PretrainedWeightsError) as e:
+        build_backbone(tiny_cfg("VTN.BACKBONE", "resnet18", "VTN.BACKBONE_KWARGS", {}, "VTN.PRETRAINED", True))
+    message = str(e.value)
+    assert "'resnet18.a1_in1k'" in message and "VTN.PRETRAINED_PATH" in message and "\n" not in message
+
+
+# the timm weights each config's backbone loads (Table 1; ViT-B: ImageNet-21K pretrained, 1K fine-tuned, as released)
+CONFIG_WEIGHTS = {
+    "vit_base_patch16_224": "vit_base_patch16_224.orig_in21k_ft_in1k",
+    "deit_base_patch16_224": "deit_base_patch16_224.fb_in1k",
+    "deit_base_distilled_patch16_224": "deit_base_distilled_patch16_224.fb_in1k",
+    "deit_tiny_patch16_224": "deit_tiny_patch16_224.fb_in1k",
+    "resnet50": "resnet50.tv_in1k",
+    "resnet101": "resnet101.tv_in1k",
+}
+
+
+CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: os.path.relpath(p, os.path.join(REPO, "configs")))
+def test_each_config_resolves_its_backbone_to_the_papers_timm_weights(config):
+    import timm
+
+    cfg = load_config(config)
+    weights = backbone_weights(cfg.VTN.BACKBONE)
+    if "Synthetic" in config:
+        assert not cfg.VTN.PRETRAINED  # the demo trains from random weights
+        return
+    assert weights == CONFIG_WEIGHTS[cfg.VTN.BACKBONE], config
+    assert weights in timm.list_pretrained(weights)  # a tag timm knows how to download
+
+
+def test_the_21k_only_vit_weights_are_one_override_away():
+    assert backbone_weights("vit_base_patch16_224.orig_in21k") == "vit_base_patch16_224.orig_in21k"
+    assert backbone_weights("resnet18") == "resnet18.a1_in1k"  # untagged timm names: timm's default weights
+    model = build_backbone(backbone_cfg("vit_base_patch16_224.orig_in21k", {"img_size": 32, "depth": 1}))
+    assert model.feature_dim == 768 and model.family == "transformer"
+
+
+def test_kwargs_a_backbone_does_not_take_are_a_clear_error():
+    from vtn.models.backbones.registry import BackboneError
+
+    with pytest.raises(BackboneError, match="VTN.BACKBONE_KWARGS = .*'channels'.* does not fit the timm model"):
+        build_backbone(tiny_cfg("VTN.BACKBONE_KWARGS.channels", [8, 8]))
+
+
+def test_drop_path_is_active_in_training_only():
+    x = torch.randn(4, 3, 32, 32)
+    model = build_backbone(tiny_cfg("VTN.DROP_PATH_RATE", 0.5))
+    assert model.blocks[-1].drop_path1.drop_prob == 0.5  # timm: linear from 0 in the first block
+    model.train()
+    torch.manual_seed(0)
+    a = model(x)
+    torch.manual_seed(1)
+    assert not torch.allclose(a, model(x))  # different blocks dropped per sample
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    plain = build_backbone(tiny_cfg()).train()
+    assert plain.blocks[-1].drop_path1.__class__.__name__ == "Identity"
 
 
 def test_channels_last_gives_the_same_logits_and_keeps_the_format():

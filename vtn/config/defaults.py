@@ -210,8 +210,8 @@ _C.SOLVER.OPTIMIZING_METHOD = "sgd"
 _C.SOLVER.BASE_LR = 1e-3
 # Registered LR policy: "steps_with_relative_lrs" or "cosine".
 _C.SOLVER.LR_POLICY = "steps_with_relative_lrs"
-# Epochs at which each LRS entry starts (steps policy); the first must be 0.
-_C.SOLVER.STEPS = [0, 20, 25]
+# Epochs at which each LRS entry starts (steps policy); the first must be 0, and each should be < MAX_EPOCH.
+_C.SOLVER.STEPS = [0, 15, 20]
 # LR multipliers of BASE_LR, one per STEPS entry.
 _C.SOLVER.LRS = [1.0, 0.1, 0.01]
 # Final LR of the cosine policy.
@@ -262,6 +262,8 @@ _C.VTN.BACKBONE_KWARGS = CfgNode(new_allowed=True)
 _C.VTN.PRETRAINED = True
 # Local backbone weights file (timm state dict, .pth/.safetensors/.npz); used instead of the hub when set.
 _C.VTN.PRETRAINED_PATH = ""
+# Stochastic depth of the backbone (timm's drop_path_rate; DeiT's recipe uses 0.1), active in training only.
+_C.VTN.DROP_PATH_RATE = 0.0
 # Train only the temporal encoder and head: no gradients into the backbone, backbone kept in eval mode.
 _C.VTN.FREEZE_BACKBONE = False
 # Frames per backbone pass at inference (bounds memory on long videos); 0 = all frames in one pass.
@@ -316,6 +318,12 @@ _C.DATA_LOADER.PIN_MEMORY = True
 _C.DATA_LOADER.PERSISTENT_WORKERS = True
 # Tries of other samples when a video fails to decode during training/validation.
 _C.DATA_LOADER.NUM_RETRIES = 10
+# Repeated augmentation (DeiT): each drawn training video appears this many times in a row, the copies spread
+# over the processes, each with its own random augmentation; 1 disables it (DeiT uses 3).
+_C.DATA_LOADER.REPEATED_AUG = 1
+# Epoch length with REPEATED_AUG > 1: "dataset" keeps as many draws as videos (DeiT's sampler: about 1/REPEATED_AUG
+# of the videos, each REPEATED_AUG times), "repeated" holds every video REPEATED_AUG times (REPEATED_AUG x longer).
+_C.DATA_LOADER.REPEATED_AUG_EPOCH = "dataset"
 
 # ---------------------------------------------------------------------------- #
 # TensorBoard

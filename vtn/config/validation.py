@@ -126,6 +126,7 @@ RULES: List[Tuple[str, Callable, Callable]] = [
     ),
     ("DATA_LOADER.NUM_WORKERS", _non_negative, lambda c: "an integer >= 0"),
     ("DATA_LOADER.NUM_RETRIES", _non_negative, lambda c: "an integer >= 0"),
+    ("DATA_LOADER.REPEATED_AUG", _positive, lambda c: "an integer >= 1 (1 disables repeated augmentation; DeiT: 3)"),
     ("SOLVER.BASE_LR", _positive, lambda c: "a learning rate > 0"),
     ("SOLVER.MAX_EPOCH", _positive, lambda c: "an integer >= 1"),
     ("SOLVER.WEIGHT_DECAY", _non_negative, lambda c: "a number >= 0"),
@@ -168,6 +169,7 @@ RULES: List[Tuple[str, Callable, Callable]] = [
     ("VTN.ATTENTION_DROPOUT", _prob, lambda c: "a probability in [0, 1)"),
     ("VTN.HIDDEN_DROPOUT", _prob, lambda c: "a probability in [0, 1)"),
     ("VTN.HEAD_DROPOUT", _prob, lambda c: "a probability in [0, 1)"),
+    ("VTN.DROP_PATH_RATE", _prob, lambda c: "a probability in [0, 1) (0 disables stochastic depth)"),
     ("VTN.LAYER_NORM_EPS", _positive, lambda c: "a number > 0"),
     ("VTN.MAX_POSITION_EMBEDDINGS", _positive, lambda c: "an integer >= 1"),
     ("VTN.BACKBONE_CHUNK_SIZE", _non_negative, lambda c: "an integer >= 0 (0 = all frames in one pass)"),
@@ -225,6 +227,7 @@ CHOICES: Dict[str, Callable[[], List[str]]] = {
     "SOLVER.OPTIMIZING_METHOD": _registry_names("vtn.engine.optimizer", "OPTIMIZER_REGISTRY"),
     "SOLVER.LR_POLICY": _registry_names("vtn.engine.lr_policy", "LR_POLICY_REGISTRY"),
     "AUG.RE_MODE": _fixed("const", "rand", "pixel"),
+    "DATA_LOADER.REPEATED_AUG_EPOCH": _fixed("dataset", "repeated"),
     "AUG.INTERPOLATION": _fixed("bicubic", "bilinear", "random"),
 }
 

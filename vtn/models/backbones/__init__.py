@@ -6,10 +6,13 @@ backbones are registered in `timm_backbones.py`; any other timm model name works
 """
 from vtn.models.backbones.registry import (
     BACKBONE_REGISTRY,
+    PretrainedWeightsError,
     backbone_exists,
+    backbone_weights,
     build_backbone,
     known_backbone_names,
 )
 from vtn.models.backbones import timm_backbones  # noqa: F401  (registers the paper's backbones)
 
-__all__ = ["BACKBONE_REGISTRY", "build_backbone", "backbone_exists", "known_backbone_names"]
+__all__ = ["BACKBONE_REGISTRY", "PretrainedWeightsError", "build_backbone", "backbone_exists", "backbone_weights",
+           "known_backbone_names"]

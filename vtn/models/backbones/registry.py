@@ -6,6 +6,7 @@ from typing import List
 
 import torch.nn as nn
 
+from vtn.utils.errors import UserError
 from vtn.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -40,26 +41,64 @@ def cnn_or_transformer(model: nn.Module) -> str:
     return "transformer" if hasattr(model, "blocks") or hasattr(model, "stages_transformer") else "cnn"
 
 
+def backbone_weights(name: str) -> str:
+    """The timm `architecture.tag` whose pretrained weights VTN.BACKBONE = `name` loads: a registered backbone's
+    pinned weights, a tagged timm name as it is, an untagged one with timm's default tag."""
+    if name in BACKBONE_REGISTRY:
+        name = getattr(BACKBONE_REGISTRY.get(name), "timm_name", name)
+    if "." in name:
+        return name
+    from timm.models import get_pretrained_cfg
+
+    pretrained = get_pretrained_cfg(name)
+    return f"{name}.{pretrained.tag}" if pretrained is not None and pretrained.tag else name
+
+
+class BackboneError(UserError, ValueError):
+    """A backbone that cannot be built as configured."""
+
+
+class PretrainedWeightsError(UserError, RuntimeError):
+    """Pretrained backbone weights that cannot be loaded (no network, a bad local file)."""
+
+
 def create_timm_backbone(cfg, timm_name: str) -> nn.Module:
     """A timm model without its classifier (`num_classes=0`): its forward returns pooled features.
 
-    Weights: `VTN.PRETRAINED_PATH` (a local file) when set, else timm's hub when `VTN.PRETRAINED`.
+    Weights: `VTN.PRETRAINED_PATH` (a local file) when set, else timm's hub when `VTN.PRETRAINED`. Stochastic
+    depth: `VTN.DROP_PATH_RATE` (active in train mode only).
     """
     import timm
 
     kwargs = dict(cfg.VTN.BACKBONE_KWARGS)
+    if cfg.VTN.DROP_PATH_RATE > 0:
+        kwargs.setdefault("drop_path_rate", cfg.VTN.DROP_PATH_RATE)
     local = cfg.VTN.PRETRAINED_PATH
     if local:
         if not os.path.isfile(local):
-            raise FileNotFoundError(
+            raise PretrainedWeightsError(
                 f"VTN.PRETRAINED_PATH = {local!r} does not exist; expected a timm state-dict file "
                 "(.pth, .bin, .safetensors or .npz) for backbone " + repr(timm_name)
             )
         kwargs["pretrained_cfg_overlay"] = dict(file=os.path.abspath(local))
     pretrained = bool(cfg.VTN.PRETRAINED or local)
-    model = timm.create_model(timm_name, pretrained=pretrained, num_classes=0, **kwargs)
+    try:
+        model = timm.create_model(timm_name, pretrained=pretrained, num_classes=0, **kwargs)
+    except TypeError as e:  # a keyword the model does not take
+        raise BackboneError(f"VTN.BACKBONE_KWARGS = {dict(cfg.VTN.BACKBONE_KWARGS)} does not fit the timm model "
+                            f"{timm_name!r}: {e}") from e
+    except (OSError, RuntimeError, ValueError) as e:  # hub errors are OSErrors; a bad file raises the others
+        if not pretrained:
+            raise
+        source = f"the file {local}" if local else "timm's hub (Hugging Face)"
+        raise PretrainedWeightsError(
+            f"cannot load the pretrained weights {backbone_weights(timm_name)!r} of VTN.BACKBONE from {source}: "
+            f"{e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}. Without network, download the "
+            "file elsewhere and set VTN.PRETRAINED_PATH to it (or VTN.PRETRAINED False for random weights)."
+        ) from e
     if pretrained:
-        logger.info("Backbone %s: pretrained weights from %s", timm_name, local or "timm's hub")
+        logger.info("Backbone %s: pretrained weights %s from %s", timm_name, backbone_weights(timm_name),
+                    local or "timm's hub")
     model.family = cnn_or_transformer(model)
     return model
 

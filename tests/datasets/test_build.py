@@ -10,10 +10,10 @@ from vtn.datasets import EpochSampler, build_loader, shuffle_dataset
 def test_epoch_order_depends_only_on_seed_and_epoch():
     a, b = EpochSampler(40, 4, True, True, seed=3), EpochSampler(40, 4, True, True, seed=3)
     a.set_epoch(2), b.set_epoch(2)
-    assert list(a) == list(b) and all(e == 2 for _, e in a)
+    assert list(a) == list(b) and all(e == 2 and d == 0 for _, e, d in a)
     b.set_epoch(3)
-    assert [i for i, _ in a] != [i for i, _ in b]
-    assert sorted(i for i, _ in a) == list(range(40))
+    assert [i for i, _, _ in a] != [i for i, _, _ in b]
+    assert sorted(i for i, _, _ in a) == list(range(40))
 
 
 def test_two_processes_see_the_global_batches_of_one():
@@ -21,8 +21,8 @@ def test_two_processes_see_the_global_batches_of_one():
     two = [EpochSampler(37, 4, True, True, seed=0, rank=r, world=2) for r in range(2)]
     for s in [one] + two:
         s.set_epoch(5)
-    single = [i for i, _ in one]
-    shards = [[i for i, _ in s] for s in two]
+    single = [i for i, _, _ in one]
+    shards = [[i for i, _, _ in s] for s in two]
     assert len(single) == 32 and len(one) == 32 and all(len(s) == 16 for s in two)
     for step in range(4):
         union = sorted(shards[0][step * 4 : step * 4 + 4] + shards[1][step * 4 : step * 4 + 4])
@@ -39,8 +39,51 @@ def test_resuming_skips_finished_batches():
 
 def test_evaluation_shards_cover_everything_once():
     shards = [list(EpochSampler(10, 4, False, False, seed=0, rank=r, world=3)) for r in range(3)]
-    seen = sorted(i for s in shards for i, _ in s)
+    seen = sorted(i for s in shards for i, _, _ in s)
     assert seen == list(range(10))
+
+
+def test_repeated_augmentation_gives_each_process_a_disjoint_equal_share_and_every_index_three_times():
+    shards = [EpochSampler(40, 4, True, True, seed=2, rank=r, world=3, repeats=3, keep_epoch_size=False)
+              for r in range(3)]
+    for s in shards:
+        s.set_epoch(4)
+    keys = [list(s) for s in shards]
+    assert [len(k) for k in keys] == [len(s) for s in shards] == [40, 40, 40]  # 120 draws: 3 per index
+    all_keys = [k for share in keys for k in share]
+    assert len(set(all_keys)) == 120  # disjoint: no (index, draw) twice
+    assert sorted(i for i, _, _ in all_keys) == sorted(list(range(40)) * 3)
+    assert all(sorted(d for i2, _, d in all_keys if i2 == i) == [0, 1, 2] for i in range(40))
+    # the copies of an index go to different processes (each process sees every index once here)
+    assert all(sorted(i for i, _, _ in share) == list(range(40)) for share in keys)
+    # DeiT's epoch length: as many draws as videos, the drawn ones three times each
+    deit = [EpochSampler(40, 4, True, True, seed=2, rank=r, world=2, repeats=3) for r in range(2)]
+    for s in deit:
+        s.set_epoch(4)
+    drawn = [k for s in deit for k in s]
+    assert [len(s) for s in deit] == [20, 20] and len(set(drawn)) == 40
+    counts = np.bincount([i for i, _, _ in drawn], minlength=40)
+    assert set(counts.tolist()) <= {0, 1, 2, 3} and (counts == 3).sum() >= 12 and (counts > 0).sum() <= 14
+
+
+def test_copies_of_a_video_get_different_augmentations(synthetic_dir):
+    cfg = load_config(None, synthetic_opts(synthetic_dir) + ["DATA.TRAIN_JITTER_SCALES", [32, 48],
+                                                            "DATA.TRAIN_CROP_SIZE", 32])
+    dataset = build_loader(cfg, "train").dataset
+    first, second = dataset[(3, 1, 0)]["frames"], dataset[(3, 1, 1)]["frames"]
+    assert not torch.equal(first, second)
+    assert torch.equal(first, dataset[(3, 1)]["frames"])  # draw 0 is the item of a run without repeats
+
+
+def test_repeated_augmentation_from_the_config_lengthens_the_epoch_only_when_asked(synthetic_dir):
+    base = synthetic_opts(synthetic_dir) + ["DATA.TRAIN_JITTER_SCALES", [32, 40], "DATA.TRAIN_CROP_SIZE", 32]
+    plain = build_loader(load_config(None, base), "train")
+    deit = build_loader(load_config(None, base + ["DATA_LOADER.REPEATED_AUG", 3]), "train")
+    full = build_loader(load_config(None, base + ["DATA_LOADER.REPEATED_AUG", 3,
+                                                  "DATA_LOADER.REPEATED_AUG_EPOCH", "repeated"]), "train")
+    assert len(plain) == len(deit) == 3 and len(full) == 9
+    assert len(build_loader(load_config(None, base + ["DATA_LOADER.REPEATED_AUG", 3]), "val")) == len(
+        build_loader(load_config(None, base), "val"))  # evaluation never repeats
 
 
 def test_loader_batches_and_per_process_batch_size(synthetic_dir):

@@ -4,6 +4,7 @@ from vtn.datasets.build import (
     EpochSampler,
     build_dataset,
     build_loader,
+    check_splits,
     default_protocol,
     shuffle_dataset,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "build_dataset",
     "build_decoder",
     "build_loader",
+    "check_splits",
     "default_protocol",
     "shuffle_dataset",
 ]

@@ -2,7 +2,7 @@
 
 The sampler decides the order of an epoch from (RNG_SEED, epoch) alone: every process computes the same
 permutation and takes its share (rank::world), so a 1-process run with batch B and a 2-process run with
-batches B/2 see the same clips in each global step. It passes `(index, epoch)` keys to the dataset (whose
+batches B/2 see the same clips in each global step. It passes `(index, epoch, draw)` keys to the dataset (whose
 per-item randomness is seeded from them, see video_dataset.py) and can start at a given batch, which is
 how a run resumed in the middle of an epoch skips what was done without decoding it.
 
@@ -10,7 +10,7 @@ Validation and test shards are `rank::world` of the list without padding, so no 
 """
 import logging
 import random
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -46,6 +46,25 @@ def build_dataset(cfg, split: str, protocol: Optional[str] = None):
     return DATASET_REGISTRY.get(name)(cfg, split, protocol)
 
 
+def splits_of_run(cfg) -> List[str]:
+    """The splits a run of tools/run_net.py reads: train (and val when it validates) when it trains, test when
+    it tests."""
+    splits = []
+    if cfg.TRAIN.ENABLE:
+        splits += ["train", "val"] if cfg.TRAIN.EVAL_PERIOD > 0 else ["train"]
+    if cfg.TEST.ENABLE:
+        splits.append("test")
+    return splits
+
+
+def check_splits(cfg) -> None:
+    """Read the annotations of every split the run will use, before any other work: a missing data folder or a
+    bad line of test.csv stops the run at start-up (with the file and line), not after a weight download or a
+    whole training."""
+    for split in splits_of_run(cfg):
+        build_dataset(cfg, split)
+
+
 def _world() -> Tuple[int, int]:
     import torch.distributed as dist
 
@@ -55,35 +74,51 @@ def _world() -> Tuple[int, int]:
 
 
 class EpochSampler(Sampler):
-    """Yields `(index, epoch)` keys: this process's share of the epoch's order, from `start_batch` on."""
+    """Yields `(index, epoch, draw)` keys: this process's share of the epoch's order, from `start_batch` on.
+
+    Repeated augmentation (`repeats` > 1, DeiT's recipe): each index of the permuted order appears `repeats`
+    times in a row (`draw` 0 .. repeats-1, which the dataset seeds its augmentation with, so the copies differ);
+    the `rank::world` split then sends the copies to different processes. With `keep_epoch_size` (DeiT's
+    sampler) an epoch keeps `size` draws, the first ones of that repeated order; without it an epoch holds every
+    index `repeats` times.
+    """
 
     def __init__(self, size: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, repeats: int = 1, keep_epoch_size: bool = True):
         self.size, self.batch_size, self.shuffle, self.drop_last = size, batch_size, shuffle, drop_last
         self.seed, self.rank, self.world = seed, rank, world
+        self.repeats, self.keep_epoch_size = max(1, int(repeats)), keep_epoch_size
         self.epoch, self.start_batch = 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = int(epoch), int(start_batch)
 
+    def _total(self) -> int:
+        """Draws in the epoch over all processes, before the split."""
+        return self.size if self.repeats == 1 or self.keep_epoch_size else self.size * self.repeats
+
     def _mine(self) -> np.ndarray:
+        """(index, draw) rows of this process."""
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch, 7919]).permutation(self.size)
         else:
             order = np.arange(self.size)
+        keys = np.stack([np.repeat(order, self.repeats), np.tile(np.arange(self.repeats), self.size)], axis=1)
+        keys = keys[: self._total()]
         if self.drop_last:
-            per_rank = (self.size // self.world) // self.batch_size * self.batch_size
-            return order[: per_rank * self.world][self.rank :: self.world]
-        return order[self.rank :: self.world]
+            per_rank = (len(keys) // self.world) // self.batch_size * self.batch_size
+            keys = keys[: per_rank * self.world]
+        return keys[self.rank :: self.world]
 
-    def __iter__(self) -> Iterator[Tuple[int, int]]:
+    def __iter__(self) -> Iterator[Tuple[int, int, int]]:
         mine = self._mine()[self.start_batch * self.batch_size :]
-        return iter([(int(i), self.epoch) for i in mine])
+        return iter([(int(i), self.epoch, int(d)) for i, d in mine])
 
     def __len__(self) -> int:
+        total = self._total()
         if self.drop_last:
-            return (self.size // self.world) // self.batch_size * self.batch_size
-        return len(range(self.rank, self.size, self.world))
+            return (total // self.world) // self.batch_size * self.batch_size
+        return len(range(self.rank, total, self.world))
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -103,7 +138,8 @@ def build_loader(cfg, split: str, protocol: Optional[str] = None) -> DataLoader:
     batch = total // world
     train = split == "train"
     sampler = EpochSampler(len(dataset), batch, shuffle=train, drop_last=train, seed=cfg.RNG_SEED, rank=rank,
-                           world=world)
+                           world=world, repeats=cfg.DATA_LOADER.REPEATED_AUG if train else 1,
+                           keep_epoch_size=cfg.DATA_LOADER.REPEATED_AUG_EPOCH == "dataset")
     workers = cfg.DATA_LOADER.NUM_WORKERS
     generator = torch.Generator()
     generator.manual_seed(cfg.RNG_SEED * 1000 + rank)

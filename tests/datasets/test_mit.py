@@ -25,6 +25,22 @@ def mit_layout(root, synthetic_dir):
         (root / csv_name).write_text("".join(rows))
 
 
+def test_training_mit_from_scratch_warns_that_the_paper_starts_from_kinetics(synthetic_dir, tmp_path, caplog):
+    from tests.helpers import tiny_cfg
+    from vtn.engine.trainer import Trainer
+
+    os.makedirs(tmp_path / "mit")
+    mit_layout(tmp_path / "mit", synthetic_dir)
+    opts = [*synthetic_opts(str(tmp_path / "mit")), "TRAIN.DATASET", "mit", "TEST.DATASET", "mit",
+            "MODEL.NUM_CLASSES", 2, "OUTPUT_DIR", str(tmp_path / "out"), "TRAIN.EVAL_PERIOD", 0]
+    Trainer(tiny_cfg(*opts))
+    assert "the paper initialises Moments in Time models from a Kinetics-400 VTN" in caplog.text
+    caplog.clear()
+    Trainer(tiny_cfg(*opts, "TRAIN.DATASET", "synthetic", "DATA.PATH_TO_DATA_DIR", synthetic_dir,
+                     "MODEL.NUM_CLASSES", 6))
+    assert "Kinetics-400" not in caplog.text
+
+
 def test_mit_release_layout(synthetic_dir, tmp_path):
     mit_layout(tmp_path, synthetic_dir)
     cfg = load_config(None, synthetic_opts(str(tmp_path)) + ["TRAIN.DATASET", "mit", "TEST.DATASET", "mit",
@@ -34,6 +50,7 @@ def test_mit_release_layout(synthetic_dir, tmp_path):
     assert train.class_names == ["juggling", "opening"] and train.labels == [0, 1, 0, 1]
     assert train.paths[1] == os.path.join(str(tmp_path), "training", "opening/clip_1.mp4")
     assert bool(train[(1, 0)]["ok"])
+    assert "Kinetics-400" in train.init_advice and "TRAIN.CHECKPOINT_FILE_PATH" in train.init_advice
     (tmp_path / "validationSet.csv").write_text("juggling/clip_0.mp4\n")
     with pytest.raises(AnnotationError, match="validationSet.csv, line 1: expected 'filename,label"):
         build_dataset(cfg, "val")

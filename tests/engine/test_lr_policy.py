@@ -3,7 +3,7 @@ import math
 import pytest
 
 from vtn.config import load_config
-from vtn.engine.lr_policy import get_lr_at_epoch, set_lr
+from vtn.engine.lr_policy import get_lr_at_epoch, set_lr, unreached_steps
 
 
 def cfg_with(*opts):
@@ -14,6 +14,20 @@ def test_steps_with_relative_lrs():
     cfg = cfg_with("SOLVER.BASE_LR", 0.1, "SOLVER.STEPS", [0, 10, 15], "SOLVER.LRS", [1, 0.1, 0.01], "SOLVER.MAX_EPOCH", 20)
     for epoch, lr in [(0, 0.1), (9.99, 0.1), (10, 0.01), (14.5, 0.01), (15, 0.001), (19.9, 0.001)]:
         assert get_lr_at_epoch(cfg, epoch) == pytest.approx(lr), epoch
+
+
+def test_the_default_and_every_config_reach_each_of_their_lr_steps():
+    import glob
+    import os
+
+    from tests.helpers import REPO
+
+    assert unreached_steps(cfg_with()) == []  # the default steps policy steps twice within MAX_EPOCH
+    assert unreached_steps(cfg_with("SOLVER.STEPS", [0, 20, 25], "SOLVER.MAX_EPOCH", 25)) == [25]
+    cosine = cfg_with("SOLVER.LR_POLICY", "cosine", "SOLVER.STEPS", [0, 30], "SOLVER.LRS", [1, 0.1])
+    assert unreached_steps(cosine) == []
+    for path in glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True):
+        assert unreached_steps(load_config(path)) == [], path
 
 
 def test_cosine_from_base_to_end():

@@ -20,6 +20,10 @@ from vtn.utils.errors import DatasetError
 SPLITS = {"train": ("trainingSet.csv", "training"), "val": ("validationSet.csv", "validation"),
           "test": ("validationSet.csv", "validation")}
 CATEGORIES = "moments_categories.txt"
+# What a training run that starts from scratch is told (the trainer logs it as a warning).
+INIT_ADVICE = ("the paper initialises Moments in Time models from a Kinetics-400 VTN, and TRAIN.CHECKPOINT_FILE_PATH "
+               "is empty: this run starts from the ImageNet backbone alone (Table 5 is not reproduced this way). Set "
+               "TRAIN.CHECKPOINT_FILE_PATH to a Kinetics-400 checkpoint, e.g. of configs/Kinetics/VIT_B_VTN.yaml")
 
 
 def read_mit_csv(path: str, video_dir: str, mapping):
@@ -52,4 +56,6 @@ def build_mit(cfg, split: str, protocol: str) -> VideoDataset:
     mapping = read_class_index(categories)
     video_dir = cfg.DATA.PATH_PREFIX or os.path.join(root, folder)
     paths, labels = read_mit_csv(os.path.join(root, csv_name), video_dir, mapping)
-    return VideoDataset(cfg, split, protocol, paths, labels, class_names_from(mapping))
+    dataset = VideoDataset(cfg, split, protocol, paths, labels, class_names_from(mapping))
+    dataset.init_advice = INIT_ADVICE
+    return dataset

@@ -25,6 +25,13 @@ def lr_cosine(cfg, epoch: float) -> float:
     return end + (base - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def unreached_steps(cfg) -> list:
+    """SOLVER.STEPS entries the run never reaches (at or after SOLVER.MAX_EPOCH) under the steps policy."""
+    if cfg.SOLVER.LR_POLICY != "steps_with_relative_lrs":
+        return []
+    return [s for s in cfg.SOLVER.STEPS if s >= cfg.SOLVER.MAX_EPOCH]
+
+
 def get_lr_at_epoch(cfg, epoch: float) -> float:
     """The learning rate at a fractional epoch (e.g. 2.5 = half-way through the third epoch)."""
     policy = LR_POLICY_REGISTRY.get(cfg.SOLVER.LR_POLICY)

@@ -26,7 +26,7 @@ from vtn.engine.checkpoint import (
 from vtn.engine.ema import ModelEMA
 from vtn.engine.evaluator import autocast_for, compute_metrics, run_inference
 from vtn.engine.inputs import model_inputs
-from vtn.engine.lr_policy import get_lr_at_epoch, set_lr
+from vtn.engine.lr_policy import get_lr_at_epoch, set_lr, unreached_steps
 from vtn.engine.meters import TrainMeter, format_stats
 from vtn.engine.optimizer import build_optimizer
 from vtn.models import build_model
@@ -82,6 +82,9 @@ class Trainer:
                 f"{cfg.TRAIN.BATCH_SIZE // du.get_world_size()} per process (TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} over "
                 f"{du.get_world_size()} processes). Lower TRAIN.BATCH_SIZE or add videos."
             )
+        if unreached_steps(cfg):
+            logger.warning("SOLVER.STEPS %s: the LR steps at epochs %s are never reached in SOLVER.MAX_EPOCH = %d "
+                           "epochs", list(cfg.SOLVER.STEPS), unreached_steps(cfg), cfg.SOLVER.MAX_EPOCH)
         self.accumulation = cfg.TRAIN.ACCUMULATION_STEPS
         self.meter = TrainMeter(self.epoch_iters, cfg.SOLVER.MAX_EPOCH, self.device)
         self.bad_steps = 0
@@ -168,6 +171,8 @@ class Trainer:
                 self.optimizer.load_state_dict(data["optimizer_state"])
                 self.start_epoch = int(data.get("epoch", 0))
                 self.start_iter = int(data.get("iteration", 0))
+        elif getattr(self.train_loader.dataset, "init_advice", ""):
+            logger.warning("TRAIN.DATASET %s: %s.", cfg.TRAIN.DATASET, self.train_loader.dataset.init_advice)
         if self.ema is not None:
             self.ema = ModelEMA(self.model, cfg.TRAIN.EMA_DECAY)
 

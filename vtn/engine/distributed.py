@@ -15,6 +15,8 @@ from typing import Callable, List, Optional
 import torch
 import torch.distributed as dist
 
+from vtn.utils.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 
@@ -105,8 +107,26 @@ def _spawned_worker(local_rank: int, func: Callable, cfg, init_method: str) -> N
         dist.destroy_process_group()
 
 
+class DeviceError(UserError, RuntimeError):
+    """The config asks for GPUs this machine does not have."""
+
+
+def check_gpus(cfg, per_process: bool = False) -> None:
+    """NUM_GPUS above the visible CUDA devices stops at start-up with one line (how many there are, the override
+    to use), before any process is started. `per_process`: one GPU per process (torchrun)."""
+    wanted = min(cfg.NUM_GPUS, 1) if per_process else cfg.NUM_GPUS
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if wanted > visible:
+        fix = "NUM_GPUS 0 to run on the CPU" if visible == 0 else f"NUM_GPUS {visible} (or 0 for the CPU)"
+        raise DeviceError(
+            f"NUM_GPUS = {cfg.NUM_GPUS} but this machine has {visible} visible CUDA GPU{'s' if visible != 1 else ''}"
+            f"{' per process' if per_process else ''}: add the override {fix} to the command line."
+        )
+
+
 def launch_job(cfg, func: Callable, init_method: Optional[str] = None) -> None:
     """Run `func(cfg)` in every process of the job (see the module docstring)."""
+    check_gpus(cfg, per_process=launched_by_torchrun())
     if launched_by_torchrun():
         world = int(os.environ["WORLD_SIZE"])
         if world > 1 and not is_initialized():

@@ -35,7 +35,10 @@ def setup_run(cfg) -> None:
 
 
 def run_job(cfg) -> None:
+    from vtn.datasets import check_splits
+
     setup_run(cfg)
+    check_splits(cfg)  # the data first: a missing dataset is reported before any weight download
     checkpoint = None
     if cfg.TRAIN.ENABLE:
         from vtn.engine.trainer import Trainer, check_output_dir

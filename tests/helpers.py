@@ -40,6 +40,44 @@ def tiny_model(*opts, seed=0):
     return build_model(tiny_cfg(*opts)).eval()
 
 
+def code_lines(text):
+    """Lines of code blocks: fenced with ``` or indented by four spaces; continuation lines joined."""
+    out, fenced, pending = [], False, ""
+    for line in text.splitlines():
+        if line.strip().startswith("```"):
+            fenced = not fenced
+            continue
+        if not (fenced or line.startswith("    ")):
+            pending = ""
+            continue
+        line = pending + " " + line.strip() if pending else line.strip()
+        if line.endswith("\\"):
+            pending = line[:-1]
+            continue
+        pending = ""
+        out.append(line)
+    return out
+
+
+def section_commands(doc, heading):
+    """The `python tools/...` lines of the code blocks under the `## heading` of `doc` (up to the next `## `)."""
+    text = open(os.path.join(REPO, doc), encoding="utf-8").read()
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    section = text[start : end if end > 0 else len(text)]
+    return [line for line in code_lines(section) if line.startswith("python tools/")]
+
+
+def load_tool(script):
+    """The module of `tools/<name>.py` (or any script path relative to the repository), to call its main(argv)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tool_" + os.path.basename(script)[:-3], os.path.join(REPO, script))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_tool(tool, *args, check=True, timeout=600, env=None, cwd=None):
     """Run `python tools/<tool> args...` as a user would, importing vtn from this checkout.
 

@@ -3,37 +3,17 @@ parses with that tool's own command line, and (for tools that take a config) loa
 overrides; every documented benchmark script exists. Paths to data and checkpoints are not opened: the
 commands are checked, not run (the tools themselves are run at a tiny size by the tests under tests/tools/
 and tests/engine/, and the README's demo by tests/test_demo.py)."""
-import importlib.util
 import os
 import re
 import shlex
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, code_lines, load_tool
 from vtn.utils.cli import config_from_args, parse
 
 DOCS = ["README.md", "INSTALL.md", "GETTING_STARTED.md", "projects/vtn/README.md", "benchmarks/README.md"]
 SCRIPT = re.compile(r"(?:^|\s)((?:tools|benchmarks)/[\w/]+\.py)(?=\s|$)")
-
-
-def code_lines(text):
-    """Lines of code blocks: fenced with ``` or indented by four spaces; continuation lines joined."""
-    out, fenced, pending = [], False, ""
-    for line in text.splitlines():
-        if line.strip().startswith("```"):
-            fenced = not fenced
-            continue
-        if not (fenced or line.startswith("    ")):
-            pending = ""
-            continue
-        line = pending + " " + line.strip() if pending else line.strip()
-        if line.endswith("\\"):
-            pending = line[:-1]
-            continue
-        pending = ""
-        out.append(line)
-    return out
 
 
 def documented_commands():
@@ -61,14 +41,6 @@ def argv_of(rest):
     rest = re.sub(r"<[^>]*>", "PLACEHOLDER", rest)
     rest = rest.replace("...", "")
     return shlex.split(rest, comments=True)
-
-
-def load_tool(script):
-    spec = importlib.util.spec_from_file_location("doc_tool_" + os.path.basename(script)[:-3],
-                                                  os.path.join(REPO, script))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_docs_document_commands():

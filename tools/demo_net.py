@@ -4,37 +4,32 @@
     python tools/demo_net.py --cfg configs/Synthetic/VTN_TINY.yaml --video path.mp4 [--output out.mp4|out.png]
         [KEY VALUE ...]
 
-The checkpoint is TEST.CHECKPOINT_FILE_PATH, else the newest one of OUTPUT_DIR. The video streams through
-the backbone in chunks (TEST.FULL_VIDEO_FRAMES frames spread over the whole video; 0 = every frame), so a
-long video needs no more memory than a short one. Works on CPU (NUM_GPUS 0).
+The checkpoint is TEST.CHECKPOINT_FILE_PATH, else the newest one of OUTPUT_DIR (its path is printed). The video
+streams through the backbone in chunks (TEST.FULL_VIDEO_FRAMES frames spread over the whole video; 0 = every
+frame), so a long video needs no more memory than a short one. Works on CPU (NUM_GPUS 0).
 """
-import os
-import sys
-
 from vtn.engine.demo import run_demo
-from vtn.engine.launch import USER_ERRORS
-from vtn.utils.cli import base_parser, config_from_args, parse
+from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--video", default="", help="the video to classify (default DEMO.INPUT_VIDEO)")
-    parser.add_argument("--output", default="", help="write the video (.mp4) or a frame strip (.png) with the prediction")
-    parser.add_argument("--top-k", type=int, default=None, help="number of classes to print (default DEMO.TOP_K)")
+    parser = base_parser("Classify a whole video with a trained VTN and print the top-5 classes.")
+    parser.add_argument("--video", default="", help="The video to classify (default: DEMO.INPUT_VIDEO).")
+    parser.add_argument("--output", default="",
+                        help="Write the video (.mp4) or a strip of its frames (.png) with the prediction drawn on it.")
+    parser.add_argument("--top-k", type=int, default=None, help="How many classes to print (default: DEMO.TOP_K).")
     return parser
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parse(parser, argv)
-    try:
+    args = parse(build_parser(), argv)
+
+    def demo():
         cfg = config_from_args(args)
         run_demo(cfg, args.video or cfg.DEMO.INPUT_VIDEO, args.output or cfg.DEMO.OUTPUT_FILE, args.top_k)
-    except USER_ERRORS as e:
-        if os.environ.get("VTN_TRACEBACK"):
-            raise
-        sys.exit(f"demo_net: error: {e}")
+
+    run_main("demo_net", demo)
 
 
 if __name__ == "__main__":

@@ -9,39 +9,37 @@ the config's (pretrained weights, or RNG_SEED's random initialisation), or that 
 run it again after an interruption and it does only what is missing. Then train and test on the cache with
 TRAIN.DATASET features TEST.DATASET features VTN.FREEZE_BACKBONE True (see GETTING_STARTED.md).
 """
-import os
-import sys
-
 from vtn.datasets.build import SPLITS
-from vtn.engine.launch import USER_ERRORS
-from vtn.utils.cli import base_parser, config_from_args, parse
+from vtn.utils.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
 
 
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--splits", default=",".join(SPLITS), help="comma-separated splits to extract (default: all)")
-    parser.add_argument("--checkpoint", default="", help="take the backbone weights from this checkpoint")
+    parser = base_parser("Extract per-video frame embeddings into a feature cache (DATA.FEATURES_DIR), once per "
+                         "video.")
+    add_splits_argument(parser, SPLITS, "extract")
+    parser.add_argument("--checkpoint", default="", help="Take the backbone weights from this checkpoint.")
     return parser
 
 
-def main(argv=None):
-    args = parse(build_parser(), argv)
-    try:
-        from vtn.engine.extract import extract_features
-        from vtn.utils.logging import setup_logging
+def extract(args, splits) -> None:
+    from vtn.engine.extract import extract_features
+    from vtn.utils.logging import setup_logging
 
-        cfg = config_from_args(args)
-        setup_logging(cfg.DATA.FEATURES_DIR or None)
-        results = extract_features(cfg, [x for x in args.splits.split(",") if x], args.checkpoint)
-    except USER_ERRORS as e:
-        if os.environ.get("VTN_TRACEBACK"):
-            raise
-        sys.exit(f"extract_features: error: {e} (set VTN_TRACEBACK=1 for the traceback)")
+    cfg = config_from_args(args)
+    setup_logging(cfg.DATA.FEATURES_DIR or None)
+    results = extract_features(cfg, splits, args.checkpoint)
     for split, c in results.items():
         print(f"{split}: {c['videos']} videos: {c['extracted']} extracted, {c['cached']} already cached, "
               f"{c['failed']} failed")
     print(f"feature cache: {cfg.DATA.FEATURES_DIR}")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parse(parser, argv)
+    splits = parse_splits(parser, args, SPLITS)
+    run_main("extract_features", lambda: extract(args, splits))
 
 
 if __name__ == "__main__":

@@ -11,30 +11,40 @@ import os
 import time
 
 from vtn.datasets.synthetic import CLASSES, SyntheticSpec, make_synthetic_dataset
-from vtn.utils.cli import base_parser, config_from_args, parse
+from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--out", default="", help="output folder (default: DATA.PATH_TO_DATA_DIR of the config)")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel encoders")
+    parser = base_parser("Write the synthetic video dataset (Kinetics csv layout, real encoded videos) that the demo "
+                         "and the tests use.")
+    parser.add_argument("--out", default="", help="The output folder (default: DATA.PATH_TO_DATA_DIR of the config).")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="Videos encoded in parallel (default: up to 2).")
     return parser
+
+
+def make(cfg, out: str, workers: int) -> None:
+    spec = SyntheticSpec.from_cfg(cfg)
+    start = time.time()
+    make_synthetic_dataset(out, spec, workers=workers)
+    counts = {s: spec.per_class(s) * len(CLASSES) for s in ("train", "val", "test")}
+    print(f"wrote {sum(counts.values())} videos ({counts}) of {len(CLASSES)} classes to {out} "
+          f"in {time.time() - start:.1f} s")
 
 
 def main(argv=None):
     parser = build_parser()
     args = parse(parser, argv)
-    cfg = config_from_args(args)
-    out = args.out or cfg.DATA.PATH_TO_DATA_DIR
-    if not out:
-        parser.error("give --out DIR or a config with DATA.PATH_TO_DATA_DIR")
-    spec = SyntheticSpec.from_cfg(cfg)
-    start = time.time()
-    make_synthetic_dataset(out, spec, workers=args.workers)
-    counts = {s: spec.per_class(s) * len(CLASSES) for s in ("train", "val", "test")}
-    print(f"wrote {sum(counts.values())} videos ({counts}) of {len(CLASSES)} classes to {out} "
-          f"in {time.time() - start:.1f} s")
+
+    def body():
+        cfg = config_from_args(args)
+        out = args.out or cfg.DATA.PATH_TO_DATA_DIR
+        if not out:
+            parser.error("give --out DIR or a config with DATA.PATH_TO_DATA_DIR")
+        make(cfg, out, args.workers)
+
+    run_main("make_synthetic_dataset", body)
 
 
 if __name__ == "__main__":

@@ -6,25 +6,27 @@
 Builds on the CPU with random weights (no download): the counts do not depend on the weights.
 """
 from vtn.models import build_model
-from vtn.utils.cli import base_parser, config_from_args, parse
+from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 from vtn.utils.model_stats import model_report
 
 
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=None, help="frames per view (default DATA.NUM_FRAMES)")
+    parser = base_parser("Print a model's parameters (total, backbone, temporal encoder, head) and fvcore GFLOPs.")
+    parser.add_argument("--frames", type=int, default=None, help="Frames per view (default: DATA.NUM_FRAMES).")
     return parser
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parse(parser, argv)
+def report(args) -> None:
     cfg = config_from_args(args, ["NUM_GPUS", 0, "NUM_SHARDS", 1, "SHARD_ID", 0, "VTN.PRETRAINED", False,
                                   "VTN.PRETRAINED_PATH", ""])
     model = build_model(cfg)
-    frames = args.frames or cfg.DATA.NUM_FRAMES
-    print(model_report(model, cfg, frames, cfg.TEST.FULL_VIDEO_FRAMES))
+    print(model_report(model, cfg, args.frames or cfg.DATA.NUM_FRAMES, cfg.TEST.FULL_VIDEO_FRAMES))
+
+
+def main(argv=None):
+    args = parse(build_parser(), argv)
+    run_main("model_info", lambda: report(args))
 
 
 if __name__ == "__main__":

@@ -7,38 +7,29 @@
 
 Phases follow TRAIN.ENABLE and TEST.ENABLE; see GETTING_STARTED.md.
 """
-import os
-import sys
-
 from vtn.engine.distributed import launch_job
-from vtn.engine.launch import USER_ERRORS, run_job
-from vtn.utils.cli import base_parser, config_from_args, parse
+from vtn.engine.launch import run_job
+from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser("Train and test a Video Transformer Network.")
-    parser.add_argument("--num_shards", type=int, default=None, help="machines in the job (sets NUM_SHARDS)")
-    parser.add_argument("--shard_id", type=int, default=None, help="index of this machine (sets SHARD_ID)")
-    parser.add_argument("--init_method", default="tcp://localhost:9999", help="rendezvous of a multi-machine job")
+    parser.add_argument("--num_shards", type=int, default=None, help="Machines in the job (sets NUM_SHARDS).")
+    parser.add_argument("--shard_id", type=int, default=None, help="Index of this machine (sets SHARD_ID).")
+    parser.add_argument("--init_method", default="tcp://localhost:9999",
+                        help="Rendezvous address of a multi-machine job, e.g. tcp://10.0.0.1:9999.")
     return parser
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parse(parser, argv)
+    args = parse(build_parser(), argv)
     extra = []
     if args.num_shards is not None:
         extra += ["NUM_SHARDS", args.num_shards]
     if args.shard_id is not None:
         extra += ["SHARD_ID", args.shard_id]
-    try:
-        cfg = config_from_args(args, extra)
-        launch_job(cfg, run_job, init_method=args.init_method)
-    except USER_ERRORS as e:
-        if os.environ.get("VTN_TRACEBACK"):
-            raise
-        sys.exit(f"run_net: error: {e} (set VTN_TRACEBACK=1 for the traceback)")
+    run_main("run_net", lambda: launch_job(config_from_args(args, extra), run_job, init_method=args.init_method))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def test_check_dataset_reports_unreadable_files_durations_and_fps(synthetic_dir,
     bad = make_bad_files(str(tmp_path / "bad"), good)
     with open(data / "val.csv", "a") as f:
         f.write(f"{bad['truncated']} triangle\n{bad['missing']} stripes\n")
-    proc = run_tool("check_dataset.py", *synthetic_opts(str(data)), "--splits", "train", "val", check=False)
+    proc = run_tool("check_dataset.py", *synthetic_opts(str(data)), "--splits", "train,val", check=False)
     out = proc.stdout
     assert proc.returncode == 1
     assert "[train] 12 videos, 6 classes, 0 unreadable" in out

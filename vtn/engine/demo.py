@@ -17,7 +17,9 @@ def load_predictor(cfg) -> VideoPredictor:
     path = find_test_checkpoint(cfg)
     if path is not None:
         load_for_test(model, path, cfg)
-    return VideoPredictor(cfg, model, du.device_for(cfg))
+    predictor = VideoPredictor(cfg, model, du.device_for(cfg))
+    predictor.checkpoint = path  # None: random weights (TEST.ALLOW_RANDOM_INIT)
+    return predictor
 
 
 def describe(prediction: VideoPrediction, class_names, k: int) -> list:
@@ -38,6 +40,7 @@ def run_demo(cfg, video: str, output: Optional[str] = None, top_k: Optional[int]
     names = find_class_names(cfg)
     lines = describe(prediction, names, top_k or cfg.DEMO.TOP_K)
     info = prediction.info
+    print(f"model: {predictor.checkpoint or 'random weights (TEST.ALLOW_RANDOM_INIT)'}")
     print(f"{video}: {info.duration:.1f} s, {info.num_frames} frames at {info.fps:g} fps; "
           f"{len(prediction.frame_idx)} frames in one pass")
     for line in lines:

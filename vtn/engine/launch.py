@@ -6,15 +6,10 @@ from vtn.config import dump_config
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import BEST_NAME, checkpoint_dir, remove_stale_temporaries
 from vtn.utils.env import collect_env_info
-from vtn.utils.errors import UserError
 from vtn.utils.logging import setup_logging
 from vtn.utils.rng import seed_everything
 
 logger = logging.getLogger(__name__)
-
-
-# Errors that describe a problem with the user's input or machine: reported in one line, without traceback.
-USER_ERRORS = (UserError,)
 
 
 def setup_run(cfg) -> None:

@@ -1,8 +1,47 @@
-"""The command line shared by every tool: `--cfg FILE [--cfg FILE2 ...] [KEY VALUE ...] [--opts KEY VALUE ...]`."""
+"""The command line shared by every tool: `--cfg FILE [--cfg FILE2 ...] [KEY VALUE ...] [--opts KEY VALUE ...]`,
+and `run_main`, the one way every tool ends on a user error."""
 import argparse
-from typing import Optional, Sequence
+import os
+import sys
+from typing import Callable, List, Optional, Sequence
 
 from vtn.config import load_config
+from vtn.utils.errors import UserError
+
+USER_ERROR_STATUS = 2
+
+
+def run_main(tool: str, body: Callable[[], Optional[int]]) -> None:
+    """Run a tool's `body`. A user error (a bad config, file, checkpoint, dataset or machine: `UserError`) ends the
+    tool with one line, `<tool>: error: <what and what is expected>`, on stderr and exit status 2; the traceback
+    shows only with VTN_TRACEBACK=1. A non-zero int returned by `body` is the exit status."""
+    try:
+        status = body()
+    except UserError as e:
+        if os.environ.get("VTN_TRACEBACK"):
+            raise
+        message = " ".join(str(e).split("\n"))
+        print(f"{tool}: error: {message} (set VTN_TRACEBACK=1 for the traceback)", file=sys.stderr)
+        sys.exit(USER_ERROR_STATUS)
+    if status:
+        sys.exit(status)
+
+
+def add_splits_argument(parser: argparse.ArgumentParser, splits: Sequence[str], verb: str) -> None:
+    """`--splits`, the same in every tool: one comma-separated value (`--splits train,val`)."""
+    parser.add_argument("--splits", default=",".join(splits), metavar="SPLIT[,SPLIT...]",
+                        help=f"The splits to {verb}, comma-separated (default: {','.join(splits)}).")
+
+
+def parse_splits(parser: argparse.ArgumentParser, args: argparse.Namespace, splits: Sequence[str]) -> List[str]:
+    """The splits of `--splits` in order; an unknown one, or splits given space-separated, is a usage error."""
+    if args.all_opts and args.all_opts[0] in splits:
+        parser.error(f"--splits takes one comma-separated value, e.g. --splits {args.splits},{args.all_opts[0]}")
+    chosen = [x.strip() for x in args.splits.split(",") if x.strip()]
+    for name in chosen:
+        if name not in splits:
+            parser.error(f"--splits: {name!r} is not one of {', '.join(splits)}")
+    return chosen
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -13,12 +52,12 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FILE",
-        help="YAML config file; repeat to merge several in order (later files win)",
+        help="A YAML config file; repeat to merge several in order (later files win).",
     )
     parser.add_argument(
-        "--opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE pairs (also accepted bare)"
+        "--opts", nargs=argparse.REMAINDER, default=[], help="Config overrides as KEY VALUE pairs (also accepted bare)."
     )
-    parser.add_argument("overrides", nargs="*", metavar="KEY VALUE", help="config overrides, e.g. SOLVER.BASE_LR 0.01")
+    parser.add_argument("overrides", nargs="*", metavar="KEY VALUE", help="Config overrides, e.g. SOLVER.BASE_LR 0.01.")
     return parser
 
 

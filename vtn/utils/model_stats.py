@@ -6,6 +6,7 @@ The backbone is counted on one frame and multiplied by the number of frames (fra
 the temporal encoder and head are counted on that many frame embeddings.
 """
 import logging
+import warnings
 from typing import Dict
 
 import torch
@@ -45,7 +46,10 @@ class _EmbeddingsToLogits(nn.Module):
 
 
 def _fvcore_gflops(module: nn.Module, inputs) -> float:
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        # fvcore.nn scripts a helper at import, which torch >= 2.10 answers with a FutureWarning in every tool
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+        from fvcore.nn import FlopCountAnalysis  # optional: imported only when FLOPs are counted
 
     analysis = FlopCountAnalysis(module, inputs)
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from contextlib import nullcontext
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -71,19 +71,21 @@ def run_inference(model, loader, cfg, device, desc: str = "test",
 
 
 def compute_metrics(result: Dict[str, torch.Tensor], num_classes: int,
-                    missing: Optional[torch.Tensor] = None) -> Dict:
+                    is_missing: Optional[Callable[[int], bool]] = None) -> Dict:
     """Accuracy (percent) that cannot flatter: over the videos scored, and over every listed video.
 
-    `missing (V,)` marks listed videos that are not on disk (they fail like undecodable ones, and are counted
-    apart). `top1`/`top5`/`mean_class_acc` are over the scored videos; `top1_listed`/`top5_listed` count every
-    missing or failed video as wrong. The masks `scored` and `missing` (V,) say which video was which.
+    `is_missing(v)` says whether listed video v is not on disk (asked only of videos that were not scored);
+    such videos are counted apart from undecodable ones. `top1`/`top5`/`mean_class_acc` are over the scored
+    videos; `top1_listed`/`top5_listed` count every missing or failed video as wrong. The masks `scored` and
+    `missing` (V,) say which video was which.
     """
     failed = result["failed"]
     unseen = (result["views"] == 0) & ~failed
     if unseen.any():
         logger.warning("%d videos got no view at all; they count as failed", int(unseen.sum()))
     not_scored = failed | unseen
-    missing = torch.zeros_like(failed) if missing is None else missing.bool() & not_scored
+    missing = torch.tensor([bool(ns) and is_missing is not None and bool(is_missing(v))
+                            for v, ns in enumerate(not_scored.tolist())], dtype=torch.bool)
     good = ~not_scored
     scores, labels = result["scores"][good], result["labels"][good]
     n, listed = int(good.sum()), int(len(failed))

@@ -3,8 +3,6 @@ import logging
 import os
 from typing import Dict, List, Optional, Tuple
 
-import torch
-
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
     BEST_NAME,
@@ -109,9 +107,7 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
             dataset.check_model(net)  # e.g. a feature cache of another backbone
         result = run_inference(model, loader, cfg, device, desc=f"test {name}",
                                shuffle_seed=cfg.RNG_SEED if shuffled else None)
-        failed = result["failed"] | (result["views"] == 0)
-        missing = torch.tensor([bool(f) and dataset.is_missing(v) for v, f in enumerate(failed.tolist())])
-        metrics = compute_metrics(result, cfg.MODEL.NUM_CLASSES, missing)
+        metrics = compute_metrics(result, cfg.MODEL.NUM_CLASSES, dataset.is_missing)
         scored = metrics["scored"].tolist()
         fingerprint = dataset_fingerprint([p for p, ok in zip(dataset.paths, scored) if ok],
                                           [lab for lab, ok in zip(dataset.labels, scored) if ok], dataset.data_root)

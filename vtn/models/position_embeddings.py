@@ -7,11 +7,16 @@ the [CLS] token in front, then one per frame.
   row for [CLS] and a row reserved for padding (the authors' release uses the same layout: 286 + 2 rows).
   Indices beyond the table wrap (`VTN.POS_INDEX_MODE: modulo`) or saturate (`clamp`); for videos much longer
   than the table (hours at 1 fps) use `fixed`, which has no length limit.
-- `fixed`: DETR-style sinusoid on the temporal axis, sin at even and cos at odd channels, evaluated at the
-  raw frame index; [CLS] gets zeros.
+- `fixed`: a sinusoid on the temporal axis in the manner of DETR (sin at even and cos at odd channels);
+  [CLS] gets zeros. It differs from DETR's in two ways, both to keep it a drop-in for the learned table:
+  it is evaluated at the raw frame index in the video (DETR normalises positions to [0, 2*pi] over the
+  feature map), so a frame's code depends on its time in the video and not on the clip's length or
+  sampling; and it is added once to the input tokens, as the learned table is (DETR adds its code to the
+  queries and keys of every attention layer).
 - `none`: zeros for every token.
 
-In every variant the [CLS] token is also marked by its token-type embedding (see `embeddings.py`).
+In every variant the [CLS] token is also marked by its token-type embedding (`TokenEmbeddings` in
+`temporal_encoders/base.py`).
 """
 import math
 

@@ -19,7 +19,7 @@ def run_documented(line, *extra):
 
 
 @pytest.mark.slow
-def test_the_feature_cache_walkthrough_runs_as_written(synthetic_dir, tmp_path, monkeypatch):
+def test_the_feature_cache_walkthrough_runs_as_written(tmp_path, monkeypatch):
     from vtn.config import load_config
     from vtn.engine.checkpoint import checkpoint_name, save_checkpoint
     from vtn.models import build_model
@@ -29,7 +29,8 @@ def test_the_feature_cache_walkthrough_runs_as_written(synthetic_dir, tmp_path, 
     assert len(synthetic) == 4, commands
     monkeypatch.chdir(tmp_path)
     os.symlink(os.path.join(REPO, "configs"), tmp_path / "configs")
-    small = [*synthetic_opts(synthetic_dir), "SOLVER.MAX_EPOCH", 2, "TRAIN.EVAL_PERIOD", 1,
+    # its own small dataset: the config's SYNTHETIC settings differ from the session's, and it generates one
+    small = [*synthetic_opts(str(tmp_path / "data")), "SOLVER.MAX_EPOCH", 2, "TRAIN.EVAL_PERIOD", 1,
              "TEST.FULL_VIDEO_FRAMES", 16, "LOG_PERIOD", 1]
     # The second pair starts from the demo's last checkpoint: the README's demo writes it under this name.
     demo = load_config("configs/Synthetic/VTN_TINY.yaml", small)

@@ -11,13 +11,29 @@ _FORMAT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
 JSON_STATS_FILE = "json_stats.log"
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to `sys.stdout` as it is when a record is emitted, so that a tool run in-process (its `main(argv)`
+    called by a script or a test) keeps logging after the caller swaps or closes the stdout it started with."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(output_dir: Optional[str] = None, is_master: bool = True) -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
     root.setLevel(logging.INFO if is_master else logging.WARNING)
     fmt = logging.Formatter(_FORMAT, datefmt="%m/%d %H:%M:%S")
-    console = logging.StreamHandler(sys.stdout)
+    console = _StdoutHandler()
     console.setFormatter(fmt)
     root.addHandler(console)
     if output_dir and is_master:

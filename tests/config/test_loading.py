@@ -45,6 +45,22 @@ def test_base_inheritance_is_recursive_and_relative(tmp_path):
     assert cfg.SOLVER.BASE_LR == 0.25  # c overrides a
 
 
+def test_a_base_cycle_is_one_error_naming_the_files(tmp_path):
+    os.makedirs(tmp_path / "sub")
+    write(tmp_path / "a.yaml", "_BASE_: sub/b.yaml\nVTN:\n  NUM_LAYERS: 6\n")
+    write(tmp_path / "sub" / "b.yaml", "_BASE_: [../c.yaml]\n")
+    write(tmp_path / "c.yaml", "_BASE_: a.yaml\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(tmp_path / "a.yaml"))
+    message = str(e.value)
+    assert "cycle" in message and "\n" not in message and len(message) < 600
+    assert [os.path.basename(p) for p in message.split(": ", 1)[1].split(". ")[0].split(" -> ")] == [
+        "a.yaml", "b.yaml", "c.yaml", "a.yaml"]
+    write(tmp_path / "self.yaml", "_BASE_: self.yaml\n")
+    with pytest.raises(ConfigError, match=r"self\.yaml -> .*self\.yaml"):
+        load_config(str(tmp_path / "self.yaml"))
+
+
 def test_several_files_merge_in_order(tmp_path):
     a = write(tmp_path / "a.yaml", "VTN:\n  NUM_LAYERS: 6\n")
     b = write(tmp_path / "b.yaml", "VTN:\n  NUM_LAYERS: 2\n")

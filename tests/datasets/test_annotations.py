@@ -15,6 +15,15 @@ def write(path, text):
     return str(path)
 
 
+def test_a_byte_order_mark_and_windows_line_endings_are_read_as_editors_save_them(tmp_path):
+    (tmp_path / "val.csv").write_bytes("\ufeffa.mp4 1\r\nb.mp4 0\r\n".encode("utf-8"))
+    assert read_path_label_csv(str(tmp_path / "val.csv")) == (["a.mp4", "b.mp4"], [1, 0])
+    (tmp_path / "classes.txt").write_bytes("\ufeffabseiling\r\nzumba\r\n".encode("utf-8"))
+    assert read_class_index(str(tmp_path / "classes.txt")) == {"abseiling": 0, "zumba": 1}
+    (tmp_path / "classes.json").write_bytes("\ufeff{\"abseiling\": 0}".encode("utf-8"))
+    assert read_class_index(str(tmp_path / "classes.json")) == {"abseiling": 0}
+
+
 def test_integer_labels_and_paths_with_spaces(tmp_path):
     f = write(tmp_path / "train.csv", "a/b c.mp4 3\n\nx.mp4 0\n")
     assert read_path_label_csv(f) == (["a/b c.mp4", "x.mp4"], [3, 0])

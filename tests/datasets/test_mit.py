@@ -51,6 +51,10 @@ def test_mit_release_layout(synthetic_dir, tmp_path):
     assert train.paths[1] == os.path.join(str(tmp_path), "training", "opening/clip_1.mp4")
     assert bool(train[(1, 0)]["ok"])
     assert "Kinetics-400" in train.init_advice and "TRAIN.CHECKPOINT_FILE_PATH" in train.init_advice
+    # as a spreadsheet saves it: a byte-order mark before the header
+    text = (tmp_path / "validationSet.csv").read_text()
+    (tmp_path / "validationSet.csv").write_bytes(("\ufefffilename,label,pos,neg\r\n" + text).encode("utf-8"))
+    assert build_dataset(cfg, "val").paths == test.paths
     (tmp_path / "validationSet.csv").write_text("juggling/clip_0.mp4\n")
     with pytest.raises(AnnotationError, match="validationSet.csv, line 1: expected 'filename,label"):
         build_dataset(cfg, "val")

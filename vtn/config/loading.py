@@ -132,9 +132,33 @@ def overrides_to_dict(opts: Sequence[Any]) -> dict:
     return tree
 
 
+def _check_base_chain(path: str, chain: Sequence[str] = ()) -> None:
+    """Follow the `_BASE_` files of `path` (one or a list, relative to the file that names them): a file that
+    inherits from itself through the chain is one ConfigError naming the files of the cycle."""
+    real = os.path.realpath(path)
+    if real in chain:
+        cycle = list(chain[chain.index(real):]) + [real]
+        raise ConfigError("config files inherit from each other in a cycle (_BASE_): "
+                          + " -> ".join(os.path.relpath(p) for p in cycle) + ". Remove one of these _BASE_ keys.")
+    if not os.path.isfile(path):
+        return  # reported by the loader with the file that names it
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (yaml.YAMLError, OSError):
+        return  # reported by the loader
+    bases = data.get("_BASE_") if isinstance(data, dict) else None
+    for base in [bases] if isinstance(bases, str) else (bases or []):
+        base = os.path.expanduser(str(base))
+        if not os.path.isabs(base):
+            base = os.path.join(os.path.dirname(path), base)
+        _check_base_chain(base, list(chain) + [real])
+
+
 def _read_yaml(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} does not exist.")
+    _check_base_chain(path)
     try:
         loaded = CfgNode.load_yaml_with_base(path, allow_unsafe=False)
     except yaml.YAMLError as e:

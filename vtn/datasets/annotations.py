@@ -12,11 +12,17 @@ class AnnotationError(UserError, ValueError):
     """A malformed annotation file; the message names the file, the line and what was expected."""
 
 
+def open_annotation(path: str):
+    """An annotation file opened for reading text as editors save it: UTF-8 with or without a byte-order mark
+    (which would otherwise stick to the first path or class name), any line ending."""
+    return g_pathmgr.open(path, "r", encoding="utf-8-sig", newline="")
+
+
 def read_class_index(path: str) -> Dict[str, int]:
     """Class name -> id from json `{name: id}`, lines `name,id`, or one name per line (id = line number)."""
     if not g_pathmgr.isfile(path):
         raise AnnotationError(f"class-index file {path} does not exist")
-    with g_pathmgr.open(path, "r") as f:
+    with open_annotation(path) as f:
         text = f.read()
     if path.endswith(".json"):
         try:
@@ -74,7 +80,7 @@ def read_path_label_csv(
     if not g_pathmgr.isfile(path):
         raise AnnotationError(f"annotation file {path} does not exist")
     paths, labels = [], []
-    with g_pathmgr.open(path, "r") as f:
+    with open_annotation(path) as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n\r")
             if not line.strip():

@@ -12,7 +12,13 @@ The train split reads trainingSet.csv; val and test read validationSet.csv (the 
 import csv
 import os
 
-from vtn.datasets.annotations import AnnotationError, class_names_from, parse_label, read_class_index
+from vtn.datasets.annotations import (
+    AnnotationError,
+    class_names_from,
+    open_annotation,
+    parse_label,
+    read_class_index,
+)
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import VideoDataset
 from vtn.utils.errors import DatasetError
@@ -30,7 +36,7 @@ def read_mit_csv(path: str, video_dir: str, mapping):
     if not os.path.isfile(path):
         raise AnnotationError(f"annotation file {path} does not exist (expected the MiT v2 release layout)")
     paths, labels = [], []
-    with open(path, newline="") as f:
+    with open_annotation(path) as f:
         for lineno, row in enumerate(csv.reader(f), 1):
             if not row or not "".join(row).strip():
                 continue

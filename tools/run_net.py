@@ -29,7 +29,8 @@ def main(argv=None):
         extra += ["NUM_SHARDS", args.num_shards]
     if args.shard_id is not None:
         extra += ["SHARD_ID", args.shard_id]
-    run_main("run_net", lambda: launch_job(config_from_args(args, extra), run_job, init_method=args.init_method))
+    run_main("run_net", lambda: launch_job(config_from_args(args, extra), run_job, init_method=args.init_method),
+             on_interrupt="run the same command again to continue from the newest checkpoint of OUTPUT_DIR")
 
 
 if __name__ == "__main__":

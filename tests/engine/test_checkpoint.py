@@ -67,7 +67,7 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="the disk is full"):  # a DiskFullError, one line for the user
         ck.atomic_save({"epoch": 2, "w": torch.zeros(3)}, path)
     monkeypatch.undo()
     data = ck.load_checkpoint_file(path)

@@ -161,12 +161,12 @@ def test_full_disk_is_reported_before_training(monkeypatch, tmp_path):
     from collections import namedtuple
 
     from tests.helpers import tiny_cfg, tiny_model
-    from vtn.engine.trainer import check_output_dir
+    from vtn.engine.output_dir import check_output_dir
     from vtn.utils.errors import OutputDirError
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
-    with pytest.raises(OutputDirError, match="has 0 MiB free; one checkpoint of this model needs about"):
+    with pytest.raises(OutputDirError, match="has 0.00 GiB free; the run keeps up to 5 checkpoints of about"):
         check_output_dir(tiny_cfg("OUTPUT_DIR", str(tmp_path)), tiny_model())
 
 

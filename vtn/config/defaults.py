@@ -49,8 +49,15 @@ _C.TRAIN.CHECKPOINT_ITERS = 0
 _C.TRAIN.CHECKPOINT_KEEP = 3
 # Continue from the newest valid checkpoint in OUTPUT_DIR/checkpoints when there is one.
 _C.TRAIN.AUTO_RESUME = True
+# Keys whose change is accepted when continuing (or testing) a run of OUTPUT_DIR made with other values, e.g.
+# ["SOLVER.MAX_EPOCH"]; any other difference from the checkpoint's config stops the run (keys that only change
+# how a run executes, such as logging, workers or processes, may always differ).
+_C.TRAIN.RESUME_ALLOW_CHANGED = []
 # Initialise from this checkpoint (ours or PySlowFast-style) when there is nothing to resume.
 _C.TRAIN.CHECKPOINT_FILE_PATH = ""
+# Allow TRAIN.CHECKPOINT_FILE_PATH to fill less than half of the model's tensors (e.g. another backbone);
+# otherwise that is an error (a new head for another NUM_CLASSES is always fine).
+_C.TRAIN.CHECKPOINT_PARTIAL_LOAD = False
 # Start from epoch 0 (new optimizer and schedule) after loading TRAIN.CHECKPOINT_FILE_PATH.
 _C.TRAIN.CHECKPOINT_EPOCH_RESET = True
 # Accumulate gradients over this many iterations per optimizer step.

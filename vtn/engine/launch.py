@@ -2,9 +2,11 @@
 import logging
 import os
 
-from vtn.config import dump_config
+from typing import Optional
+
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import BEST_NAME, checkpoint_dir, remove_stale_temporaries
+from vtn.engine.output_dir import RunLock, check_output_dir, save_run_config
 from vtn.utils.env import collect_env_info
 from vtn.utils.logging import setup_logging
 from vtn.utils.rng import seed_everything
@@ -12,35 +14,47 @@ from vtn.utils.rng import seed_everything
 logger = logging.getLogger(__name__)
 
 
-def setup_run(cfg) -> None:
-    """Logging, seeds, start-up checks of OUTPUT_DIR, the resolved config and the environment in the log."""
-    from vtn.engine.trainer import check_output_dir
-
+def setup_run(cfg) -> Optional[RunLock]:
+    """Start-up checks of OUTPUT_DIR and its lock (master process), logging, seeds, the environment and the
+    resolved config in the log. Returns the lock the master holds (release it at the end of the run)."""
     master = du.is_master()
+    lock = None
     if master:
         check_output_dir(cfg)
+        lock = RunLock(cfg.OUTPUT_DIR).acquire()  # before anything is written into the folder
     setup_logging(cfg.OUTPUT_DIR, master)
     seed_everything(cfg.RNG_SEED + du.get_rank())
     if master:
         remove_stale_temporaries(cfg.OUTPUT_DIR)
-        dump_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
         logger.info("Environment:\n%s", collect_env_info())
         logger.info("Processes: %d (this is rank %d)", du.get_world_size(), du.get_rank())
         logger.info("Config:\n%s", cfg.dump())
+    return lock
 
 
 def run_job(cfg) -> None:
+    lock = setup_run(cfg)
+    try:
+        run_phases(cfg)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def run_phases(cfg) -> None:
+    """The phases the config enables: train, test, demo. The config is written into OUTPUT_DIR only once the
+    run's checkpoint has been checked against it (see output_dir.py)."""
     from vtn.datasets import check_splits
 
-    setup_run(cfg)
     check_splits(cfg)  # the data first: a missing dataset is reported before any weight download
     checkpoint = None
     if cfg.TRAIN.ENABLE:
-        from vtn.engine.trainer import Trainer, check_output_dir
+        from vtn.engine.trainer import Trainer
         from vtn.utils.model_stats import model_report, unwrap
 
         trainer = Trainer(cfg)
         if du.is_master():
+            save_run_config(cfg, changed=bool(trainer.config_changes))
             check_output_dir(cfg, unwrap(trainer.model))
             if cfg.LOG_MODEL_INFO:
                 logger.info("Model:\n%s", model_report(trainer.model, cfg, cfg.DATA.NUM_FRAMES, cfg.TEST.FULL_VIDEO_FRAMES))
@@ -48,6 +62,8 @@ def run_job(cfg) -> None:
         best = os.path.join(checkpoint_dir(cfg.OUTPUT_DIR), BEST_NAME)
         if cfg.TEST.CHECKPOINT_SELECT == "best" and os.path.isfile(best):
             checkpoint = best
+    elif du.is_master() and (cfg.TEST.ENABLE or cfg.DEMO.ENABLE):
+        save_run_config(cfg, testing=True)
     if cfg.TEST.ENABLE:
         from vtn.engine.tester import test
 

@@ -13,6 +13,7 @@ from vtn.engine.checkpoint import (
     load_weights,
 )
 from vtn.engine.convert import to_vtn_state
+from vtn.engine.output_dir import check_same_config
 from vtn.engine.evaluator import (
     compute_metrics,
     dataset_fingerprint,
@@ -49,9 +50,19 @@ def find_test_checkpoint(cfg) -> Optional[str]:
     )
 
 
+def is_own_checkpoint(cfg, path: str) -> bool:
+    """A checkpoint found in OUTPUT_DIR (not one named by TEST.CHECKPOINT_FILE_PATH): made by this folder's run."""
+    folder = os.path.realpath(checkpoint_dir(cfg.OUTPUT_DIR))
+    return not cfg.TEST.CHECKPOINT_FILE_PATH and os.path.realpath(os.path.dirname(path)) == folder
+
+
 def load_for_test(model, path: str, cfg) -> None:
-    """Weights that must fit the model exactly (a head of another size would make the test meaningless)."""
+    """Weights that must fit the model exactly (a head of another size would make the test meaningless). A
+    checkpoint of OUTPUT_DIR must have been made with this config, except for keys that do not change the
+    model or the test data (see output_dir.check_same_config)."""
     data = load_checkpoint_file(path)
+    if is_own_checkpoint(cfg, path):
+        check_same_config(cfg, data.get("cfg"), path, testing=True)
     use_ema = cfg.TRAIN.EMA_DECAY > 0 and isinstance(data.get("ema_state"), dict)
     state = data["ema_state"] if use_ema else to_vtn_state(data, path, cfg)
     load_weights(model, state, path, strict=True)

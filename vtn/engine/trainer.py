@@ -12,10 +12,12 @@ import torch.nn.functional as F
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
     BEST_NAME,
+    CheckpointError,
     checkpoint_dir,
     checkpoint_name,
     copy_as_best,
     find_resume_checkpoint,
+    list_checkpoints,
     load_checkpoint_file,
     load_weights,
     model_state_from,
@@ -29,9 +31,11 @@ from vtn.engine.inputs import model_inputs
 from vtn.engine.lr_policy import get_lr_at_epoch, set_lr, unreached_steps
 from vtn.engine.meters import TrainMeter, format_stats
 from vtn.engine.optimizer import build_optimizer
+from vtn.engine.output_dir import check_same_config
 from vtn.models import build_model
-from vtn.utils.errors import OutputDirError, UserError
+from vtn.utils.errors import DiskFullError, UserError
 from vtn.utils.logging import log_json_stats
+from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,32 @@ def compute_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
         return soft_target_cross_entropy(logits, targets)
     return F.cross_entropy(logits, targets)
+
+
+def load_initial_weights(model, cfg):
+    """Initialise `model` from TRAIN.CHECKPOINT_FILE_PATH (ours, PySlowFast's or the authors' release): tensors of
+    another shape (a new head) are re-initialised and named. A file that fills less than half of the model's
+    tensors was made for another model: an error unless TRAIN.CHECKPOINT_PARTIAL_LOAD. Returns (data, report)."""
+    from vtn.engine.convert import to_vtn_state
+
+    path = cfg.TRAIN.CHECKPOINT_FILE_PATH
+    data = load_checkpoint_file(path)  # an explicitly named bad file is an error, never ignored
+    report = load_weights(model, to_vtn_state(data, path, cfg), path)
+    total = len(unwrap(model).state_dict())
+    loaded = total - len(report["missing"]) - len(report["reinitialised"])
+    if loaded * 2 < total and not cfg.TRAIN.CHECKPOINT_PARTIAL_LOAD:
+        raise CheckpointError(
+            f"TRAIN.CHECKPOINT_FILE_PATH {path} fills only {loaded} of the model's {total} tensors "
+            f"({len(report['reinitialised'])} of another shape, {len(report['missing'])} missing): it was made for "
+            "another model (e.g. another VTN.BACKBONE). Name a checkpoint of this model, or set "
+            "TRAIN.CHECKPOINT_PARTIAL_LOAD True if a partial start is intended."
+        )
+    if report["reinitialised"]:
+        logger.warning(
+            "Re-initialised %d tensors whose shape differs from the checkpoint (e.g. a new NUM_CLASSES): %s",
+            len(report["reinitialised"]), "; ".join(report["reinitialised"]),
+        )
+    return data, report
 
 
 class Trainer:
@@ -69,6 +99,7 @@ class Trainer:
         self.mixup = self.build_mixup(cfg)
         self.tb = self._build_tensorboard(cfg)
         self.start_epoch, self.start_iter, self.best_metric = 0, 0, None
+        self.config_changes = []  # keys TRAIN.RESUME_ALLOW_CHANGED accepted when resuming
         self._rng_to_restore = None
         self._resume_or_initialise()
         for loader in (self.train_loader, self.val_loader):
@@ -145,6 +176,7 @@ class Trainer:
         found = find_resume_checkpoint(self.output_dir) if cfg.TRAIN.AUTO_RESUME else None
         if found is not None:
             path, data = found
+            self.config_changes = check_same_config(cfg, data.get("cfg"), path)
             load_weights(self.model, model_state_from(data, path), path, strict=True)
             self.optimizer.load_state_dict(data["optimizer_state"])
             if self.scaler is not None and data.get("scaler_state"):
@@ -157,16 +189,7 @@ class Trainer:
             logger.info("Resuming from %s: epoch %d, iteration %d", path, self.start_epoch + 1, self.start_iter)
             return
         if cfg.TRAIN.CHECKPOINT_FILE_PATH:
-            path = cfg.TRAIN.CHECKPOINT_FILE_PATH
-            data = load_checkpoint_file(path)  # an explicitly named bad file is an error, never ignored
-            from vtn.engine.convert import to_vtn_state
-
-            report = load_weights(self.model, to_vtn_state(data, path, self.cfg), path)
-            if report["reinitialised"]:
-                logger.warning(
-                    "Re-initialised %d tensors whose shape differs from the checkpoint (e.g. a new NUM_CLASSES): %s",
-                    len(report["reinitialised"]), "; ".join(report["reinitialised"]),
-                )
+            data, report = load_initial_weights(self.model, cfg)
             if not cfg.TRAIN.CHECKPOINT_EPOCH_RESET and data.get("optimizer_state") and not report["reinitialised"]:
                 self.optimizer.load_state_dict(data["optimizer_state"])
                 self.start_epoch = int(data.get("epoch", 0))
@@ -324,8 +347,13 @@ class Trainer:
         path = os.path.join(checkpoint_dir(self.output_dir), checkpoint_name(epoch, iteration))
         if self.master:
             lr = self.optimizer.param_groups[0]["lr"]
-            save_checkpoint(path, self.cfg, self.model, self.optimizer, self.scaler, self.ema, epoch, iteration,
-                            self.best_metric, lr)
+            try:
+                save_checkpoint(path, self.cfg, self.model, self.optimizer, self.scaler, self.ema, epoch, iteration,
+                                self.best_metric, lr)
+            except DiskFullError as e:
+                found = list_checkpoints(self.output_dir)
+                kept = f"the newest complete checkpoint is {found[-1][2]}" if found else "no checkpoint was kept"
+                raise DiskFullError(f"{e}; {kept}. Free space and run the same command again to continue.") from e
             prune_checkpoints(self.output_dir, self.cfg.TRAIN.CHECKPOINT_KEEP)
             logger.info("Saved %s", path)
         du.barrier()
@@ -359,30 +387,3 @@ class Trainer:
                                 self.best_metric)
         du.barrier()
         return metrics
-
-
-def check_output_dir(cfg, model=None) -> None:
-    """Fail at start-up, not after an epoch, when OUTPUT_DIR is unwritable or the disk is nearly full."""
-    import shutil
-
-    folder = checkpoint_dir(cfg.OUTPUT_DIR)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, ".write-test")
-        with open(probe, "wb") as f:
-            f.write(b"0" * 4096)
-            f.flush()
-            os.fsync(f.fileno())
-        os.unlink(probe)
-    except OSError as e:
-        raise OutputDirError(f"OUTPUT_DIR {cfg.OUTPUT_DIR!r} is not writable: {e.strerror or e}. Choose another "
-                      "OUTPUT_DIR or fix its permissions.") from e
-    if model is not None:
-        params = sum(p.numel() * p.element_size() for p in model.parameters())
-        need = 3 * params  # weights + optimizer state (momentum / Adam moments), with some margin
-        free = shutil.disk_usage(folder).free
-        if free < need:
-            raise OutputDirError(
-                f"OUTPUT_DIR {cfg.OUTPUT_DIR!r} has {free / 2**20:.0f} MiB free; one checkpoint of this model needs "
-                f"about {need / 2**20:.0f} MiB. Free some space or choose another OUTPUT_DIR."
-            )

@@ -9,14 +9,21 @@ from vtn.config import load_config
 from vtn.utils.errors import UserError
 
 USER_ERROR_STATUS = 2
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
-def run_main(tool: str, body: Callable[[], Optional[int]]) -> None:
+def run_main(tool: str, body: Callable[[], Optional[int]], on_interrupt: str = "") -> None:
     """Run a tool's `body`. A user error (a bad config, file, checkpoint, dataset or machine: `UserError`) ends the
     tool with one line, `<tool>: error: <what and what is expected>`, on stderr and exit status 2; the traceback
-    shows only with VTN_TRACEBACK=1. A non-zero int returned by `body` is the exit status."""
+    shows only with VTN_TRACEBACK=1. Ctrl-C ends it with one line (and `on_interrupt`, e.g. how to resume) and
+    status 130. A non-zero int returned by `body` is the exit status."""
     try:
         status = body()
+    except KeyboardInterrupt:
+        if os.environ.get("VTN_TRACEBACK"):
+            raise
+        print(f"{tool}: interrupted" + (f"; {on_interrupt}" if on_interrupt else ""), file=sys.stderr)
+        sys.exit(INTERRUPTED_STATUS)
     except UserError as e:
         if os.environ.get("VTN_TRACEBACK"):
             raise

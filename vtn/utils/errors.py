@@ -15,3 +15,7 @@ class DatasetError(UserError, ValueError):
 
 class OutputDirError(UserError, OSError):
     """OUTPUT_DIR cannot hold the run's files."""
+
+
+class DiskFullError(OutputDirError):
+    """A write failed because its disk (or quota) is full; the message names the file and the free space."""

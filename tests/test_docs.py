@@ -80,3 +80,40 @@ def test_every_tool_exposes_its_command_line():
         if name.endswith(".py"):
             tool = load_tool(os.path.join("tools", name))
             assert callable(getattr(tool, "build_parser", None)), f"tools/{name} has no build_parser()"
+
+
+# keys two documented commands of one run may set differently (where the data lies, how many processes, which
+# of its checkpoints a test-only command reads)
+SAME_RUN_KEYS = ("DATA.PATH_TO_DATA_DIR", "DATA.PATH_PREFIX", "NUM_GPUS", "NUM_SHARDS", "SHARD_ID", "TRAIN.ENABLE",
+                 "TEST.CHECKPOINT_FILE_PATH", "OUTPUT_DIR")
+
+
+def test_every_documented_run_writes_to_its_own_output_dir():
+    """Two documented run_net commands that share an OUTPUT_DIR must describe the same run: otherwise the second
+    would find the first one's checkpoints (and, before the config check, resume them silently)."""
+    from vtn.engine.output_dir import config_differences
+
+    runs = {}
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        for doc, script, rest in COMMANDS:
+            if script != "tools/run_net.py":
+                continue
+            tool = load_tool(script)
+            cfg = config_from_args(parse(tool.build_parser(), argv_of(rest)))
+            runs.setdefault(os.path.normpath(cfg.OUTPUT_DIR), []).append((f"{doc}: {rest.strip()[:90]}", cfg))
+    finally:
+        os.chdir(cwd)
+    assert len(runs) >= 15
+    clashes = []
+    for folder, commands in runs.items():
+        first_name, first = commands[0]
+        for name, cfg in commands[1:]:
+            # a command that continues the run with changes accepts them by name (TRAIN.RESUME_ALLOW_CHANGED)
+            accepted = tuple(cfg.TRAIN.RESUME_ALLOW_CHANGED) + ("TRAIN.RESUME_ALLOW_CHANGED",) * bool(
+                cfg.TRAIN.RESUME_ALLOW_CHANGED)
+            diffs = config_differences(first.dump(), cfg, ignore=SAME_RUN_KEYS + accepted)
+            if diffs:
+                clashes.append(f"{folder}: '{first_name}' and '{name}' differ in {sorted(diffs)}")
+    assert not clashes, "\n".join(clashes)

@@ -194,3 +194,21 @@ def test_initialising_from_another_models_checkpoint_needs_an_explicit_key(tmp_p
     _, report = load_initial_weights(tiny_model("MODEL.NUM_CLASSES", 9), tiny_cfg("TRAIN.CHECKPOINT_FILE_PATH", path,
                                                                                  "MODEL.NUM_CLASSES", 9))
     assert len(report["reinitialised"]) == 2
+
+
+def test_after_a_mid_epoch_resume_no_record_is_logged_twice_and_the_summary_says_what_it_covers(
+        synthetic_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    opts = run_opts(synthetic_dir, str(out), "SOLVER.MAX_EPOCH", 1, "TEST.ENABLE", False, "TRAIN.EVAL_PERIOD", 0,
+                    "TRAIN.CHECKPOINT_ITERS", 1)
+    assert run_net(capsys, *opts)[0] == 0
+    # as if killed after logging iteration 3 of 3 but before its checkpoint: the newest is 2 iterations in
+    os.unlink(out / "checkpoints" / "checkpoint_epoch_00001.pyth")
+    code, err = run_net(capsys, *opts)
+    assert code == 0, err
+    records = [json.loads(line) for line in open(out / "json_stats.log")]
+    iters = [r["iter"] for r in records if r["_type"] == "train_iter"]
+    assert iters == ["1/3", "2/3", "3/3"]
+    epochs = [r for r in records if r["_type"] == "train_epoch"]
+    assert len(epochs) == 1 and epochs[0]["iters"] == "3-3 (resumed mid-epoch)"
+    assert "iters 3-3 (resumed mid-epoch)" in open(out / "stdout.log").read()

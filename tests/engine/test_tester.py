@@ -7,10 +7,11 @@ import pytest
 from tests.datasets.bad_files import make_bad_files
 from tests.helpers import synthetic_opts, tiny_cfg
 from vtn.engine.evaluator import dataset_fingerprint, results_table
-from vtn.engine.tester import test_runs
+from vtn.engine.tester import test_run, test_runs
 from vtn.engine.tester import test as run_test
 
 test_runs.__test__ = False  # a function of the package, not a test
+test_run.__test__ = False
 run_test.__test__ = False
 
 
@@ -125,3 +126,39 @@ def test_missing_and_undecodable_videos_are_counted_apart_and_as_wrong_in_listed
     assert sum(p["status"] == "scored" for p in preds.values()) == 6
     csv_rows = (out / "predictions_full_video.csv").read_text().splitlines()
     assert csv_rows[0].split(",")[3] == "status" and any(",missing," in line for line in csv_rows)
+
+
+def test_a_killed_test_run_leaves_the_previous_results_whole_and_a_full_one_replaces_them_together(
+        synthetic_dir, tmp_path, monkeypatch):
+    from vtn.engine import tester
+
+    opts = [*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(tmp_path), "TEST.ALLOW_RANDOM_INIT", True,
+            "TEST.FULL_VIDEO", True, "TEST.BOTH_PROTOCOLS", True]
+    first = run_test(tiny_cfg(*opts))
+    before = {f: (tmp_path / f).read_text() for f in os.listdir(tmp_path) if f.startswith(("test_", "pred"))}
+    assert len(before) == 7  # results, two per-run results, two runs x (csv, json) predictions
+
+    calls = []
+    real = tester.run_inference
+
+    def dies_in_the_second_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed after the first protocol's predictions were made
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tester, "run_inference", dies_in_the_second_run)
+    with pytest.raises(KeyboardInterrupt):
+        run_test(tiny_cfg(*opts, "RNG_SEED", 3))
+    monkeypatch.undo()
+    after = {f: (tmp_path / f).read_text() for f in os.listdir(tmp_path) if f.startswith(("test_", "pred"))}
+    assert after == before  # nothing new beside the old results
+    run_test(tiny_cfg(*opts, "VTN.HEAD_DROPOUT", 0.0))
+    previous = os.listdir(tmp_path / "previous_tests")
+    assert len(previous) == 1 and sorted(os.listdir(tmp_path / "previous_tests" / previous[0])) == sorted(before)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
+    # every output of a test run names the checkpoint it came from
+    for name in ("predictions_full_video", "predictions_multi_view"):
+        assert {p["checkpoint"] for p in json.loads((tmp_path / f"{name}.json").read_text())} == {"random weights"}
+        assert (tmp_path / f"{name}.csv").read_text().splitlines()[0].endswith(",checkpoint")
+    assert first[0]["checkpoint"] is None

@@ -100,7 +100,9 @@ def atomic_save(obj, path: str) -> None:
 
 
 def remove_stale_temporaries(output_dir: str) -> None:
-    """Delete `.tmp-*` files a killed process may have left in the checkpoint folder."""
+    """Delete the `.tmp-*` files and folders a killed process may have left in OUTPUT_DIR and its checkpoint
+    folder (half-written checkpoints, a test run's unpublished outputs)."""
+    remove_temporaries(output_dir)
     remove_temporaries(checkpoint_dir(output_dir))
 
 

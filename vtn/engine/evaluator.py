@@ -168,9 +168,10 @@ def video_status(metrics: Dict, v: int) -> str:
     return "missing" if bool(metrics["missing"][v]) else "failed"
 
 
-def write_predictions(result, dataset, metrics: Dict, output_dir: str, protocol: str, k: int = 5) -> None:
+def write_predictions(result, dataset, metrics: Dict, output_dir: str, protocol: str,
+                      checkpoint: Optional[str] = None, k: int = 5) -> None:
     """Per-video predictions as CSV and JSON (each written atomically): path, label, status (scored, missing,
-    failed), top-k class ids, names and mean scores per view."""
+    failed), top-k class ids, names and mean scores per view, and the checkpoint they come from."""
     names = dataset.class_names
     scores = result["scores"]
     views = result["views"].clamp(min=1)
@@ -191,6 +192,7 @@ def write_predictions(result, dataset, metrics: Dict, output_dir: str, protocol:
                 "top5_ids": ids,
                 "top5_names": [names[i] if names else str(i) for i in ids],
                 "top5_scores": [round(float(s), 6) for s in top.values[v]] if ids else [],
+                "checkpoint": checkpoint or "random weights",
             }
         )
     base = os.path.join(output_dir, f"predictions_{protocol}")
@@ -198,12 +200,13 @@ def write_predictions(result, dataset, metrics: Dict, output_dir: str, protocol:
 
     def write_csv(f):
         writer = csv.writer(f)
-        writer.writerow(["path", "label", "label_name", "status", "failed", "top5_ids", "top5_names", "top5_scores"])
+        writer.writerow(["path", "label", "label_name", "status", "failed", "top5_ids", "top5_names", "top5_scores",
+                         "checkpoint"])
         for r in records:
             writer.writerow(
                 [r["path"], r["label"], r["label_name"], r["status"], int(r["failed"]),
                  " ".join(map(str, r["top5_ids"])), " ".join(r["top5_names"]),
-                 " ".join(f"{s:.4f}" for s in r["top5_scores"])]
+                 " ".join(f"{s:.4f}" for s in r["top5_scores"]), r["checkpoint"]]
             )
 
     atomic_write(base + ".csv", write_csv, binary=False)

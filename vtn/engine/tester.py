@@ -1,6 +1,9 @@
 """The test phase: find and load the checkpoint (never silently random), run each protocol, report."""
+import datetime
 import logging
 import os
+import shutil
+import tempfile
 from typing import Dict, List, Optional, Tuple
 
 from vtn.engine import distributed as du
@@ -24,6 +27,7 @@ from vtn.engine.evaluator import (
     write_predictions,
 )
 from vtn.models import build_model
+from vtn.utils.files import TEMP_PREFIX
 from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
@@ -99,9 +103,7 @@ def run_name(protocol: str, shuffled: bool) -> str:
 
 def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
     """Run every test pass of the config (the headline first); print one table; write test_results*.json
-    (the headline at the top level of test_results.json) and predictions_*."""
-    from vtn.datasets import build_loader
-
+    (the headline at the top level of test_results.json) and predictions_*, all published together at the end."""
     device = du.device_for(cfg)
     if model is None:
         model = build_model(cfg)
@@ -109,29 +111,68 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
     if path is not None:
         load_for_test(model, path, cfg)
     net = unwrap(model)
-    rows = []
-    for protocol, shuffled in test_runs(cfg):
-        name = run_name(protocol, shuffled)
-        loader = build_loader(cfg, "test", protocol)
-        dataset = loader.dataset
-        if hasattr(dataset, "check_model"):
-            dataset.check_model(net)  # e.g. a feature cache of another backbone
-        result = run_inference(model, loader, cfg, device, desc=f"test {name}",
-                               shuffle_seed=cfg.RNG_SEED if shuffled else None)
-        metrics = compute_metrics(result, cfg.MODEL.NUM_CLASSES, dataset.is_missing)
-        scored = metrics["scored"].tolist()
-        fingerprint = dataset_fingerprint([p for p, ok in zip(dataset.paths, scored) if ok],
-                                          [lab for lab, ok in zip(dataset.labels, scored) if ok], dataset.data_root)
-        extra = {"checkpoint": path, "shuffle_frames": shuffled, "dataset_fingerprint": fingerprint}
-        rows.append(public_results(metrics, name, dataset.num_views, dataset.class_names, extra,
-                                   getattr(dataset, "class_groups", None)))
+    staging = test_staging_dir(cfg.OUTPUT_DIR) if du.is_master() else None
+    try:
+        rows = [test_run(cfg, model, net, device, protocol, shuffled, path, staging)
+                for protocol, shuffled in test_runs(cfg)]
         if du.is_master():
-            write_predictions(result, dataset, metrics, cfg.OUTPUT_DIR, name)
-        if metrics["num_missing"] or metrics["num_failed"]:
-            logger.warning("%s: %d of %d listed test videos are missing and %d could not be decoded; they are left "
-                           "out of top1/top5 and count as wrong in top1_listed/top5_listed (see predictions_%s.csv)",
-                           name, metrics["num_missing"], metrics["num_listed"], metrics["num_failed"], name)
-    if du.is_master():
-        logger.info("Test results (%s):\n%s", path or "random weights", results_table(rows))
-        save_results(rows, cfg.OUTPUT_DIR)
+            logger.info("Test results (%s):\n%s", path or "random weights", results_table(rows))
+            save_results(rows, staging)
+            publish_test_outputs(staging, cfg.OUTPUT_DIR)
+    finally:
+        if staging is not None and os.path.isdir(staging):
+            shutil.rmtree(staging)  # an interrupted test run publishes nothing
     return rows
+
+
+def test_run(cfg, model, net, device, protocol: str, shuffled: bool, checkpoint: Optional[str],
+             staging: Optional[str]) -> Dict:
+    """One test pass: inference, metrics, and (master) its predictions written into `staging`."""
+    from vtn.datasets import build_loader
+
+    name = run_name(protocol, shuffled)
+    loader = build_loader(cfg, "test", protocol)
+    dataset = loader.dataset
+    if hasattr(dataset, "check_model"):
+        dataset.check_model(net)  # e.g. a feature cache of another backbone
+    result = run_inference(model, loader, cfg, device, desc=f"test {name}",
+                           shuffle_seed=cfg.RNG_SEED if shuffled else None)
+    metrics = compute_metrics(result, cfg.MODEL.NUM_CLASSES, dataset.is_missing)
+    scored = metrics["scored"].tolist()
+    fingerprint = dataset_fingerprint([p for p, ok in zip(dataset.paths, scored) if ok],
+                                      [lab for lab, ok in zip(dataset.labels, scored) if ok], dataset.data_root)
+    extra = {"checkpoint": checkpoint, "shuffle_frames": shuffled, "dataset_fingerprint": fingerprint}
+    row = public_results(metrics, name, dataset.num_views, dataset.class_names, extra,
+                         getattr(dataset, "class_groups", None))
+    if du.is_master():
+        write_predictions(result, dataset, metrics, staging, name, checkpoint)
+    if metrics["num_missing"] or metrics["num_failed"]:
+        logger.warning("%s: %d of %d listed test videos are missing and %d could not be decoded; they are left "
+                       "out of top1/top5 and count as wrong in top1_listed/top5_listed (see predictions_%s.csv)",
+                       name, metrics["num_missing"], metrics["num_listed"], metrics["num_failed"], name)
+    return row
+
+
+TEST_OUTPUT_PREFIXES = ("test_results", "predictions_")
+
+
+def test_staging_dir(output_dir: str) -> str:
+    """A fresh folder inside OUTPUT_DIR where a test run writes its files until all of them are done (a temporary
+    of `atomic_write`'s kind: a killed run's is removed at the next start)."""
+    os.makedirs(output_dir, exist_ok=True)
+    return tempfile.mkdtemp(prefix=TEMP_PREFIX + "test-", dir=output_dir)
+
+
+def publish_test_outputs(staging: str, output_dir: str) -> None:
+    """Move one test run's files into OUTPUT_DIR together, test_results.json last, after moving the files of the
+    previous test run into previous_tests/<time>/: the folder never shows new predictions beside old results,
+    and nothing of an earlier test is lost."""
+    old = [f for f in os.listdir(output_dir) if f.startswith(TEST_OUTPUT_PREFIXES)]
+    if old:
+        keep = os.path.join(output_dir, "previous_tests", datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f"))
+        os.makedirs(keep)
+        for name in old:
+            os.replace(os.path.join(output_dir, name), os.path.join(keep, name))
+    for name in sorted(os.listdir(staging), key=lambda n: n == "test_results.json"):
+        os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+    os.rmdir(staging)

@@ -34,7 +34,7 @@ from vtn.engine.optimizer import build_optimizer
 from vtn.engine.output_dir import check_same_config
 from vtn.models import build_model
 from vtn.utils.errors import DiskFullError, UserError
-from vtn.utils.logging import log_json_stats
+from vtn.utils.logging import JSON_STATS_FILE, log_json_stats, truncate_json_stats
 from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
@@ -118,6 +118,13 @@ class Trainer:
                            "epochs", list(cfg.SOLVER.STEPS), unreached_steps(cfg), cfg.SOLVER.MAX_EPOCH)
         self.accumulation = cfg.TRAIN.ACCUMULATION_STEPS
         self.meter = TrainMeter(self.epoch_iters, cfg.SOLVER.MAX_EPOCH, self.device)
+        if self.master and (self.start_epoch or self.start_iter):
+            # the interrupted run may have logged past its last checkpoint: those records are done again now
+            dropped = truncate_json_stats(self.output_dir, self.start_epoch + self.start_iter / self.epoch_iters)
+            if dropped:
+                logger.info("Resumed: %d records of %s after the checkpoint are replaced by this run's (lines of "
+                            "stdout.log above this one after the same point were the interrupted run's)", dropped,
+                            JSON_STATS_FILE)
         self.bad_steps = 0
         per_process = cfg.TRAIN.BATCH_SIZE // du.get_world_size()
         logger.info(
@@ -287,6 +294,8 @@ class Trainer:
             tick = time.perf_counter()
         self._check_finite(first_bad, epoch)
         stats = self.meter.log_epoch(epoch, lr)
+        if start_iter:  # resumed mid-epoch: the summary covers the iterations of this run
+            stats["iters"] = f"{start_iter + 1}-{self.epoch_iters} (resumed mid-epoch)"
         self._emit(stats, "train_epoch", (epoch + 1) * self.epoch_iters)
 
     def _optimizer_step(self) -> None:

@@ -46,8 +46,9 @@ def write_json_atomic(obj, path: str) -> None:
 
 
 def remove_temporaries(folder: str) -> None:
-    """Delete the temporary files of `atomic_write` that a killed process left in `folder`."""
+    """Delete the temporary files (and folders) named `.tmp-*` that a killed process left in `folder`."""
     if os.path.isdir(folder):
         for name in os.listdir(folder):
             if name.startswith(TEMP_PREFIX):
-                os.unlink(os.path.join(folder, name))
+                path = os.path.join(folder, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)

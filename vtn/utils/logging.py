@@ -7,6 +7,8 @@ from typing import Optional
 
 import simplejson
 
+from vtn.utils.files import atomic_write
+
 _FORMAT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
 JSON_STATS_FILE = "json_stats.log"
 
@@ -61,6 +63,27 @@ def log_json_stats(stats: dict, output_dir: Optional[str]) -> None:
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, JSON_STATS_FILE), "a") as f:
         f.write(line + "\n")
+
+
+def truncate_json_stats(output_dir: str, position: float) -> int:
+    """Drop the records of OUTPUT_DIR/json_stats.log after training position `position` (in epochs, their
+    `epoch_float`): a run resumed from a checkpoint logs those iterations again. Returns how many were dropped."""
+    path = os.path.join(output_dir, JSON_STATS_FILE)
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as f:
+        lines = f.read().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            record = simplejson.loads(line)
+        except ValueError:
+            record = {}
+        if not isinstance(record, dict) or record.get("epoch_float", 0) <= position + 1e-6:  # epoch_float has 6 decimals
+            kept.append(line)
+    if len(kept) < len(lines):
+        atomic_write(path, lambda f: f.write("".join(line + "\n" for line in kept)), binary=False)
+    return len(lines) - len(kept)
 
 
 def read_json_stats(path: str) -> list:

@@ -31,7 +31,7 @@ from vtn.datasets.sampling import full_video_indices, train_clip_indices, view_c
 from vtn.datasets.transforms import scaled_size  # noqa: E402
 
 
-def baseline_decode(path, indices, size):
+def baseline_decode(path, indices, size, info=None):
     """Seek, decode the whole footprint, convert all frames, then pick the sampled ones."""
     indices = np.asarray(indices)
     first, last = int(indices.min()), int(indices.max())
@@ -58,12 +58,13 @@ def make_workload(paths, decoder, protocol, rng, seconds=5.12, frames=16, views=
     for path in paths:
         info = decoder.probe(path)
         if protocol == "train":
-            jobs.append((path, info, train_clip_indices(info.num_frames, info.fps, frames, seconds, rng)))
+            idx = train_clip_indices(info.num_frames, info.fps, frames, seconds, rng, times=info.times)
+            jobs.append((path, info, idx))
         elif protocol == "multi_view":
-            jobs += [(path, info, view_clip_indices(info.num_frames, info.fps, frames, seconds, k, views))
-                     for k in range(views)]
+            jobs += [(path, info, view_clip_indices(info.num_frames, info.fps, frames, seconds, k, views,
+                                                    times=info.times)) for k in range(views)]
         else:
-            jobs.append((path, info, full_video_indices(info.num_frames, full)))
+            jobs.append((path, info, full_video_indices(info.num_frames, full, info.fps, info.times)))
     return jobs
 
 
@@ -72,7 +73,7 @@ def time_pass(fn, jobs, short_side):
     frames = 0
     for path, info, idx in jobs:
         size = None if not short_side else scaled_size(info.width, info.height, short_side)
-        out, _ = fn(path, idx, size)
+        out, _ = fn(path, idx, size, info=info)  # the probe is made once per video, as the datasets do
         frames += len(out)
     return time.perf_counter() - start, frames
 
@@ -80,7 +81,7 @@ def time_pass(fn, jobs, short_side):
 def check_identical(jobs, decoder, short_side):
     for path, info, idx in jobs[:20]:
         size = None if not short_side else scaled_size(info.width, info.height, short_side)
-        a, ia = decoder.decode(path, idx, size)
+        a, ia = decoder.decode(path, idx, size, info=info)
         b, ib = baseline_decode(path, idx, size)
         if not (np.array_equal(a, b) and np.array_equal(ia, ib)):
             return False

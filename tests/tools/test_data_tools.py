@@ -29,3 +29,4 @@ def test_check_dataset_reports_unreadable_files_durations_and_fps(synthetic_dir,
     assert "[val] 8 videos, 6 classes, 2 unreadable" in out
     assert "truncated.mp4: cannot be opened" in out and "missing.mp4: file does not exist" in out
     assert "duration (s): min" in out and "fps histogram:" in out and "30 fps:" in out
+    assert "unevenly spaced frames (dropped frames, variable rate; sampled by their times): 0;" in out

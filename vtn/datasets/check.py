@@ -12,6 +12,7 @@ def scan_split(cfg, split: str) -> Dict:
     dataset = build_dataset(cfg, split, "single_view")
     bad: List[str] = []
     durations, fps = [], Counter()
+    uneven = rotated = 0
     for path in dataset.paths:
         try:
             info = dataset.decoder.probe(path)
@@ -20,8 +21,10 @@ def scan_split(cfg, split: str) -> Dict:
             continue
         durations.append(info.duration)
         fps[round(info.fps, 2)] += 1
+        uneven += info.times is not None
+        rotated += info.rotation != 0
     return {"split": split, "videos": len(dataset.paths), "unreadable": bad, "durations": durations, "fps": fps,
-            "classes": len(set(dataset.labels))}
+            "classes": len(set(dataset.labels)), "uneven": uneven, "rotated": rotated}
 
 
 def format_report(report: Dict) -> str:
@@ -31,6 +34,8 @@ def format_report(report: Dict) -> str:
         f"{len(report['unreadable'])} unreadable",
         f"  duration (s): min {d.min():.2f}  median {np.median(d):.2f}  max {d.max():.2f}",
         "  fps histogram: " + ", ".join(f"{k:g} fps: {v}" for k, v in sorted(report["fps"].items())),
+        f"  unevenly spaced frames (dropped frames, variable rate; sampled by their times): {report['uneven']}; "
+        f"rotated by their display matrix (decoded upright): {report['rotated']}",
     ]
     lines += [f"  unreadable: {reason}" for reason in report["unreadable"]]
     return "\n".join(lines)

@@ -13,7 +13,8 @@ Layout of DATA.FEATURES_DIR:
                             the class names and class groups of the source dataset
     {train,val,test}/<video name>-<hash of its path>.pt
                             one file per video: {"embeddings": float32 (T, D), "frame_idx": int64 (T,) sorted
-                            frame indices in the video, "fps", "num_frames", "path"}; torch.load(weights_only)
+                            frame indices in the video, "fps", "num_frames", "path", and "times" float64 (frames,)
+                            for unevenly spaced frames}; torch.load(weights_only)
 
 Items are those of video_dataset.py with `embeddings (T, D)` in place of `frames (C, T, H, W)`; the engine
 passes whichever input a batch carries to the model by name (vtn/engine/inputs.py), and the model then
@@ -229,13 +230,13 @@ class FeatureDataset(torch.utils.data.Dataset):
     # ------------------------------------------------------------------ one view
     def _wanted(self, video: Dict, temporal_idx: int, rng: Optional[np.random.Generator]) -> np.ndarray:
         d = self.cfg.DATA
-        n, fps = int(video["num_frames"]), float(video["fps"])
+        n, fps, times = int(video["num_frames"]), float(video["fps"]), video.get("times")
         if self.protocol == "train_clip":
-            return sampling.train_clip_indices(n, fps, d.NUM_FRAMES, self.seconds, rng, d.SHORT_VIDEO_MODE)
+            return sampling.train_clip_indices(n, fps, d.NUM_FRAMES, self.seconds, rng, d.SHORT_VIDEO_MODE, times)
         if self.protocol == "full_video":
-            return sampling.full_video_indices(n, self.num_frames)
+            return sampling.full_video_indices(n, self.num_frames, fps, times)
         return sampling.view_clip_indices(n, fps, d.NUM_FRAMES, self.seconds, temporal_idx, self.num_views,
-                                          d.SHORT_VIDEO_MODE)
+                                          d.SHORT_VIDEO_MODE, times)
 
     def load_view(self, video_idx: int, temporal_idx: int,
                   rng: Optional[np.random.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:

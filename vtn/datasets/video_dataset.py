@@ -130,12 +130,12 @@ class VideoDataset(torch.utils.data.Dataset):
         d = self.cfg.DATA
         if self.protocol == "train_clip":
             return sampling.train_clip_indices(info.num_frames, info.fps, d.NUM_FRAMES, self.seconds, rng,
-                                               d.SHORT_VIDEO_MODE)
+                                               d.SHORT_VIDEO_MODE, info.times)
         if self.protocol == "full_video":
-            return sampling.full_video_indices(info.num_frames, self.num_frames)
+            return sampling.full_video_indices(info.num_frames, self.num_frames, info.fps, info.times)
         views = self.cfg.TEST.NUM_ENSEMBLE_VIEWS if self.protocol == "multi_view" else 1
         return sampling.view_clip_indices(info.num_frames, info.fps, d.NUM_FRAMES, self.seconds, temporal_idx,
-                                          views, d.SHORT_VIDEO_MODE)
+                                          views, d.SHORT_VIDEO_MODE, info.times)
 
     def _spatial(self, info: VideoInfo, spatial_idx: int, rng) -> transforms.SpatialParams:
         d = self.cfg.DATA
@@ -152,7 +152,7 @@ class VideoDataset(torch.utils.data.Dataset):
         info = self.info(path)
         wanted = self._temporal(info, temporal_idx, rng)
         params = self._spatial(info, spatial_idx, rng)
-        frames, got = self.decoder.decode(path, wanted, size=(params.width, params.height))
+        frames, got = self.decoder.decode(path, wanted, size=(params.width, params.height), info=info)
         frames, got = fill_missing(wanted, frames, got)
         frames = transforms.apply_crop_flip(frames, params)
         if self.before_normalize is not None:

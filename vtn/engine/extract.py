@@ -21,6 +21,7 @@ import time
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+import torch
 
 from vtn.config import dump_config
 from vtn.datasets.build import DATASET_REGISTRY, SPLITS
@@ -115,8 +116,11 @@ def _cached_entry(path: str) -> Optional[Dict]:
     except FeatureCacheError as e:
         logger.warning("Re-extracting an unreadable feature file: %s", e)
         return None
-    return {"fps": float(data["fps"]), "num_frames": int(data["num_frames"]),
-            "num_cached": int(data["frame_idx"].numel())}
+    entry = {"fps": float(data["fps"]), "num_frames": int(data["num_frames"]),
+             "num_cached": int(data["frame_idx"].numel())}
+    if "times" in data:
+        entry["times"] = data["times"].tolist()
+    return entry
 
 
 def extract_split(cfg, predictor: VideoPredictor, split: str) -> Dict[str, int]:
@@ -144,9 +148,13 @@ def extract_split(cfg, predictor: VideoPredictor, split: str) -> Dict[str, int]:
                 info = predictor.decoder.probe(path)
                 indices = np.unique(frame_indices(info, sampling.get("frames", 0), sampling.get("fps", 0.0)))
                 emb, idx = predictor.embed(path, indices, info)
-                atomic_save({"embeddings": emb.float().cpu().clone(), "frame_idx": idx.long().cpu().clone(),
-                             "fps": float(info.fps), "num_frames": int(info.num_frames), "path": path}, out)
+                record = {"embeddings": emb.float().cpu().clone(), "frame_idx": idx.long().cpu().clone(),
+                          "fps": float(info.fps), "num_frames": int(info.num_frames), "path": path}
                 entry.update(fps=float(info.fps), num_frames=int(info.num_frames), num_cached=int(idx.numel()))
+                if info.times is not None:  # unevenly spaced frames: the timeline the samplers need
+                    record["times"] = torch.tensor(info.times, dtype=torch.float64)
+                    entry["times"] = list(info.times)
+                atomic_save(record, out)
                 counts["extracted"] += 1
             except VideoDecodeError as e:
                 logger.warning("Skipping unreadable video (%s split): %s", split, e)

@@ -18,7 +18,7 @@ import torch
 
 from vtn.datasets import transforms
 from vtn.datasets.decoder import VideoInfo, build_decoder
-from vtn.datasets.sampling import full_video_indices
+from vtn.datasets.sampling import full_video_indices, rate_indices
 from vtn.utils.model_stats import unwrap
 
 DEFAULT_CHUNK = 64
@@ -39,13 +39,13 @@ class VideoPrediction:
 
 
 def frame_indices(info: VideoInfo, num_frames: int, fps: float = 0.0) -> np.ndarray:
-    """Sorted frame indices: `num_frames` spread over the video, every frame (0), or `fps` per second."""
+    """Sorted frame indices: `num_frames` spread over the video's duration, every frame (0), or the frames shown
+    at `fps` instants per second (the sampling rule of sampling.py, on the video's real timeline)."""
     if fps and fps > 0:
-        step = info.fps / fps
-        return np.unique(np.floor(np.arange(0, info.num_frames, step)).astype(np.int64))
+        return rate_indices(info.num_frames, info.fps, fps, info.times)
     if num_frames <= 0:
         return np.arange(info.num_frames, dtype=np.int64)
-    return full_video_indices(info.num_frames, num_frames)
+    return full_video_indices(info.num_frames, num_frames, info.fps, info.times)
 
 
 class VideoPredictor:
@@ -63,7 +63,8 @@ class VideoPredictor:
         d = self.cfg.DATA
         params = transforms.test_params(info.width, info.height, d.TEST_SCALE, d.TEST_CROP_SIZE, 0, 1)
         parts, idx = [], []
-        for frames, got in self.decoder.iter_frames(path, indices, size=(params.width, params.height), chunk=self.chunk):
+        for frames, got in self.decoder.iter_frames(path, indices, size=(params.width, params.height), chunk=self.chunk,
+                                                    info=info):
             clip = transforms.to_normalized_tensor(transforms.apply_crop_flip(frames, params), d.MEAN, d.STD)
             clip = clip.transpose(0, 1).to(self.device, non_blocking=True)  # (t, C, H, W)
             parts.append(self.model.embed_frames(clip))

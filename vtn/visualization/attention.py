@@ -61,7 +61,7 @@ def _decode_thumbnails(prediction, indices: np.ndarray, thumb_height: int):
     """{frame index: (h, w, 3) uint8} for the frames at `indices` (frames the decoder misses are left out)."""
     info = prediction.info
     width = max(1, round(info.width * thumb_height / max(1, info.height)))
-    frames, got = PyAVDecoder().decode(prediction.path, indices, size=(width, thumb_height))
+    frames, got = PyAVDecoder().decode(prediction.path, indices, size=(width, thumb_height), info=info)
     return {int(i): f for i, f in zip(got, frames)}, width
 
 

@@ -24,7 +24,7 @@ def frame_strip(path: str, num: int = 8, height: int = 112) -> np.ndarray:
     info = dec.probe(path)
     idx = np.unique(np.linspace(0, info.num_frames - 1, num).round().astype(np.int64))
     width = max(1, int(round(info.width * height / info.height)))
-    frames, _ = dec.decode(path, idx, size=(width, height))
+    frames, _ = dec.decode(path, idx, size=(width, height), info=info)
     return np.concatenate(list(frames), axis=1)
 
 
@@ -41,7 +41,7 @@ def write_prediction(path: str, output: str, lines: List[str]) -> str:
     info = dec.probe(path)
     w, h = info.width - info.width % 2, info.height - info.height % 2  # yuv420p needs even sizes
     frames = []
-    for chunk, _ in dec.iter_frames(path, np.arange(info.num_frames), size=(w, h)):
+    for chunk, _ in dec.iter_frames(path, np.arange(info.num_frames), size=(w, h), info=info):
         frames += [np.asarray(_caption(Image.fromarray(f), lines)) for f in chunk]
     encode_video(output, np.stack(frames), int(round(info.fps)) or 25, "mpeg4")
     return output

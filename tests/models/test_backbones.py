@@ -99,7 +99,8 @@ def test_a_failed_weight_download_is_one_error_naming_the_weights_and_the_local_
     assert "'resnet18.a1_in1k'" in message and "VTN.PRETRAINED_PATH" in message and "\n" not in message
 
 
-# the timm weights each config's backbone loads (Table 1; ViT-B: ImageNet-21K pretrained, 1K fine-tuned, as released)
+# the timm weights each config's backbone loads (Table 1; ViT-B: ImageNet-21K pretrained, 1K fine-tuned, as released),
+# written out here rather than imported, so that the test holds the code to the paper
 CONFIG_WEIGHTS = {
     "vit_base_patch16_224": "vit_base_patch16_224.orig_in21k_ft_in1k",
     "deit_base_patch16_224": "deit_base_patch16_224.fb_in1k",

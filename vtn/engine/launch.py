@@ -1,7 +1,6 @@
 """What every process of `tools/run_net.py` runs: set-up, then the phases the config enables."""
 import logging
 import os
-
 from typing import Optional
 
 from vtn.engine import distributed as du

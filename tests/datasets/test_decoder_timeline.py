@@ -6,7 +6,14 @@ import av
 import numpy as np
 import pytest
 
-from tests.datasets.odd_videos import DROPPED_PTS, H, W, index_frame, make_odd_videos, read_index, write_video
+from tests.datasets.odd_videos import (
+    H,
+    W,
+    index_frame,
+    make_odd_videos,
+    read_index,
+    write_video,
+)
 from vtn.datasets import sampling
 from vtn.datasets.decoder import PyAVDecoder
 from vtn.engine.streaming import frame_indices

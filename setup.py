@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Install vtn: `pip install -e .` (add `.[test]` for the test tools)."""
+
 from setuptools import find_packages, setup
 
 setup(
@@ -28,8 +29,8 @@ setup(
         "pillow",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist", "submitit"],
-        "dev": ["pytest>=7", "pytest-xdist"],
+        "test": ["pytest>=7", "pytest-xdist", "submitit", "ruff>=0.6"],
+        "dev": ["pytest>=7", "pytest-xdist", "ruff>=0.6"],
         "slurm": ["submitit"],
     },
 )

@@ -14,6 +14,7 @@ Reported, as the median of --repeats passes over the same clips: clips/s and fra
 per core) for 16-frame training clips over a 5.12 s footprint, multi-view clips (10 per video) and
 full-video sampling (250 frames), and the ratio project / baseline.
 """
+
 import argparse
 import glob
 import os
@@ -61,8 +62,10 @@ def make_workload(paths, decoder, protocol, rng, seconds=5.12, frames=16, views=
             idx = train_clip_indices(info.num_frames, info.fps, frames, seconds, rng, times=info.times)
             jobs.append((path, info, idx))
         elif protocol == "multi_view":
-            jobs += [(path, info, view_clip_indices(info.num_frames, info.fps, frames, seconds, k, views,
-                                                    times=info.times)) for k in range(views)]
+            jobs += [
+                (path, info, view_clip_indices(info.num_frames, info.fps, frames, seconds, k, views, times=info.times))
+                for k in range(views)
+            ]
         else:
             jobs.append((path, info, full_video_indices(info.num_frames, full, info.fps, info.times)))
     return jobs
@@ -93,8 +96,11 @@ def synthetic_videos():
 
     root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data_cache", "bench_synthetic")
     if not os.path.isdir(root):
-        make_synthetic_dataset(root, SyntheticSpec(train_per_class=4, val_per_class=0, test_per_class=0,
-                                                   duration_range=(8.0, 12.0)), workers=2)
+        make_synthetic_dataset(
+            root,
+            SyntheticSpec(train_per_class=4, val_per_class=0, test_per_class=0, duration_range=(8.0, 12.0)),
+            workers=2,
+        )
     return sorted(glob.glob(os.path.join(root, "videos", "train", "*.mp4")))
 
 
@@ -107,9 +113,15 @@ def main():
     paths = args.videos or synthetic_videos()
     decoder = PyAVDecoder()
     print(f"{len(paths)} videos; short side {args.short_side or 'native'}; median of {args.repeats} passes")
-    print(f"{'workload':<28}{'project clips/s':>16}{'baseline clips/s':>18}{'project frames/s':>18}{'ratio':>8}  identical")
-    for protocol, label in (("train", "train clip 16 f / 5.12 s"), ("multi_view", "multi-view 10 x 16 f"),
-                            ("full", "full video 250 f")):
+    print(
+        f"{'workload':<28}{'project clips/s':>16}{'baseline clips/s':>18}{'project frames/s':>18}{'ratio':>8}"
+        "  identical"
+    )
+    for protocol, label in (
+        ("train", "train clip 16 f / 5.12 s"),
+        ("multi_view", "multi-view 10 x 16 f"),
+        ("full", "full video 250 f"),
+    ):
         jobs = make_workload(paths, decoder, protocol, np.random.default_rng(0))
         same = check_identical(jobs, decoder, args.short_side)
         ours, base = [], []

@@ -25,6 +25,7 @@ normalise, backbone, temporal encoder, head), next to the median rate of a 2048x
 measured in the same process, interleaved with the model runs. Also printed: the split of the time into
 decoding + transforms, backbone and temporal encoder + head, each timed alone.
 """
+
 import argparse
 import json
 import os
@@ -141,20 +142,36 @@ def child_memory(args) -> None:
     pred = predictor.predict(args.video, num_frames=args.frames, fps=args.fps)
     seconds = time.perf_counter() - start
     peak_predict = proc_status_kb("VmHWM")
-    print(json.dumps({
-        "rss_model_kb": rss_before,
-        "peak_predict_kb": peak_predict if was_reset else None,
-        "peak_process_kb": max(hwm_before, peak_predict),
-        "tokens": int(len(pred.frame_idx)),
-        "video_frames": pred.info.num_frames,
-        "seconds": seconds,
-        "finite": bool(torch.isfinite(pred.scores).all()),
-    }))
+    print(
+        json.dumps(
+            {
+                "rss_model_kb": rss_before,
+                "peak_predict_kb": peak_predict if was_reset else None,
+                "peak_process_kb": max(hwm_before, peak_predict),
+                "tokens": int(len(pred.frame_idx)),
+                "video_frames": pred.info.num_frames,
+                "seconds": seconds,
+                "finite": bool(torch.isfinite(pred.scores).all()),
+            }
+        )
+    )
 
 
 def run_child(cfg_file, video, frames, fps, opts):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child-memory", "--cfg", cfg_file, "--video", video,
-           "--frames", str(frames), "--fps", str(fps), *[str(o) for o in opts]]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child-memory",
+        "--cfg",
+        cfg_file,
+        "--video",
+        video,
+        "--frames",
+        str(frames),
+        "--fps",
+        str(fps),
+        *[str(o) for o in opts],
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -166,9 +183,11 @@ def bench_memory(args) -> None:
     made = time.perf_counter() - t
     cfg_file = args.memory_cfg
     cfg = load_cfg(cfg_file, args.opts)
-    print(f"memory: {os.path.relpath(cfg_file, ROOT)}  backbone {cfg.VTN.BACKBONE} at {cfg.DATA.TEST_CROP_SIZE}, "
-          f"encoder {cfg.VTN.TEMPORAL_ENCODER}, chunk {cfg.VTN.BACKBONE_CHUNK_SIZE or 64} frames, pos embed "
-          f"{cfg.VTN.POS_EMBED}; videos 320x240 25 fps (10-min video ready in {made:.0f} s)")
+    print(
+        f"memory: {os.path.relpath(cfg_file, ROOT)}  backbone {cfg.VTN.BACKBONE} at {cfg.DATA.TEST_CROP_SIZE}, "
+        f"encoder {cfg.VTN.TEMPORAL_ENCODER}, chunk {cfg.VTN.BACKBONE_CHUNK_SIZE or 64} frames, pos embed "
+        f"{cfg.VTN.POS_EMBED}; videos 320x240 25 fps (10-min video ready in {made:.0f} s)"
+    )
     n = args.memory_frames
     cases = [
         (f"10 s, {n} frames", short, n, 0.0),
@@ -180,29 +199,34 @@ def bench_memory(args) -> None:
             ("10 min, every frame", long, 0, 0.0),
             ("10 min, 1 fps", long, 0, 1.0),
         ]
-    print(f"{'case':<22}{'tokens':>8}{'RSS model MB':>14}{'peak predict MB':>17}{'peak process MB':>17}"
-          f"{'time s':>8}")
+    print(f"{'case':<22}{'tokens':>8}{'RSS model MB':>14}{'peak predict MB':>17}{'peak process MB':>17}{'time s':>8}")
     results = {}
     for label, video, frames, fps in cases:
         r = run_child(cfg_file, video, frames, fps, args.opts)
         results[label] = r
         pp = "n/a" if r["peak_predict_kb"] is None else f"{r['peak_predict_kb'] / 1024:.0f}"
-        print(f"{label:<22}{r['tokens']:>8}{r['rss_model_kb'] / 1024:>14.0f}{pp:>17}"
-              f"{r['peak_process_kb'] / 1024:>17.0f}{r['seconds']:>8.1f}" + ("" if r["finite"] else "  NON-FINITE"),
-              flush=True)
+        print(
+            f"{label:<22}{r['tokens']:>8}{r['rss_model_kb'] / 1024:>14.0f}{pp:>17}"
+            f"{r['peak_process_kb'] / 1024:>17.0f}{r['seconds']:>8.1f}" + ("" if r["finite"] else "  NON-FINITE"),
+            flush=True,
+        )
     a, b = results[cases[0][0]], results[cases[1][0]]
     ratio = b["peak_process_kb"] / a["peak_process_kb"]
     print(f"peak RSS 10 min / 10 s at {n} frames: {ratio:.3f}x (goal <= 1.2x: {'met' if ratio <= 1.2 else 'NOT met'})")
     if a["peak_predict_kb"] and b["peak_predict_kb"]:
         grow_a = (a["peak_predict_kb"] - a["rss_model_kb"]) / 1024
         grow_b = (b["peak_predict_kb"] - b["rss_model_kb"]) / 1024
-        print(f"growth of RSS during predict (peak - RSS with the model built): 10 s {grow_a:.0f} MB, "
-              f"10 min {grow_b:.0f} MB")
+        print(
+            f"growth of RSS during predict (peak - RSS with the model built): 10 s {grow_a:.0f} MB, "
+            f"10 min {grow_b:.0f} MB"
+        )
     if args.sampled_only:
         return
     c, d = results["10 s, every frame"], results["10 min, every frame"]
-    print(f"every frame, 10 min ({d['tokens']} tokens) / 10 s ({c['tokens']} tokens): "
-          f"{d['peak_process_kb'] / c['peak_process_kb']:.3f}x")
+    print(
+        f"every frame, 10 min ({d['tokens']} tokens) / 10 s ({c['tokens']} tokens): "
+        f"{d['peak_process_kb'] / c['peak_process_kb']:.3f}x"
+    )
 
 
 # ----------------------------------------------------------------------------- throughput
@@ -223,9 +247,11 @@ def bench_throughput(args) -> None:
     n = args.frames
     flops = view_gflops(model, n, cfg.DATA.TEST_CROP_SIZE)
     macs = flops["total"] * 1e9  # fvcore: one multiply-add counts as one flop
-    print(f"throughput: ViT-B/16 VTN (random weights), {n} frames of a 320x240 video -> {cfg.DATA.TEST_SCALE} -> "
-          f"{cfg.DATA.TEST_CROP_SIZE}, chunk {predictor.chunk}, encoder {cfg.VTN.TEMPORAL_ENCODER}, "
-          f"{torch.get_num_threads()} threads; fvcore GMACs {flops['total']:.1f} (backbone {flops['backbone']:.1f})")
+    print(
+        f"throughput: ViT-B/16 VTN (random weights), {n} frames of a 320x240 video -> {cfg.DATA.TEST_SCALE} -> "
+        f"{cfg.DATA.TEST_CROP_SIZE}, chunk {predictor.chunk}, encoder {cfg.VTN.TEMPORAL_ENCODER}, "
+        f"{torch.get_num_threads()} threads; fvcore GMACs {flops['total']:.1f} (backbone {flops['backbone']:.1f})"
+    )
 
     # the parts alone: decode + transforms, backbone, temporal encoder + head
     d = cfg.DATA
@@ -234,8 +260,9 @@ def bench_throughput(args) -> None:
 
     def decode_only():
         clips = []
-        for frames, _ in predictor.decoder.iter_frames(video, indices, size=(params.width, params.height),
-                                                       chunk=predictor.chunk):
+        for frames, _ in predictor.decoder.iter_frames(
+            video, indices, size=(params.width, params.height), chunk=predictor.chunk
+        ):
             clip = transforms.to_normalized_tensor(transforms.apply_crop_flip(frames, params), d.MEAN, d.STD)
             clips.append(clip.transpose(0, 1))
         return torch.cat(clips)
@@ -268,8 +295,12 @@ def bench_throughput(args) -> None:
     threads = torch.get_num_threads()
     gmacs = {"e2e": macs, "backbone": flops["backbone"] * 1e9, "temporal": flops["temporal_and_head"] * 1e9}
     print(f"{'':<32}{'wall s':>8}{'CPU s':>8}{'GMAC/s':>8}{'GMAC/CPU-s x' + str(threads):>16}{'share':>7}")
-    labels = {"e2e": "end to end (predict)", "decode": "  decode + resize + normalise",
-              "backbone": "  backbone", "temporal": "  temporal encoder + head"}
+    labels = {
+        "e2e": "end to end (predict)",
+        "decode": "  decode + resize + normalise",
+        "backbone": "  backbone",
+        "temporal": "  temporal encoder + head",
+    }
     for k, label in labels.items():
         wall, cpu = med[k]
         rate = f"{gmacs[k] / wall / 1e9:.1f}" if k in gmacs else ""
@@ -278,11 +309,13 @@ def bench_throughput(args) -> None:
     print(f"{'fp32 GEMM 2048^3 (median)':<32}{'':>16}{g_wall / 1e9:>8.1f}{g_cpu * threads / 1e9:>16.1f}")
     ratio_wall = macs / med["e2e"][0] / g_wall
     ratio_cpu = macs / med["e2e"][1] / g_cpu
-    print(f"end-to-end / GEMM: {ratio_cpu:.2f}x per CPU second, {ratio_wall:.2f}x per wall second "
-          f"(goal >= 0.8x: {'met' if ratio_cpu >= 0.8 else 'NOT met'} per CPU second); backbone alone / GEMM "
-          f"{gmacs['backbone'] / med['backbone'][1] / g_cpu:.2f}x per CPU second; GEMM wall rate min/max over the "
-          f"run {min(g[0] for g in gemm) / 1e9:.1f}/{max(g[0] for g in gemm) / 1e9:.1f} GMAC/s; median of "
-          f"{args.repeats} runs. Shares are of the end-to-end CPU time.")
+    print(
+        f"end-to-end / GEMM: {ratio_cpu:.2f}x per CPU second, {ratio_wall:.2f}x per wall second "
+        f"(goal >= 0.8x: {'met' if ratio_cpu >= 0.8 else 'NOT met'} per CPU second); backbone alone / GEMM "
+        f"{gmacs['backbone'] / med['backbone'][1] / g_cpu:.2f}x per CPU second; GEMM wall rate min/max over the "
+        f"run {min(g[0] for g in gemm) / 1e9:.1f}/{max(g[0] for g in gemm) / 1e9:.1f} GMAC/s; median of "
+        f"{args.repeats} runs. Shares are of the end-to-end CPU time."
+    )
 
 
 def main():

@@ -17,6 +17,7 @@ warm-up run first. Where a size has a single run, the forward+backward run is ti
 zero during one forward+backward (minor faults x page size): glibc serves every block over its mmap
 threshold (at most 32 MB) with fresh pages, which is why ours cuts long sequences into chunks on the CPU.
 """
+
 import argparse
 import contextlib
 import io
@@ -41,10 +42,25 @@ NAMES = ("longformer_hf", "longformer")
 
 
 def build(name):
-    cfg = load_config(None, [
-        "NUM_GPUS", 0, "VTN.TEMPORAL_ENCODER", name, "VTN.NUM_LAYERS", 3, "VTN.NUM_HEADS", 12,
-        "VTN.ATTENTION_WINDOW", 32, "VTN.ATTENTION_DROPOUT", 0.0, "VTN.HIDDEN_DROPOUT", 0.0,
-    ])
+    cfg = load_config(
+        None,
+        [
+            "NUM_GPUS",
+            0,
+            "VTN.TEMPORAL_ENCODER",
+            name,
+            "VTN.NUM_LAYERS",
+            3,
+            "VTN.NUM_HEADS",
+            12,
+            "VTN.ATTENTION_WINDOW",
+            32,
+            "VTN.ATTENTION_DROPOUT",
+            0.0,
+            "VTN.HIDDEN_DROPOUT",
+            0.0,
+        ],
+    )
     torch.manual_seed(0)
     return build_temporal_encoder(cfg, 768, 3072)
 
@@ -145,8 +161,10 @@ def main():
         torch.set_num_threads(opts.threads)
     repeats = QUICK_REPEATS if opts.quick else REPEATS
     start = time.perf_counter()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
-          f"{os.getloadavg()[0]:.1f}; ViT-B sizes (768-d, 12 heads, FFN 3072, 3 layers, window 32), fp32, CPU")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
+        f"{os.getloadavg()[0]:.1f}; ViT-B sizes (768-d, 12 heads, FFN 3072, 3 layers, window 32), fp32, CPU"
+    )
 
     models = {name: build(name) for name in NAMES}
     models["longformer"].load_state_dict(models["longformer_hf"].state_dict(), strict=True)
@@ -188,30 +206,42 @@ def main():
                 row[("share", name)] = profile_shares(model, args)[2]
         rows.append(row)
         hf, ours = row[("fwd+bwd", "longformer_hf")], row[("fwd+bwd", "longformer")]
-        print(f"  {length:>6} tokens x {batch:<2}: fwd+bwd hf {hf:7.3f} s, ours {ours:7.3f} s "
-              f"({hf / ours:.2f}x)  [{time.perf_counter() - start:.0f} s so far]", flush=True)
+        print(
+            f"  {length:>6} tokens x {batch:<2}: fwd+bwd hf {hf:7.3f} s, ours {ours:7.3f} s "
+            f"({hf / ours:.2f}x)  [{time.perf_counter() - start:.0f} s so far]",
+            flush=True,
+        )
 
     print()
     print("Median wall time (s); ratio = hf / ours (> 1: ours is faster); CPU ratio: the same by process CPU time")
     print()
-    print("| tokens x batch | fwd hf | fwd ours | fwd ratio | fwd+bwd hf | fwd+bwd ours | fwd+bwd ratio "
-          "| CPU ratio fwd / fwd+bwd | page faults fwd+bwd hf / ours (MB) | max abs diff |")
+    print(
+        "| tokens x batch | fwd hf | fwd ours | fwd ratio | fwd+bwd hf | fwd+bwd ours | fwd+bwd ratio "
+        "| CPU ratio fwd / fwd+bwd | page faults fwd+bwd hf / ours (MB) | max abs diff |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         f_hf, f_us = r[("fwd", "longformer_hf")], r[("fwd", "longformer")]
         b_hf, b_us = r[("fwd+bwd", "longformer_hf")], r[("fwd+bwd", "longformer")]
         cf = r[("fwd", "longformer_hf", "cpu")] / r[("fwd", "longformer", "cpu")]
         cb = r[("fwd+bwd", "longformer_hf", "cpu")] / r[("fwd+bwd", "longformer", "cpu")]
-        print(f"| {r['length']:,} x {r['batch']} | {f_hf:.3f} | {f_us:.3f} | {f_hf / f_us:.2f}x | {b_hf:.3f} "
-              f"| {b_us:.3f} | {b_hf / b_us:.2f}x | {cf:.2f}x / {cb:.2f}x | {r[('fwd+bwd', 'longformer_hf', 'faults')]:,.0f} / "
-              f"{r[('fwd+bwd', 'longformer', 'faults')]:,.0f} | {r['diff']:.1e} |")
+        print(
+            f"| {r['length']:,} x {r['batch']} | {f_hf:.3f} | {f_us:.3f} | {f_hf / f_us:.2f}x | {b_hf:.3f} "
+            f"| {b_us:.3f} | {b_hf / b_us:.2f}x | {cf:.2f}x / {cb:.2f}x | "
+            f"{r[('fwd+bwd', 'longformer_hf', 'faults')]:,.0f} / "
+            f"{r[('fwd+bwd', 'longformer', 'faults')]:,.0f} | {r['diff']:.1e} |"
+        )
     if not opts.no_profile:
         print()
-        print("Share of CPU time, forward+backward (torch.profiler self time): linear / LayerNorm+GELU / "
-              "attention and the rest")
+        print(
+            "Share of CPU time, forward+backward (torch.profiler self time): linear / LayerNorm+GELU / "
+            "attention and the rest"
+        )
         print()
-        print("| tokens x batch | hf linear | hf norm+GELU | hf attention+rest | ours linear | ours norm+GELU "
-              "| ours attention+rest |")
+        print(
+            "| tokens x batch | hf linear | hf norm+GELU | hf attention+rest | ours linear | ours norm+GELU "
+            "| ours attention+rest |"
+        )
         print("|---|---|---|---|---|---|---|")
         for r in rows:
             a, b = r[("share", "longformer_hf")], r[("share", "longformer")]
@@ -240,8 +270,10 @@ def main():
             first = time.perf_counter() - t0
             times = [timed(compiled, args, True)[0] for _ in range(3)]
             eager = [timed(ours, args, True)[0] for _ in range(3)]
-            print(f"torch.compile (inductor) ours, {length} tokens, fwd+bwd: {statistics.median(times):.3f} s "
-                  f"(eager {statistics.median(eager):.3f} s; first call with compilation {first:.0f} s)")
+            print(
+                f"torch.compile (inductor) ours, {length} tokens, fwd+bwd: {statistics.median(times):.3f} s "
+                f"(eager {statistics.median(eager):.3f} s; first call with compilation {first:.0f} s)"
+            )
     print(f"\ntotal {time.perf_counter() - start:.0f} s, load average now {os.getloadavg()[0]:.1f}")
 
 

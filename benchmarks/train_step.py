@@ -21,6 +21,7 @@ in turn (interleaved), so that a shared machine's load hits them alike, and are 
 the process per step (all threads), which counts only the cycles the step got, as the wall time on a shared
 machine does not.
 """
+
 import argparse
 import os
 import statistics
@@ -85,8 +86,10 @@ def main():
     from vtn.models.temporal_encoders import TEMPORAL_ENCODER_REGISTRY
 
     encoders = TEMPORAL_ENCODER_REGISTRY.names()
-    print(f"machine: {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, load average "
-          f"{os.getloadavg()[0]:.1f} (shared: timings are noisy); registered temporal encoders: {', '.join(encoders)}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, load average "
+        f"{os.getloadavg()[0]:.1f} (shared: timings are noisy); registered temporal encoders: {', '.join(encoders)}"
+    )
     rows = []
     for name in args.models:
         base = load_config(CONFIGS[name], ["NUM_GPUS", 0, "VTN.PRETRAINED", False])
@@ -102,8 +105,18 @@ def main():
             variants = [(enc, False) for enc in encoders]
         runners = []
         for encoder, channels_last in variants:
-            opts = ["NUM_GPUS", 0, "VTN.PRETRAINED", False, "DATA.NUM_FRAMES", frames, "VTN.TEMPORAL_ENCODER",
-                    encoder, "VTN.CHANNELS_LAST", channels_last]
+            opts = [
+                "NUM_GPUS",
+                0,
+                "VTN.PRETRAINED",
+                False,
+                "DATA.NUM_FRAMES",
+                frames,
+                "VTN.TEMPORAL_ENCODER",
+                encoder,
+                "VTN.CHANNELS_LAST",
+                channels_last,
+            ]
             cfg = load_config(CONFIGS[name], opts)
             runners.append((encoder, channels_last, cfg, StepRunner(cfg, batch, frames, crop)))
         for _ in range(args.warmup):
@@ -116,21 +129,41 @@ def main():
         for encoder, channels_last, cfg, runner in runners:
             wall, cpu = statistics.median(runner.walls), statistics.median(runner.cpus)
             ref_cpu = ref_cpu or cpu
-            rows.append((name, cfg.VTN.BACKBONE, encoder, channels_last, batch, frames, crop, wall, batch / wall,
-                         cpu, ref_cpu / cpu))
+            rows.append(
+                (
+                    name,
+                    cfg.VTN.BACKBONE,
+                    encoder,
+                    channels_last,
+                    batch,
+                    frames,
+                    crop,
+                    wall,
+                    batch / wall,
+                    cpu,
+                    ref_cpu / cpu,
+                )
+            )
             r = rows[-1]
-            print(f"  {r[0]:<5} {r[1]:<22} {r[2]:<14} channels_last={r[3]!s:<5} B={r[4]} T={r[5]} {r[6]}px: "
-                  f"median {wall:.3f} s/step wall ({min(runner.walls):.3f}-{max(runner.walls):.3f}), "
-                  f"{cpu:.3f} CPU s/step, {r[8]:.3g} clips/s, speed vs first row {r[10]:.2f}x (CPU time), "
-                  f"n={len(runner.walls)}", flush=True)
+            print(
+                f"  {r[0]:<5} {r[1]:<22} {r[2]:<14} channels_last={r[3]!s:<5} B={r[4]} T={r[5]} {r[6]}px: "
+                f"median {wall:.3f} s/step wall ({min(runner.walls):.3f}-{max(runner.walls):.3f}), "
+                f"{cpu:.3f} CPU s/step, {r[8]:.3g} clips/s, speed vs first row {r[10]:.2f}x (CPU time), "
+                f"n={len(runner.walls)}",
+                flush=True,
+            )
         del runners
     print()
-    print("| model | backbone | temporal encoder | channels_last | batch x frames x px | wall s/step | clips/s "
-          "(wall) | CPU s/step | speed vs first row of the model (CPU) |")
+    print(
+        "| model | backbone | temporal encoder | channels_last | batch x frames x px | wall s/step | clips/s "
+        "(wall) | CPU s/step | speed vs first row of the model (CPU) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} x {r[5]} x {r[6]} | {r[7]:.3f} | {r[8]:.3g} | "
-              f"{r[9]:.3f} | {r[10]:.2f}x |")
+        print(
+            f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} x {r[5]} x {r[6]} | {r[7]:.3f} | {r[8]:.3g} | "
+            f"{r[9]:.3f} | {r[10]:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,26 +1,43 @@
 """Small shared pieces of the test suite: tiny configs that build in milliseconds."""
+
 import os
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A two-block ViT-Ti at 32x32 (4 patches): 192-d features, fast on a CPU.
 TINY_MODEL_OPTS = [
-    "VTN.BACKBONE", "vit_tiny_patch16_224",
-    "VTN.BACKBONE_KWARGS.img_size", 32,
-    "VTN.BACKBONE_KWARGS.depth", 2,
-    "VTN.PRETRAINED", False,
-    "VTN.NUM_LAYERS", 1,
-    "VTN.NUM_HEADS", 3,
-    "VTN.ATTENTION_WINDOW", 4,
-    "VTN.ATTENTION_DROPOUT", 0.0,
-    "VTN.HIDDEN_DROPOUT", 0.0,
-    "VTN.HEAD_DROPOUT", 0.0,
-    "MODEL.NUM_CLASSES", 5,
-    "NUM_GPUS", 0,
-    "DATA.TRAIN_CROP_SIZE", 32,
-    "DATA.TRAIN_JITTER_SCALES", [32, 40],
-    "DATA.TEST_CROP_SIZE", 32,
-    "DATA.TEST_SCALE", 32,
+    "VTN.BACKBONE",
+    "vit_tiny_patch16_224",
+    "VTN.BACKBONE_KWARGS.img_size",
+    32,
+    "VTN.BACKBONE_KWARGS.depth",
+    2,
+    "VTN.PRETRAINED",
+    False,
+    "VTN.NUM_LAYERS",
+    1,
+    "VTN.NUM_HEADS",
+    3,
+    "VTN.ATTENTION_WINDOW",
+    4,
+    "VTN.ATTENTION_DROPOUT",
+    0.0,
+    "VTN.HIDDEN_DROPOUT",
+    0.0,
+    "VTN.HEAD_DROPOUT",
+    0.0,
+    "MODEL.NUM_CLASSES",
+    5,
+    "NUM_GPUS",
+    0,
+    "DATA.TRAIN_CROP_SIZE",
+    32,
+    "DATA.TRAIN_JITTER_SCALES",
+    [32, 40],
+    "DATA.TEST_CROP_SIZE",
+    32,
+    "DATA.TEST_SCALE",
+    32,
 ]
 
 
@@ -90,7 +107,11 @@ def run_tool(tool, *args, check=True, timeout=600, env=None, cwd=None):
     full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "tools", tool), *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd or REPO,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"{tool} exited with {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
@@ -98,19 +119,53 @@ def run_tool(tool, *args, check=True, timeout=600, env=None, cwd=None):
 
 
 # The tests' synthetic dataset: 6 classes x (2 train, 1 val, 1 test), 1-3 s, small frames.
-TINY_SYNTHETIC = dict(train_per_class=2, val_per_class=1, test_per_class=1, duration_range=(1.0, 3.0),
-                      fps_choices=(24, 25, 30), sizes=((64, 48), (48, 64)), codec="mpeg4", seed=0)
+TINY_SYNTHETIC = dict(
+    train_per_class=2,
+    val_per_class=1,
+    test_per_class=1,
+    duration_range=(1.0, 3.0),
+    fps_choices=(24, 25, 30),
+    sizes=((64, 48), (48, 64)),
+    codec="mpeg4",
+    seed=0,
+)
 
 
 def synthetic_opts(data_dir):
     """Config overrides that read the tests' synthetic dataset at 32x32."""
     return [
-        "TRAIN.DATASET", "synthetic", "TEST.DATASET", "synthetic",
-        "DATA.PATH_TO_DATA_DIR", data_dir,
-        "SYNTHETIC.TRAIN_PER_CLASS", 2, "SYNTHETIC.VAL_PER_CLASS", 1, "SYNTHETIC.TEST_PER_CLASS", 1,
-        "SYNTHETIC.DURATION_RANGE", [1.0, 3.0], "SYNTHETIC.SIZES", [[64, 48], [48, 64]],
-        "MODEL.NUM_CLASSES", 6,
-        "DATA.NUM_FRAMES", 4, "DATA.TEMPORAL_FOOTPRINT", 1.0,
-        "TEST.NUM_ENSEMBLE_VIEWS", 2, "TEST.NUM_SPATIAL_CROPS", 3, "TEST.FULL_VIDEO_FRAMES", 8,
-        "TRAIN.BATCH_SIZE", 4, "TEST.BATCH_SIZE", 4, "DATA_LOADER.NUM_WORKERS", 0,
+        "TRAIN.DATASET",
+        "synthetic",
+        "TEST.DATASET",
+        "synthetic",
+        "DATA.PATH_TO_DATA_DIR",
+        data_dir,
+        "SYNTHETIC.TRAIN_PER_CLASS",
+        2,
+        "SYNTHETIC.VAL_PER_CLASS",
+        1,
+        "SYNTHETIC.TEST_PER_CLASS",
+        1,
+        "SYNTHETIC.DURATION_RANGE",
+        [1.0, 3.0],
+        "SYNTHETIC.SIZES",
+        [[64, 48], [48, 64]],
+        "MODEL.NUM_CLASSES",
+        6,
+        "DATA.NUM_FRAMES",
+        4,
+        "DATA.TEMPORAL_FOOTPRINT",
+        1.0,
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        2,
+        "TEST.NUM_SPATIAL_CROPS",
+        3,
+        "TEST.FULL_VIDEO_FRAMES",
+        8,
+        "TRAIN.BATCH_SIZE",
+        4,
+        "TEST.BATCH_SIZE",
+        4,
+        "DATA_LOADER.NUM_WORKERS",
+        0,
     ]

@@ -3,6 +3,7 @@ parses with that tool's own command line, and (for tools that take a config) loa
 overrides; every documented benchmark script exists. Paths to data and checkpoints are not opened: the
 commands are checked, not run (the tools themselves are run at a tiny size by the tests under tests/tools/
 and tests/engine/, and the README's demo by tests/test_demo.py)."""
+
 import os
 import re
 import shlex
@@ -28,7 +29,7 @@ def documented_commands():
             for part in line.split("&&"):
                 m = SCRIPT.search(part)
                 if m and re.search(r"\b(python|torchrun)\b", part[: m.start() + 1]):
-                    found.append((doc, m.group(1), part[m.end():]))
+                    found.append((doc, m.group(1), part[m.end() :]))
     return found
 
 
@@ -84,8 +85,16 @@ def test_every_tool_exposes_its_command_line():
 
 # keys two documented commands of one run may set differently (where the data lies, how many processes, which
 # of its checkpoints a test-only command reads)
-SAME_RUN_KEYS = ("DATA.PATH_TO_DATA_DIR", "DATA.PATH_PREFIX", "NUM_GPUS", "NUM_SHARDS", "SHARD_ID", "TRAIN.ENABLE",
-                 "TEST.CHECKPOINT_FILE_PATH", "OUTPUT_DIR")
+SAME_RUN_KEYS = (
+    "DATA.PATH_TO_DATA_DIR",
+    "DATA.PATH_PREFIX",
+    "NUM_GPUS",
+    "NUM_SHARDS",
+    "SHARD_ID",
+    "TRAIN.ENABLE",
+    "TEST.CHECKPOINT_FILE_PATH",
+    "OUTPUT_DIR",
+)
 
 
 def test_every_documented_run_writes_to_its_own_output_dir():
@@ -112,7 +121,8 @@ def test_every_documented_run_writes_to_its_own_output_dir():
         for name, cfg in commands[1:]:
             # a command that continues the run with changes accepts them by name (TRAIN.RESUME_ALLOW_CHANGED)
             accepted = tuple(cfg.TRAIN.RESUME_ALLOW_CHANGED) + ("TRAIN.RESUME_ALLOW_CHANGED",) * bool(
-                cfg.TRAIN.RESUME_ALLOW_CHANGED)
+                cfg.TRAIN.RESUME_ALLOW_CHANGED
+            )
             diffs = config_differences(first.dump(), cfg, ignore=SAME_RUN_KEYS + accepted)
             if diffs:
                 clashes.append(f"{folder}: '{first_name}' and '{name}' differ in {sorted(diffs)}")

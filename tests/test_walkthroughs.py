@@ -1,5 +1,6 @@
 """Walkthroughs of the docs run as written: the commands of a GETTING_STARTED section, in order, in a fresh
 folder that holds the repository's configs, with overrides appended only to make the data and the runs small."""
+
 import json
 import os
 
@@ -30,8 +31,17 @@ def test_the_feature_cache_walkthrough_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     os.symlink(os.path.join(REPO, "configs"), tmp_path / "configs")
     # its own small dataset: the config's SYNTHETIC settings differ from the session's, and it generates one
-    small = [*synthetic_opts(str(tmp_path / "data")), "SOLVER.MAX_EPOCH", 2, "TRAIN.EVAL_PERIOD", 1,
-             "TEST.FULL_VIDEO_FRAMES", 16, "LOG_PERIOD", 1]
+    small = [
+        *synthetic_opts(str(tmp_path / "data")),
+        "SOLVER.MAX_EPOCH",
+        2,
+        "TRAIN.EVAL_PERIOD",
+        1,
+        "TEST.FULL_VIDEO_FRAMES",
+        16,
+        "LOG_PERIOD",
+        1,
+    ]
     # The second pair starts from the demo's last checkpoint: the README's demo writes it under this name.
     demo = load_config("configs/Synthetic/VTN_TINY.yaml", small)
     demo_checkpoint = f"output/synthetic/VTN_TINY/checkpoints/{checkpoint_name(30)}"
@@ -46,6 +56,8 @@ def test_the_feature_cache_walkthrough_runs_as_written(tmp_path, monkeypatch):
     for out in ("output/synthetic/VTN_TINY_FEATURES", "output/synthetic/VTN_TINY_FEATURES_trained"):
         results = json.load(open(os.path.join(out, "test_results.json")))
         assert results["num_videos"] == results["num_listed"] == 6 and results["num_failed"] == 0
-    manifests = [json.load(open(f"data_cache/features/{name}/manifest.json"))
-                 for name in ("synthetic_VTN_TINY", "synthetic_VTN_TINY_trained")]
+    manifests = [
+        json.load(open(f"data_cache/features/{name}/manifest.json"))
+        for name in ("synthetic_VTN_TINY", "synthetic_VTN_TINY_trained")
+    ]
     assert manifests[0]["backbone_fingerprint"] != manifests[1]["backbone_fingerprint"]

@@ -7,6 +7,7 @@
 Exits with status 1 when a video is unreadable (training would skip it with a warning), 2 on a user error
 (e.g. a missing csv file).
 """
+
 from vtn.datasets.build import SPLITS
 from vtn.datasets.check import format_report, scan_split
 from vtn.utils.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
@@ -14,8 +15,9 @@ from vtn.utils.cli import add_splits_argument, base_parser, config_from_args, pa
 
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
-    parser = base_parser("Check a dataset before training: unreadable videos (with reasons), durations and an fps "
-                         "histogram.")
+    parser = base_parser(
+        "Check a dataset before training: unreadable videos (with reasons), durations and an fps histogram."
+    )
     add_splits_argument(parser, SPLITS, "check")
     return parser
 

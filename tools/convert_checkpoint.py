@@ -7,6 +7,7 @@
 The weights are checked against the model of --cfg (default configs/Kinetics/VIT_B_VTN_RELEASE.yaml):
 every tensor must fit exactly, or nothing is written.
 """
+
 import os
 
 from vtn.engine.checkpoint import atomic_save, load_checkpoint_file, load_weights, save_checkpoint
@@ -14,8 +15,9 @@ from vtn.engine.convert import detect_format, to_vtn_state, vtn_to_release
 from vtn.models import build_model
 from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 
-DEFAULT_CFG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "configs", "Kinetics", "VIT_B_VTN_RELEASE.yaml")
+DEFAULT_CFG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "Kinetics", "VIT_B_VTN_RELEASE.yaml"
+)
 
 
 def build_parser():
@@ -23,8 +25,12 @@ def build_parser():
     parser = base_parser("Convert between the authors' released VTN checkpoint and ours.")
     parser.add_argument("--input", required=True, help="The checkpoint to read.")
     parser.add_argument("--output", required=True, help="The checkpoint to write.")
-    parser.add_argument("--to", choices=["vtn", "release"], default="vtn",
-                        help="The layout of the output: ours (vtn) or the authors' release (default: vtn).")
+    parser.add_argument(
+        "--to",
+        choices=["vtn", "release"],
+        default="vtn",
+        help="The layout of the output: ours (vtn) or the authors' release (default: vtn).",
+    )
     return parser
 
 

@@ -8,6 +8,7 @@ The checkpoint is TEST.CHECKPOINT_FILE_PATH, else the newest one of OUTPUT_DIR (
 streams through the backbone in chunks (TEST.FULL_VIDEO_FRAMES frames spread over the whole video; 0 = every
 frame), so a long video needs no more memory than a short one. Works on CPU (NUM_GPUS 0).
 """
+
 from vtn.engine.demo import run_demo
 from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 
@@ -16,8 +17,11 @@ def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser("Classify a whole video with a trained VTN and print the top-5 classes.")
     parser.add_argument("--video", default="", help="The video to classify (default: DEMO.INPUT_VIDEO).")
-    parser.add_argument("--output", default="",
-                        help="Write the video (.mp4) or a strip of its frames (.png) with the prediction drawn on it.")
+    parser.add_argument(
+        "--output",
+        default="",
+        help="Write the video (.mp4) or a strip of its frames (.png) with the prediction drawn on it.",
+    )
     parser.add_argument("--top-k", type=int, default=None, help="How many classes to print (default: DEMO.TOP_K).")
     return parser
 

@@ -9,14 +9,14 @@ the config's (pretrained weights, or RNG_SEED's random initialisation), or that 
 run it again after an interruption and it does only what is missing. Then train and test on the cache with
 TRAIN.DATASET features TEST.DATASET features VTN.FREEZE_BACKBONE True (see GETTING_STARTED.md).
 """
+
 from vtn.datasets.build import SPLITS
 from vtn.utils.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
 
 
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
-    parser = base_parser("Extract per-video frame embeddings into a feature cache (DATA.FEATURES_DIR), once per "
-                         "video.")
+    parser = base_parser("Extract per-video frame embeddings into a feature cache (DATA.FEATURES_DIR), once per video.")
     add_splits_argument(parser, SPLITS, "extract")
     parser.add_argument("--checkpoint", default="", help="Take the backbone weights from this checkpoint.")
     return parser
@@ -30,8 +30,10 @@ def extract(args, splits) -> None:
     setup_logging(cfg.DATA.FEATURES_DIR or None)
     results = extract_features(cfg, splits, args.checkpoint)
     for split, c in results.items():
-        print(f"{split}: {c['videos']} videos: {c['extracted']} extracted, {c['cached']} already cached, "
-              f"{c['failed']} failed")
+        print(
+            f"{split}: {c['videos']} videos: {c['extracted']} extracted, {c['cached']} already cached, "
+            f"{c['failed']} failed"
+        )
     print(f"feature cache: {cfg.DATA.FEATURES_DIR}")
 
 

@@ -7,6 +7,7 @@
 With --cfg, the SYNTHETIC settings and the folder (DATA.PATH_TO_DATA_DIR) come from the config; --out
 overrides the folder. The same settings always give the same videos.
 """
+
 import os
 import time
 
@@ -16,11 +17,16 @@ from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
-    parser = base_parser("Write the synthetic video dataset (Kinetics csv layout, real encoded videos) that the demo "
-                         "and the tests use.")
+    parser = base_parser(
+        "Write the synthetic video dataset (Kinetics csv layout, real encoded videos) that the demo and the tests use."
+    )
     parser.add_argument("--out", default="", help="The output folder (default: DATA.PATH_TO_DATA_DIR of the config).")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                        help="Videos encoded in parallel (default: up to 2).")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="Videos encoded in parallel (default: up to 2).",
+    )
     return parser
 
 
@@ -29,8 +35,10 @@ def make(cfg, out: str, workers: int) -> None:
     start = time.time()
     make_synthetic_dataset(out, spec, workers=workers)
     counts = {s: spec.per_class(s) * len(CLASSES) for s in ("train", "val", "test")}
-    print(f"wrote {sum(counts.values())} videos ({counts}) of {len(CLASSES)} classes to {out} "
-          f"in {time.time() - start:.1f} s")
+    print(
+        f"wrote {sum(counts.values())} videos ({counts}) of {len(CLASSES)} classes to {out} "
+        f"in {time.time() - start:.1f} s"
+    )
 
 
 def main(argv=None):

@@ -5,6 +5,7 @@
 
 Builds on the CPU with random weights (no download): the counts do not depend on the weights.
 """
+
 from vtn.models import build_model
 from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 from vtn.utils.model_stats import model_report
@@ -18,8 +19,9 @@ def build_parser():
 
 
 def report(args) -> None:
-    cfg = config_from_args(args, ["NUM_GPUS", 0, "NUM_SHARDS", 1, "SHARD_ID", 0, "VTN.PRETRAINED", False,
-                                  "VTN.PRETRAINED_PATH", ""])
+    cfg = config_from_args(
+        args, ["NUM_GPUS", 0, "NUM_SHARDS", 1, "SHARD_ID", 0, "VTN.PRETRAINED", False, "VTN.PRETRAINED_PATH", ""]
+    )
     model = build_model(cfg)
     print(model_report(model, cfg, args.frames or cfg.DATA.NUM_FRAMES, cfg.TEST.FULL_VIDEO_FRAMES))
 

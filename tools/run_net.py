@@ -7,6 +7,7 @@
 
 Phases follow TRAIN.ENABLE and TEST.ENABLE; see GETTING_STARTED.md.
 """
+
 from vtn.engine.distributed import launch_job
 from vtn.engine.launch import run_job
 from vtn.utils.cli import base_parser, config_from_args, parse, run_main
@@ -17,8 +18,11 @@ def build_parser():
     parser = base_parser("Train and test a Video Transformer Network.")
     parser.add_argument("--num_shards", type=int, default=None, help="Machines in the job (sets NUM_SHARDS).")
     parser.add_argument("--shard_id", type=int, default=None, help="Index of this machine (sets SHARD_ID).")
-    parser.add_argument("--init_method", default="tcp://localhost:9999",
-                        help="Rendezvous address of a multi-machine job, e.g. tcp://10.0.0.1:9999.")
+    parser.add_argument(
+        "--init_method",
+        default="tcp://localhost:9999",
+        help="Rendezvous address of a multi-machine job, e.g. tcp://10.0.0.1:9999.",
+    )
     return parser
 
 
@@ -29,8 +33,11 @@ def main(argv=None):
         extra += ["NUM_SHARDS", args.num_shards]
     if args.shard_id is not None:
         extra += ["SHARD_ID", args.shard_id]
-    run_main("run_net", lambda: launch_job(config_from_args(args, extra), run_job, init_method=args.init_method),
-             on_interrupt="run the same command again to continue from the newest checkpoint of OUTPUT_DIR")
+    run_main(
+        "run_net",
+        lambda: launch_job(config_from_args(args, extra), run_job, init_method=args.init_method),
+        on_interrupt="run the same command again to continue from the newest checkpoint of OUTPUT_DIR",
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 With --csv (Kinetics `path label` lines, paths resolved like the dataset's), one PNG per video; --limit N
 draws at most N of them, taken round-robin over the classes of the csv.
 """
+
 import os
 
 from vtn.datasets.annotations import find_class_names, read_path_label_csv, resolve_path
@@ -18,23 +19,37 @@ from vtn.visualization.attention import plot_attention, spread_over_classes
 
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
-    parser = base_parser("Draw the [CLS] token's attention over the frames of a video, under a strip of the frames "
-                         "(the paper's Fig. 3).")
+    parser = base_parser(
+        "Draw the [CLS] token's attention over the frames of a video, under a strip of the frames (the paper's Fig. 3)."
+    )
     parser.add_argument("--video", default="", help="The video to draw (give --video or --csv).")
-    parser.add_argument("--output", default="attention.png",
-                        help="The PNG file to write for --video (default: attention.png).")
+    parser.add_argument(
+        "--output", default="attention.png", help="The PNG file to write for --video (default: attention.png)."
+    )
     parser.add_argument("--csv", default="", help="A csv of videos (`path label` per line), drawn one PNG per video.")
-    parser.add_argument("--output-dir", default="attention",
-                        help="The folder of the PNGs of --csv, named after the videos (default: attention).")
-    parser.add_argument("--limit", type=int, default=0,
-                        help="At most this many videos of the csv, taken round-robin over its classes (default: 0, "
-                             "all of them).")
-    parser.add_argument("--frames", type=int, default=16,
-                        help="How many frames to spread over the video (default: 16, as in Fig. 3).")
-    parser.add_argument("--heads", choices=["mean", "all"], default="mean",
-                        help="One heatmap row averaged over the heads, or one row per head with 'all' (default: mean).")
-    parser.add_argument("--layer", type=int, default=0,
-                        help="The Longformer layer to draw, 0 being the first (default: 0).")
+    parser.add_argument(
+        "--output-dir",
+        default="attention",
+        help="The folder of the PNGs of --csv, named after the videos (default: attention).",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="At most this many videos of the csv, taken round-robin over its classes (default: 0, all of them).",
+    )
+    parser.add_argument(
+        "--frames", type=int, default=16, help="How many frames to spread over the video (default: 16, as in Fig. 3)."
+    )
+    parser.add_argument(
+        "--heads",
+        choices=["mean", "all"],
+        default="mean",
+        help="One heatmap row averaged over the heads, or one row per head with 'all' (default: mean).",
+    )
+    parser.add_argument(
+        "--layer", type=int, default=0, help="The Longformer layer to draw, 0 being the first (default: 0)."
+    )
     return parser
 
 
@@ -50,8 +65,9 @@ def main(argv=None):
         names = find_class_names(cfg)
         jobs = [(args.video, args.output)] if args.video else []
         if args.csv:
-            paths, labels = read_path_label_csv(args.csv, cfg.DATA.PATH_LABEL_SEPARATOR, None if not names else
-                                                {n: i for i, n in enumerate(names)})
+            paths, labels = read_path_label_csv(
+                args.csv, cfg.DATA.PATH_LABEL_SEPARATOR, None if not names else {n: i for i, n in enumerate(names)}
+            )
             for p in (paths[i] for i in spread_over_classes(labels, args.limit)):
                 full = resolve_path(p, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_TO_DATA_DIR)
                 jobs.append((full, os.path.join(args.output_dir, os.path.splitext(os.path.basename(p))[0] + ".png")))

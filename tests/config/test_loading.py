@@ -55,7 +55,11 @@ def test_a_base_cycle_is_one_error_naming_the_files(tmp_path):
     message = str(e.value)
     assert "cycle" in message and "\n" not in message and len(message) < 600
     assert [os.path.basename(p) for p in message.split(": ", 1)[1].split(". ")[0].split(" -> ")] == [
-        "a.yaml", "b.yaml", "c.yaml", "a.yaml"]
+        "a.yaml",
+        "b.yaml",
+        "c.yaml",
+        "a.yaml",
+    ]
     write(tmp_path / "self.yaml", "_BASE_: self.yaml\n")
     with pytest.raises(ConfigError, match=r"self\.yaml -> .*self\.yaml"):
         load_config(str(tmp_path / "self.yaml"))
@@ -72,8 +76,20 @@ def test_overrides_parse_types_and_win_over_files(tmp_path):
     f = write(tmp_path / "a.yaml", "SOLVER:\n  BASE_LR: 1e-3\n")  # YAML reads 1e-3 as a string
     cfg = load_config(
         f,
-        ["SOLVER.BASE_LR", "2e-2", "VTN.FREEZE_BACKBONE", "True", "DATA.MEAN", "[0.1, 0.2, 0.3]",
-         "VTN.NUM_LAYERS", "6", "TRAIN.ENABLE", "false", "VTN.BACKBONE_KWARGS.img_size", "64"],
+        [
+            "SOLVER.BASE_LR",
+            "2e-2",
+            "VTN.FREEZE_BACKBONE",
+            "True",
+            "DATA.MEAN",
+            "[0.1, 0.2, 0.3]",
+            "VTN.NUM_LAYERS",
+            "6",
+            "TRAIN.ENABLE",
+            "false",
+            "VTN.BACKBONE_KWARGS.img_size",
+            "64",
+        ],
     )
     assert cfg.SOLVER.BASE_LR == pytest.approx(0.02) and isinstance(cfg.SOLVER.BASE_LR, float)
     assert cfg.VTN.FREEZE_BACKBONE is True and cfg.TRAIN.ENABLE is False

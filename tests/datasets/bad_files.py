@@ -1,4 +1,5 @@
 """Broken inputs for the bad-video tests."""
+
 import os
 import shutil
 

@@ -2,6 +2,7 @@
 are out of display order (as AVI files with packed B-frames give them), unevenly spaced frames (dropped frames,
 variable frame rate) and a display-matrix rotation (portrait phone videos). Each frame shows its index in
 display order as 8 black/white blocks, so a test reads back which frame it got."""
+
 import fractions
 
 import av
@@ -23,8 +24,9 @@ def read_index(rgb: np.ndarray) -> int:
     return sum(1 << bit for bit in range(8) if rgb[H - 8, bit * 8 + 4].mean() > 127)
 
 
-def write_video(path: str, fmt: str, codec: str, n: int, rate: int = 25, bframes: int = 0, pts=None,
-                rotation=None) -> None:
+def write_video(
+    path: str, fmt: str, codec: str, n: int, rate: int = 25, bframes: int = 0, pts=None, rotation=None
+) -> None:
     """`n` index frames; `pts` (in 1/rate) places them unevenly; `rotation` sets the display matrix (degrees
     counterclockwise)."""
     with av.open(path, "w", format=fmt) as c:

@@ -20,7 +20,7 @@ def test_a_byte_order_mark_and_windows_line_endings_are_read_as_editors_save_the
     assert read_path_label_csv(str(tmp_path / "val.csv")) == (["a.mp4", "b.mp4"], [1, 0])
     (tmp_path / "classes.txt").write_bytes("\ufeffabseiling\r\nzumba\r\n".encode("utf-8"))
     assert read_class_index(str(tmp_path / "classes.txt")) == {"abseiling": 0, "zumba": 1}
-    (tmp_path / "classes.json").write_bytes("\ufeff{\"abseiling\": 0}".encode("utf-8"))
+    (tmp_path / "classes.json").write_bytes('\ufeff{"abseiling": 0}'.encode("utf-8"))
     assert read_class_index(str(tmp_path / "classes.json")) == {"abseiling": 0}
 
 
@@ -31,12 +31,15 @@ def test_integer_labels_and_paths_with_spaces(tmp_path):
     assert read_path_label_csv(f, ",") == (["a.mp4"], [2])
 
 
-@pytest.mark.parametrize("text, words", [
-    ("ok.mp4 1\nbroken_line\n", ["train.csv, line 2", "expected 'path label'", "broken_line"]),
-    ("ok.mp4 1\nv.mp4 abseiling\n", ["line 2", "'abseiling' is not an integer", "DATA.CLASS_INDEX_FILE"]),
-    ("ok.mp4 -1\n", ["line 1", "negative"]),
-    ("\n\n", ["lists no videos"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("ok.mp4 1\nbroken_line\n", ["train.csv, line 2", "expected 'path label'", "broken_line"]),
+        ("ok.mp4 1\nv.mp4 abseiling\n", ["line 2", "'abseiling' is not an integer", "DATA.CLASS_INDEX_FILE"]),
+        ("ok.mp4 -1\n", ["line 1", "negative"]),
+        ("\n\n", ["lists no videos"]),
+    ],
+)
 def test_malformed_csv_lines_name_file_and_line(tmp_path, text, words):
     f = write(tmp_path / "train.csv", text)
     with pytest.raises(AnnotationError) as e:
@@ -71,8 +74,9 @@ def test_missing_test_csv_falls_back_to_val_with_a_warning(synthetic_dir, tmp_pa
     data = tmp_path / "k"
     shutil.copytree(synthetic_dir, data)
     os.remove(data / "test.csv")
-    cfg = load_config(None, synthetic_opts(str(data)) + ["TEST.DATASET", "kinetics", "DATA.CLASS_INDEX_FILE",
-                                                          "classes.json"])
+    cfg = load_config(
+        None, synthetic_opts(str(data)) + ["TEST.DATASET", "kinetics", "DATA.CLASS_INDEX_FILE", "classes.json"]
+    )
     with caplog.at_level(logging.WARNING):
         ds = build_dataset(cfg, "test")
     assert "test.csv does not exist: testing on" in caplog.text and "val.csv" in caplog.text

@@ -1,4 +1,5 @@
 """Clip-level RandAugment and random erasing: one draw per clip, the same in every frame."""
+
 import random
 
 import numpy as np
@@ -216,8 +217,20 @@ def test_build_disabled_gives_nothing():
 def test_build_from_config():
     cfg = load_config(
         None,
-        ["AUG.ENABLE", True, "AUG.AA_TYPE", "rand-m7-n3", "AUG.RE_PROB", 0.4, "AUG.RE_MODE", "rand",
-         "AUG.RE_COUNT", 2, "DATA.MEAN", [0.0, 0.5, 1.0]],
+        [
+            "AUG.ENABLE",
+            True,
+            "AUG.AA_TYPE",
+            "rand-m7-n3",
+            "AUG.RE_PROB",
+            0.4,
+            "AUG.RE_MODE",
+            "rand",
+            "AUG.RE_COUNT",
+            2,
+            "DATA.MEAN",
+            [0.0, 0.5, 1.0],
+        ],
     )
     before, after = build_train_augmentations(cfg)
     assert isinstance(before, ClipRandAugment) and before.policy == "rand-m7-n3"

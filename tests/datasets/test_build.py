@@ -44,8 +44,9 @@ def test_evaluation_shards_cover_everything_once():
 
 
 def test_repeated_augmentation_gives_each_process_a_disjoint_equal_share_and_every_index_three_times():
-    shards = [EpochSampler(40, 4, True, True, seed=2, rank=r, world=3, repeats=3, keep_epoch_size=False)
-              for r in range(3)]
+    shards = [
+        EpochSampler(40, 4, True, True, seed=2, rank=r, world=3, repeats=3, keep_epoch_size=False) for r in range(3)
+    ]
     for s in shards:
         s.set_epoch(4)
     keys = [list(s) for s in shards]
@@ -67,8 +68,9 @@ def test_repeated_augmentation_gives_each_process_a_disjoint_equal_share_and_eve
 
 
 def test_copies_of_a_video_get_different_augmentations(synthetic_dir):
-    cfg = load_config(None, synthetic_opts(synthetic_dir) + ["DATA.TRAIN_JITTER_SCALES", [32, 48],
-                                                            "DATA.TRAIN_CROP_SIZE", 32])
+    cfg = load_config(
+        None, synthetic_opts(synthetic_dir) + ["DATA.TRAIN_JITTER_SCALES", [32, 48], "DATA.TRAIN_CROP_SIZE", 32]
+    )
     dataset = build_loader(cfg, "train").dataset
     first, second = dataset[(3, 1, 0)]["frames"], dataset[(3, 1, 1)]["frames"]
     assert not torch.equal(first, second)
@@ -79,16 +81,19 @@ def test_repeated_augmentation_from_the_config_lengthens_the_epoch_only_when_ask
     base = synthetic_opts(synthetic_dir) + ["DATA.TRAIN_JITTER_SCALES", [32, 40], "DATA.TRAIN_CROP_SIZE", 32]
     plain = build_loader(load_config(None, base), "train")
     deit = build_loader(load_config(None, base + ["DATA_LOADER.REPEATED_AUG", 3]), "train")
-    full = build_loader(load_config(None, base + ["DATA_LOADER.REPEATED_AUG", 3,
-                                                  "DATA_LOADER.REPEATED_AUG_EPOCH", "repeated"]), "train")
+    full = build_loader(
+        load_config(None, base + ["DATA_LOADER.REPEATED_AUG", 3, "DATA_LOADER.REPEATED_AUG_EPOCH", "repeated"]), "train"
+    )
     assert len(plain) == len(deit) == 3 and len(full) == 9
     assert len(build_loader(load_config(None, base + ["DATA_LOADER.REPEATED_AUG", 3]), "val")) == len(
-        build_loader(load_config(None, base), "val"))  # evaluation never repeats
+        build_loader(load_config(None, base), "val")
+    )  # evaluation never repeats
 
 
 def test_loader_batches_and_per_process_batch_size(synthetic_dir):
-    cfg = load_config(None, synthetic_opts(synthetic_dir) + ["DATA.TRAIN_JITTER_SCALES", [32, 40],
-                                                            "DATA.TRAIN_CROP_SIZE", 32])
+    cfg = load_config(
+        None, synthetic_opts(synthetic_dir) + ["DATA.TRAIN_JITTER_SCALES", [32, 40], "DATA.TRAIN_CROP_SIZE", 32]
+    )
     loader = build_loader(cfg, "train")
     shuffle_dataset(loader, 0)
     batches = list(loader)
@@ -117,5 +122,7 @@ def test_batch_size_must_split_over_processes(synthetic_dir, monkeypatch):
 
     monkeypatch.setattr(build, "_world", lambda: (0, 3))
     cfg = load_config(None, synthetic_opts(synthetic_dir))
-    with pytest.raises(build.DatasetError, match="TRAIN.BATCH_SIZE = 4 must be a multiple of the number of processes \\(3\\)"):
+    with pytest.raises(
+        build.DatasetError, match="TRAIN.BATCH_SIZE = 4 must be a multiple of the number of processes \\(3\\)"
+    ):
         build.build_loader(cfg, "train")

@@ -59,13 +59,16 @@ def test_indices_past_the_end_are_not_returned(synthetic_dir):
     assert got.tolist() == [n - 2, n - 1]
 
 
-@pytest.mark.parametrize("kind, reason", [
-    ("missing", "does not exist"),
-    ("zero_byte", "empty (0 bytes)"),
-    ("truncated", "cannot be opened"),
-    ("not_a_video", "cannot be opened"),
-    ("no_video_stream", "has no video stream"),
-])
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("missing", "does not exist"),
+        ("zero_byte", "empty (0 bytes)"),
+        ("truncated", "cannot be opened"),
+        ("not_a_video", "cannot be opened"),
+        ("no_video_stream", "has no video stream"),
+    ],
+)
 def test_bad_files_raise_an_error_naming_the_file_and_reason(synthetic_dir, tmp_path, kind, reason):
     files = make_bad_files(str(tmp_path), first_video(synthetic_dir))
     with pytest.raises(VideoDecodeError) as e:

@@ -1,5 +1,6 @@
 """Frames in display order, sampled by time, the right way up: the decoder against a full sequential decode on
 generated files with B-frames (AVI, MP4), out-of-order timestamps, dropped frames and rotation."""
+
 import os
 
 import av
@@ -71,7 +72,8 @@ def test_unevenly_spaced_frames_keep_their_real_duration_and_are_sampled_by_time
     assert all(times[min(i + 1, len(times) - 1)] >= middle or i == len(times) - 1 for i in clip)
     # one frame per second: the frame shown at each second
     assert frame_indices(info, 0, fps=1).tolist() == sorted(
-        {int(np.searchsorted(times, t, side="right") - 1) for t in range(30)})
+        {int(np.searchsorted(times, t, side="right") - 1) for t in range(30)}
+    )
 
 
 def test_evenly_spaced_videos_sample_as_before(odd):
@@ -108,9 +110,22 @@ def test_every_path_picks_the_same_frame_for_the_same_instant(odd, tmp_path):
 
     names = ["avi_dropped", "mp4_dropped", "mkv_out_of_order", "avi_bframes"]
     (tmp_path / "test.csv").write_text("".join(f"{odd[n][0]} {i}\n" for i, n in enumerate(names)))
-    cfg = tiny_cfg("TEST.DATASET", "kinetics", "DATA.PATH_TO_DATA_DIR", str(tmp_path), "TEST.FULL_VIDEO_FRAMES", 12,
-                   "DATA.NUM_FRAMES", 4, "DATA.TEMPORAL_FOOTPRINT", 1.0, "TEST.NUM_ENSEMBLE_VIEWS", 2,
-                   "TEST.NUM_SPATIAL_CROPS", 1)
+    cfg = tiny_cfg(
+        "TEST.DATASET",
+        "kinetics",
+        "DATA.PATH_TO_DATA_DIR",
+        str(tmp_path),
+        "TEST.FULL_VIDEO_FRAMES",
+        12,
+        "DATA.NUM_FRAMES",
+        4,
+        "DATA.TEMPORAL_FOOTPRINT",
+        1.0,
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        2,
+        "TEST.NUM_SPATIAL_CROPS",
+        1,
+    )
     full = build_dataset(cfg, "test", "full_video")
     views = build_dataset(cfg, "test", "multi_view")
     for v, name in enumerate(names):
@@ -137,4 +152,5 @@ def test_check_dataset_reports_uneven_and_rotated_videos(odd, tmp_path):
     assert (report["uneven"], report["rotated"]) == (1, 1)
     assert max(report["durations"]) == pytest.approx(444 / 15, abs=0.05)
     assert "variable rate; sampled by their times): 1; rotated by their display matrix (decoded upright): 1" in (
-        format_report(report))
+        format_report(report)
+    )

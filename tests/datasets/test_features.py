@@ -1,5 +1,6 @@
 """The feature cache: extraction (resumable, bad videos counted), the `features` dataset and its samplers, and
 logits on cached embeddings equal to end-to-end logits with the same weights."""
+
 import json
 import os
 import shutil
@@ -18,10 +19,24 @@ from vtn.engine.extract import build_extraction_model, extract_features
 
 
 def features_cfg(synthetic_dir, features_dir, *extra):
-    return load_config(None, TINY_MODEL_OPTS + synthetic_opts(synthetic_dir) + [
-        "DATA.FEATURES_DIR", str(features_dir), "DATA.FEATURES_SOURCE", "synthetic",
-        "TRAIN.DATASET", "features", "TEST.DATASET", "features", "VTN.FREEZE_BACKBONE", True,
-    ] + list(extra))
+    return load_config(
+        None,
+        TINY_MODEL_OPTS
+        + synthetic_opts(synthetic_dir)
+        + [
+            "DATA.FEATURES_DIR",
+            str(features_dir),
+            "DATA.FEATURES_SOURCE",
+            "synthetic",
+            "TRAIN.DATASET",
+            "features",
+            "TEST.DATASET",
+            "features",
+            "VTN.FREEZE_BACKBONE",
+            True,
+        ]
+        + list(extra),
+    )
 
 
 def video_cfg(cfg):
@@ -36,8 +51,14 @@ def video_cfg(cfg):
 @pytest.fixture(scope="module")
 def every_frame_cache(synthetic_dir, tmp_path_factory):
     """A cache of every frame (DATA.FEATURES_FPS above any video's fps), with the model that made it."""
-    cfg = features_cfg(synthetic_dir, tmp_path_factory.mktemp("cache") / "all", "DATA.FEATURES_FPS", 1000.0,
-                       "TEST.NUM_SPATIAL_CROPS", 1)
+    cfg = features_cfg(
+        synthetic_dir,
+        tmp_path_factory.mktemp("cache") / "all",
+        "DATA.FEATURES_FPS",
+        1000.0,
+        "TEST.NUM_SPATIAL_CROPS",
+        1,
+    )
     model = build_extraction_model(cfg)
     extract_features(cfg, model=model)
     return cfg, model
@@ -82,7 +103,8 @@ def test_cached_multi_view_and_train_clips_match_the_video_dataset(every_frame_c
             a, b = features[key], videos[key]
             assert torch.equal(a["frame_idx"], b["frame_idx"]) and a["temporal_idx"] == b["temporal_idx"]
             diff = model(embeddings=a["embeddings"][None], frame_idx=a["frame_idx"][None]) - model(
-                b["frames"][None], b["frame_idx"][None])
+                b["frames"][None], b["frame_idx"][None]
+            )
             assert diff.abs().max() <= 1e-4
     train_f, train_v = build_dataset(cfg, "train"), build_dataset(video_cfg(cfg), "train")
     for key in [(0, 0), (3, 1), (5, 7)]:  # the same random footprint for the same (index, epoch)
@@ -157,7 +179,9 @@ def test_a_cache_of_another_backbone_is_a_clear_error(every_frame_cache):
     other.VTN.BACKBONE_KWARGS.embed_dim = 96
     other.freeze()
     dataset = build_dataset(other, "test", "full_video")
-    with pytest.raises(FeatureCacheError, match=r"holds 192-d embeddings of backbone 'vit_tiny_patch16_224'.*gives 96-d"):
+    with pytest.raises(
+        FeatureCacheError, match=r"holds 192-d embeddings of backbone 'vit_tiny_patch16_224'.*gives 96-d"
+    ):
         dataset.check_model(build_model(other))
     with pytest.raises(ValueError, match=r"expects \(B, T, 96\) frame embeddings"):
         build_model(other)(embeddings=dataset[(0, 0)]["embeddings"][None])
@@ -185,5 +209,6 @@ def test_missing_cache_and_config_errors(synthetic_dir, tmp_path):
     with pytest.raises(ConfigError, match="MIXUP.ENABLE = True is not allowed"):
         load_config(None, base + ["DATA.FEATURES_DIR", "x", "VTN.FREEZE_BACKBONE", True, "MIXUP.ENABLE", True])
     with pytest.raises(FeatureCacheError, match="set DATA.FEATURES_SOURCE"):
-        extract_features(load_config(None, base + ["DATA.FEATURES_DIR", str(tmp_path / "c"),
-                                                   "VTN.FREEZE_BACKBONE", True]), ["train"])
+        extract_features(
+            load_config(None, base + ["DATA.FEATURES_DIR", str(tmp_path / "c"), "VTN.FREEZE_BACKBONE", True]), ["train"]
+        )

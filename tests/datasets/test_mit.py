@@ -31,20 +31,33 @@ def test_training_mit_from_scratch_warns_that_the_paper_starts_from_kinetics(syn
 
     os.makedirs(tmp_path / "mit")
     mit_layout(tmp_path / "mit", synthetic_dir)
-    opts = [*synthetic_opts(str(tmp_path / "mit")), "TRAIN.DATASET", "mit", "TEST.DATASET", "mit",
-            "MODEL.NUM_CLASSES", 2, "OUTPUT_DIR", str(tmp_path / "out"), "TRAIN.EVAL_PERIOD", 0]
+    opts = [
+        *synthetic_opts(str(tmp_path / "mit")),
+        "TRAIN.DATASET",
+        "mit",
+        "TEST.DATASET",
+        "mit",
+        "MODEL.NUM_CLASSES",
+        2,
+        "OUTPUT_DIR",
+        str(tmp_path / "out"),
+        "TRAIN.EVAL_PERIOD",
+        0,
+    ]
     Trainer(tiny_cfg(*opts))
     assert "the paper initialises Moments in Time models from a Kinetics-400 VTN" in caplog.text
     caplog.clear()
-    Trainer(tiny_cfg(*opts, "TRAIN.DATASET", "synthetic", "DATA.PATH_TO_DATA_DIR", synthetic_dir,
-                     "MODEL.NUM_CLASSES", 6))
+    Trainer(
+        tiny_cfg(*opts, "TRAIN.DATASET", "synthetic", "DATA.PATH_TO_DATA_DIR", synthetic_dir, "MODEL.NUM_CLASSES", 6)
+    )
     assert "Kinetics-400" not in caplog.text
 
 
 def test_mit_release_layout(synthetic_dir, tmp_path):
     mit_layout(tmp_path, synthetic_dir)
-    cfg = load_config(None, synthetic_opts(str(tmp_path)) + ["TRAIN.DATASET", "mit", "TEST.DATASET", "mit",
-                                                              "MODEL.NUM_CLASSES", 2])
+    cfg = load_config(
+        None, synthetic_opts(str(tmp_path)) + ["TRAIN.DATASET", "mit", "TEST.DATASET", "mit", "MODEL.NUM_CLASSES", 2]
+    )
     train, test = build_dataset(cfg, "train"), build_dataset(cfg, "test")
     assert train.num_videos == 4 and test.num_videos == 2
     assert train.class_names == ["juggling", "opening"] and train.labels == [0, 1, 0, 1]

@@ -1,4 +1,5 @@
 """Mixup / cutmix of clip batches: whole-clip blends, one box through every frame, exact soft targets."""
+
 import random
 
 import numpy as np
@@ -164,8 +165,22 @@ def test_build_mixup_from_config():
     assert build_mixup(load_config()) is None
     cfg = load_config(
         None,
-        ["MIXUP.ENABLE", True, "MIXUP.ALPHA", 0.4, "MIXUP.CUTMIX_ALPHA", 0.0, "MIXUP.PROB", 0.7,
-         "MIXUP.SWITCH_PROB", 0.2, "MIXUP.LABEL_SMOOTH_VALUE", 0.05, "MODEL.NUM_CLASSES", 12],
+        [
+            "MIXUP.ENABLE",
+            True,
+            "MIXUP.ALPHA",
+            0.4,
+            "MIXUP.CUTMIX_ALPHA",
+            0.0,
+            "MIXUP.PROB",
+            0.7,
+            "MIXUP.SWITCH_PROB",
+            0.2,
+            "MIXUP.LABEL_SMOOTH_VALUE",
+            0.05,
+            "MODEL.NUM_CLASSES",
+            12,
+        ],
     )
     mix = build_mixup(cfg)
     assert isinstance(mix, VideoMixup)

@@ -8,8 +8,8 @@ from tests.helpers import TINY_SYNTHETIC, synthetic_opts
 from vtn.config import load_config
 from vtn.datasets import build_dataset
 from vtn.datasets.decoder import PyAVDecoder
-from vtn.utils.errors import DatasetError
 from vtn.datasets.synthetic import CLASSES, REVERSED, SyntheticSpec, make_synthetic_dataset, render_video
+from vtn.utils.errors import DatasetError
 
 
 def test_order_pairs_are_the_same_frames_in_opposite_order():
@@ -33,8 +33,9 @@ def test_layout_variety_and_class_names(synthetic_dir):
 
 
 def test_generation_is_deterministic(tmp_path):
-    spec = SyntheticSpec(**dict(TINY_SYNTHETIC, train_per_class=1, val_per_class=0, test_per_class=0,
-                                duration_range=(0.5, 1.0)))
+    spec = SyntheticSpec(
+        **dict(TINY_SYNTHETIC, train_per_class=1, val_per_class=0, test_per_class=0, duration_range=(0.5, 1.0))
+    )
     a = make_synthetic_dataset(str(tmp_path / "a"), spec)
     b = make_synthetic_dataset(str(tmp_path / "b"), spec)
     for name in sorted(os.listdir(os.path.join(a, "videos", "train"))):
@@ -49,8 +50,16 @@ def test_auto_generation_reuse_and_refusals(tmp_path, monkeypatch):
     import vtn.datasets.synthetic as syn
 
     target = str(tmp_path / "cache" / "synthetic")
-    opts = synthetic_opts(target) + ["SYNTHETIC.TRAIN_PER_CLASS", 1, "SYNTHETIC.VAL_PER_CLASS", 0,
-                                     "SYNTHETIC.TEST_PER_CLASS", 0, "SYNTHETIC.DURATION_RANGE", [0.5, 1.0]]
+    opts = synthetic_opts(target) + [
+        "SYNTHETIC.TRAIN_PER_CLASS",
+        1,
+        "SYNTHETIC.VAL_PER_CLASS",
+        0,
+        "SYNTHETIC.TEST_PER_CLASS",
+        0,
+        "SYNTHETIC.DURATION_RANGE",
+        [0.5, 1.0],
+    ]
     with pytest.raises(DatasetError, match="SYNTHETIC.AUTO_GENERATE"):
         build_dataset(load_config(None, opts), "train")
     cfg = load_config(None, opts + ["SYNTHETIC.AUTO_GENERATE", True])
@@ -74,8 +83,9 @@ def _square_areas(frames):
 
 def test_cycle_range_sawtooth_or_one_ramp_over_the_video():
     sawtooth = _square_areas(render_video("square_growing", np.random.default_rng(3), 64, 48, 40, fps=8))
-    ramp = _square_areas(render_video("square_growing", np.random.default_rng(3), 64, 48, 40, fps=8,
-                                      cycle_range=(0.0, 0.0)))
+    ramp = _square_areas(
+        render_video("square_growing", np.random.default_rng(3), 64, 48, 40, fps=8, cycle_range=(0.0, 0.0))
+    )
     assert (np.diff(sawtooth) < -50).any()  # 5 s at 2.5-4 s per cycle: the square resets at least once
     assert (np.diff(ramp) >= -10).all() and ramp[-1] > 4 * ramp[0]  # grows from the first frame to the last
 

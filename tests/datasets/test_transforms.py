@@ -11,10 +11,13 @@ def test_scaled_size_keeps_aspect():
     assert T.scaled_size(256, 256, 224) == (224, 224)
 
 
-@pytest.mark.parametrize("w, h, expected", [
-    (400, 300, [(0, 0), (37, 0), (75, 0)]),      # landscape: left / center / right (scaled to 299x224)
-    (300, 400, [(0, 0), (0, 37), (0, 75)]),      # portrait: top / center / bottom
-])
+@pytest.mark.parametrize(
+    "w, h, expected",
+    [
+        (400, 300, [(0, 0), (37, 0), (75, 0)]),  # landscape: left / center / right (scaled to 299x224)
+        (300, 400, [(0, 0), (0, 37), (0, 75)]),  # portrait: top / center / bottom
+    ],
+)
 def test_three_crop_positions(w, h, expected):
     got = [(p.x0, p.y0) for p in (T.test_params(w, h, 224, 224, i, 3) for i in range(3))]
     assert got == expected

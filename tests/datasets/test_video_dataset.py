@@ -16,21 +16,41 @@ def cfg_for(synthetic_dir, *opts):
     return load_config(None, synthetic_opts(synthetic_dir) + list(opts))
 
 
-@pytest.mark.parametrize("split, protocol, views, frames", [
-    ("train", "train_clip", 1, 4),
-    ("val", "single_view", 1, 4),
-    ("test", "multi_view", 6, 4),
-    ("test", "full_video", 1, 8),
-])
+@pytest.mark.parametrize(
+    "split, protocol, views, frames",
+    [
+        ("train", "train_clip", 1, 4),
+        ("val", "single_view", 1, 4),
+        ("test", "multi_view", 6, 4),
+        ("test", "full_video", 1, 8),
+    ],
+)
 def test_items_follow_the_contract(synthetic_dir, split, protocol, views, frames):
-    cfg = cfg_for(synthetic_dir, "DATA.TRAIN_JITTER_SCALES", [32, 40], "DATA.TRAIN_CROP_SIZE", 32,
-                  "DATA.TEST_SCALE", 32, "DATA.TEST_CROP_SIZE", 32)
+    cfg = cfg_for(
+        synthetic_dir,
+        "DATA.TRAIN_JITTER_SCALES",
+        [32, 40],
+        "DATA.TRAIN_CROP_SIZE",
+        32,
+        "DATA.TEST_SCALE",
+        32,
+        "DATA.TEST_CROP_SIZE",
+        32,
+    )
     ds = build_dataset(cfg, split, protocol)
     assert ds.protocol == protocol and ds.num_views == views and len(ds) == ds.num_videos * views
     assert ds.class_names[0] == "square_growing" and len(ds.class_names) == 6
     item = ds[(len(ds) - 1, 0)]
-    assert set(item) == {"frames", "label", "video_idx", "frame_idx", "temporal_idx", "spatial_idx", "ok",
-                         "decode_failures"}
+    assert set(item) == {
+        "frames",
+        "label",
+        "video_idx",
+        "frame_idx",
+        "temporal_idx",
+        "spatial_idx",
+        "ok",
+        "decode_failures",
+    }
     assert item["frames"].shape == (3, frames, 32, 32) and item["frames"].dtype == torch.float32
     assert item["frame_idx"].shape == (frames,) and item["frame_idx"].dtype == torch.long
     assert item["video_idx"] == ds.num_videos - 1 and item["label"] == ds.labels[-1]
@@ -52,8 +72,17 @@ def test_training_items_are_reproducible_per_index_and_epoch(synthetic_dir):
 
 def test_the_same_crop_and_flip_for_every_frame(synthetic_dir):
     """Decode the frames of a training item by hand and check that one crop/flip explains all of them."""
-    cfg = cfg_for(synthetic_dir, "DATA.TRAIN_JITTER_SCALES", [48, 64], "DATA.TRAIN_CROP_SIZE", 40,
-                  "DATA.MEAN", [0, 0, 0], "DATA.STD", [1, 1, 1])
+    cfg = cfg_for(
+        synthetic_dir,
+        "DATA.TRAIN_JITTER_SCALES",
+        [48, 64],
+        "DATA.TRAIN_CROP_SIZE",
+        40,
+        "DATA.MEAN",
+        [0, 0, 0],
+        "DATA.STD",
+        [1, 1, 1],
+    )
     ds = build_dataset(cfg, "train")
     item = ds[(0, 0)]
     info = ds.info(ds.paths[0])
@@ -81,7 +110,7 @@ def _dataset_with_bad_files(synthetic_dir, tmp_path, split, *opts):
 def test_training_replaces_bad_videos_and_counts_them(synthetic_dir, tmp_path, caplog):
     ds, kinds = _dataset_with_bad_files(synthetic_dir, tmp_path, "train", "DATA_LOADER.NUM_RETRIES", 50)
     with caplog.at_level(logging.WARNING):
-        for i, kind in enumerate(kinds):
+        for i, _kind in enumerate(kinds):
             item = ds[(i, 0)]
             assert bool(item["ok"]) and item["decode_failures"] >= 1
             assert item["video_idx"] == 5  # the only good video

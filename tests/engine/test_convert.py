@@ -1,5 +1,6 @@
 """The authors' released checkpoint: a reference model written from its description produces a file in the
 release layout; the project loads it (directly and through the converter) and gives the same logits."""
+
 import os
 
 import pytest
@@ -29,13 +30,23 @@ class ReleaseReference(nn.Module):
         self.backbone = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0, img_size=32, depth=1)
         self.cls_token = nn.Parameter(torch.randn(1, 1, 768) * 0.02)
         config = LongformerConfig(
-            hidden_size=768, num_hidden_layers=3, num_attention_heads=12, intermediate_size=3072,
-            attention_window=18, max_position_embeddings=288, type_vocab_size=2, layer_norm_eps=1e-12,
-            hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, vocab_size=8, pad_token_id=1,
+            hidden_size=768,
+            num_hidden_layers=3,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            attention_window=18,
+            max_position_embeddings=288,
+            type_vocab_size=2,
+            layer_norm_eps=1e-12,
+            hidden_dropout_prob=0.1,
+            attention_probs_dropout_prob=0.1,
+            vocab_size=8,
+            pad_token_id=1,
         )
         self.temporal_encoder = LongformerModel(config, add_pooling_layer=False)
-        self.mlp_head = nn.Sequential(nn.LayerNorm(768), nn.Linear(768, 768), nn.GELU(), nn.Dropout(0.5),
-                                      nn.Linear(768, num_classes))
+        self.mlp_head = nn.Sequential(
+            nn.LayerNorm(768), nn.Linear(768, 768), nn.GELU(), nn.Dropout(0.5), nn.Linear(768, num_classes)
+        )
 
     def forward(self, x, frame_idx):
         b, c, t, h, w = x.shape
@@ -50,8 +61,9 @@ class ReleaseReference(nn.Module):
         pos = torch.cat([pos, torch.full((b, pad), 287)], dim=1)
         token_type = torch.zeros_like(mask)
         token_type[:, 0] = 1
-        out = self.temporal_encoder(inputs_embeds=tokens, attention_mask=mask, token_type_ids=token_type,
-                                    position_ids=pos).last_hidden_state
+        out = self.temporal_encoder(
+            inputs_embeds=tokens, attention_mask=mask, token_type_ids=token_type, position_ids=pos
+        ).last_hidden_state
         return self.mlp_head(out[:, 0])
 
 
@@ -61,8 +73,7 @@ def release_file(tmp_path):
     with torch.no_grad():
         for p in ref.temporal_encoder.parameters():  # no zero rows (padding_idx) that would hide a bug
             p.normal_(0, 0.05)
-    state = {k: v for k, v in ref.state_dict().items()
-             if "word_embeddings" not in k and "pooler" not in k}
+    state = {k: v for k, v in ref.state_dict().items() if "word_embeddings" not in k and "pooler" not in k}
     state["temporal_encoder.embeddings.position_ids"] = torch.arange(288).unsqueeze(0)
     state["backbone.head.weight"] = torch.zeros(1000, 768)  # an older timm kept its classifier
     state["backbone.head.bias"] = torch.zeros(1000)
@@ -118,7 +129,16 @@ def test_converter_round_trip_and_direct_test_loading(tmp_path, encoder):
 
 def test_converter_refuses_a_file_that_does_not_fit(tmp_path):
     _, path = release_file(tmp_path)
-    proc = run_tool("convert_checkpoint.py", "--input", path, "--output", str(tmp_path / "o.pyth"),
-                    *map(str, SMALL), "VTN.NUM_LAYERS", "2", check=False)
+    proc = run_tool(
+        "convert_checkpoint.py",
+        "--input",
+        path,
+        "--output",
+        str(tmp_path / "o.pyth"),
+        *map(str, SMALL),
+        "VTN.NUM_LAYERS",
+        "2",
+        check=False,
+    )
     assert proc.returncode != 0 and "does not match the model exactly" in proc.stderr
     assert not os.path.exists(tmp_path / "o.pyth")

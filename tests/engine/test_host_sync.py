@@ -1,5 +1,6 @@
 """No per-step host synchronisation in the training loop: between log lines, the trainer and the meters never
 turn a tensor into a Python number (on a GPU each such conversion waits for the device)."""
+
 import os
 
 import pytest
@@ -35,10 +36,24 @@ def conversions_from_engine(monkeypatch):
 def test_training_steps_between_log_lines_do_not_sync(synthetic_dir, tmp_path, conversions_from_engine, mixup):
     from vtn.engine.trainer import Trainer
 
-    opts = TINY_MODEL_OPTS + synthetic_opts(synthetic_dir) + [
-        "OUTPUT_DIR", str(tmp_path), "TRAIN.EVAL_PERIOD", 0, "LOG_PERIOD", 1000, "TRAIN.BATCH_SIZE", 2,
-        "MIXUP.ENABLE", mixup, "DATA.TRAIN_JITTER_SCALES", [32, 40],
-    ]
+    opts = (
+        TINY_MODEL_OPTS
+        + synthetic_opts(synthetic_dir)
+        + [
+            "OUTPUT_DIR",
+            str(tmp_path),
+            "TRAIN.EVAL_PERIOD",
+            0,
+            "LOG_PERIOD",
+            1000,
+            "TRAIN.BATCH_SIZE",
+            2,
+            "MIXUP.ENABLE",
+            mixup,
+            "DATA.TRAIN_JITTER_SCALES",
+            [32, 40],
+        ]
+    )
     trainer = Trainer(load_config(None, opts))
     assert trainer.epoch_iters >= 3
     # the intended sync points: the log line, the finite-loss check and the epoch summary

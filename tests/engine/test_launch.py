@@ -1,4 +1,5 @@
 """Start-up checks of tools/run_net.py: what a new user runs first fails with one line, in the right order."""
+
 import os
 
 import pytest
@@ -14,8 +15,11 @@ def run_net_main(*argv):
 
 def test_more_gpus_than_the_machine_has_is_one_line_with_the_override(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(DeviceError, match=r"NUM_GPUS = 8 but this machine has 0 visible CUDA GPUs: add the override "
-                                          r"NUM_GPUS 0 to run on the CPU"):
+    with pytest.raises(
+        DeviceError,
+        match=r"NUM_GPUS = 8 but this machine has 0 visible CUDA GPUs: add the override "
+        r"NUM_GPUS 0 to run on the CPU",
+    ):
         check_gpus(tiny_cfg("NUM_GPUS", 8, "TRAIN.BATCH_SIZE", 8, "TEST.BATCH_SIZE", 8))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -45,8 +49,16 @@ def test_a_missing_dataset_is_reported_before_any_weight_download(tmp_path, monk
     monkeypatch.setattr(timm, "create_model", no_download)
     monkeypatch.chdir(REPO)
     with pytest.raises(SystemExit) as e:
-        run_net_main("--cfg", "configs/Kinetics/VIT_B_VTN.yaml", "NUM_GPUS", 0, "OUTPUT_DIR", tmp_path / "out",
-                     "DATA.PATH_TO_DATA_DIR", tmp_path / "k400")
+        run_net_main(
+            "--cfg",
+            "configs/Kinetics/VIT_B_VTN.yaml",
+            "NUM_GPUS",
+            0,
+            "OUTPUT_DIR",
+            tmp_path / "out",
+            "DATA.PATH_TO_DATA_DIR",
+            tmp_path / "k400",
+        )
     assert e.value.code == 2 and "train.csv does not exist" in capsys.readouterr().err
 
 

@@ -11,7 +11,9 @@ def cfg_with(*opts):
 
 
 def test_steps_with_relative_lrs():
-    cfg = cfg_with("SOLVER.BASE_LR", 0.1, "SOLVER.STEPS", [0, 10, 15], "SOLVER.LRS", [1, 0.1, 0.01], "SOLVER.MAX_EPOCH", 20)
+    cfg = cfg_with(
+        "SOLVER.BASE_LR", 0.1, "SOLVER.STEPS", [0, 10, 15], "SOLVER.LRS", [1, 0.1, 0.01], "SOLVER.MAX_EPOCH", 20
+    )
     for epoch, lr in [(0, 0.1), (9.99, 0.1), (10, 0.01), (14.5, 0.01), (15, 0.001), (19.9, 0.001)]:
         assert get_lr_at_epoch(cfg, epoch) == pytest.approx(lr), epoch
 
@@ -31,8 +33,9 @@ def test_the_default_and_every_config_reach_each_of_their_lr_steps():
 
 
 def test_cosine_from_base_to_end():
-    cfg = cfg_with("SOLVER.LR_POLICY", "cosine", "SOLVER.BASE_LR", 0.1, "SOLVER.COSINE_END_LR", 0.001,
-                   "SOLVER.MAX_EPOCH", 40)
+    cfg = cfg_with(
+        "SOLVER.LR_POLICY", "cosine", "SOLVER.BASE_LR", 0.1, "SOLVER.COSINE_END_LR", 0.001, "SOLVER.MAX_EPOCH", 40
+    )
     assert get_lr_at_epoch(cfg, 0) == pytest.approx(0.1)
     assert get_lr_at_epoch(cfg, 20) == pytest.approx(0.001 + 0.099 * 0.5)
     assert get_lr_at_epoch(cfg, 10) == pytest.approx(0.001 + 0.099 * 0.5 * (1 + math.cos(math.pi / 4)))
@@ -40,8 +43,18 @@ def test_cosine_from_base_to_end():
 
 
 def test_linear_warmup_joins_the_policy():
-    cfg = cfg_with("SOLVER.LR_POLICY", "cosine", "SOLVER.BASE_LR", 0.1, "SOLVER.MAX_EPOCH", 10,
-                   "SOLVER.WARMUP_EPOCHS", 2.0, "SOLVER.WARMUP_START_LR", 0.01)
+    cfg = cfg_with(
+        "SOLVER.LR_POLICY",
+        "cosine",
+        "SOLVER.BASE_LR",
+        0.1,
+        "SOLVER.MAX_EPOCH",
+        10,
+        "SOLVER.WARMUP_EPOCHS",
+        2.0,
+        "SOLVER.WARMUP_START_LR",
+        0.01,
+    )
     target = get_lr_at_epoch(cfg_with("SOLVER.LR_POLICY", "cosine", "SOLVER.BASE_LR", 0.1, "SOLVER.MAX_EPOCH", 10), 2.0)
     assert get_lr_at_epoch(cfg, 0) == pytest.approx(0.01)
     assert get_lr_at_epoch(cfg, 1) == pytest.approx(0.01 + (target - 0.01) / 2)

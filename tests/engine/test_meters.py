@@ -16,24 +16,44 @@ def one_hot_scores(classes, num_classes=4):
 def test_sum_and_max_over_views_and_repeats_count_once():
     agg = VideoAggregator(num_videos=2, num_views=3, num_classes=4)
     # video 0: views 0,1,2 -> classes 1,1,2 ; video 1: views 0,1 -> 3,3 (view 2 never seen)
-    agg.add(torch.tensor([0, 0, 1]), torch.tensor([0, 1, 0]), one_hot_scores([1, 1, 3]), torch.tensor([1, 1, 3]),
-            torch.tensor([True] * 3))
+    agg.add(
+        torch.tensor([0, 0, 1]),
+        torch.tensor([0, 1, 0]),
+        one_hot_scores([1, 1, 3]),
+        torch.tensor([1, 1, 3]),
+        torch.tensor([True] * 3),
+    )
     # a padded sampler repeats views (also inside one batch)
-    agg.add(torch.tensor([0, 0, 0, 1]), torch.tensor([2, 2, 0, 1]), one_hot_scores([2, 2, 1, 3]),
-            torch.tensor([1, 1, 1, 3]), torch.tensor([True] * 4))
+    agg.add(
+        torch.tensor([0, 0, 0, 1]),
+        torch.tensor([2, 2, 0, 1]),
+        one_hot_scores([2, 2, 1, 3]),
+        torch.tensor([1, 1, 1, 3]),
+        torch.tensor([True] * 4),
+    )
     out = agg.finalize()
     assert out["views"].tolist() == [3.0, 2.0]
     assert out["scores"][0].tolist() == [0, 2, 1, 0] and out["scores"][1].tolist() == [0, 0, 0, 2]
     m = VideoAggregator(2, 3, 4, "max")
-    m.add(torch.tensor([0, 0]), torch.tensor([0, 1]), torch.tensor([[0.1, 0.9, 0, 0], [0.5, 0.2, 0.3, 0]]),
-          torch.tensor([1, 1]), torch.tensor([True, True]))
+    m.add(
+        torch.tensor([0, 0]),
+        torch.tensor([0, 1]),
+        torch.tensor([[0.1, 0.9, 0, 0], [0.5, 0.2, 0.3, 0]]),
+        torch.tensor([1, 1]),
+        torch.tensor([True, True]),
+    )
     assert m.finalize()["scores"][0].tolist() == pytest.approx([0.5, 0.9, 0.3, 0])
 
 
 def test_failed_videos_are_reported_and_left_out_of_accuracy():
     agg = VideoAggregator(3, 1, 4)
-    agg.add(torch.tensor([0, 1, 2]), torch.zeros(3, dtype=torch.long), one_hot_scores([1, 0, 2]),
-            torch.tensor([1, 2, 2]), torch.tensor([True, True, False]))
+    agg.add(
+        torch.tensor([0, 1, 2]),
+        torch.zeros(3, dtype=torch.long),
+        one_hot_scores([1, 0, 2]),
+        torch.tensor([1, 2, 2]),
+        torch.tensor([True, True, False]),
+    )
     metrics = compute_metrics(agg.finalize(), 4)
     assert (metrics["num_listed"], metrics["num_videos"], metrics["num_failed"], metrics["num_missing"]) == (3, 2, 1, 0)
     assert metrics["top1"] == pytest.approx(50.0)  # video 0 right, video 1 wrong, video 2 failed
@@ -63,8 +83,13 @@ def _padded_worker(rank, world, port, out_dir):
     agg = VideoAggregator(num_videos, num_views, 3)
     for i in sampler:
         video, view = i // num_views, i % num_views
-        agg.add(torch.tensor([video]), torch.tensor([view]), torch.tensor([[1.0, 0.0, 0.0]]),
-                torch.tensor([0]), torch.tensor([True]))
+        agg.add(
+            torch.tensor([video]),
+            torch.tensor([view]),
+            torch.tensor([[1.0, 0.0, 0.0]]),
+            torch.tensor([0]),
+            torch.tensor([True]),
+        )
     out = agg.finalize()
     torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.destroy_process_group()

@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from tests.helpers import tiny_model
+from tests.helpers import tiny_cfg, tiny_model
 from vtn.config import load_config
-from tests.helpers import tiny_cfg
 from vtn.engine.optimizer import build_optimizer, param_groups
 
 
@@ -17,13 +16,24 @@ def test_no_weight_decay_on_norms_biases_tokens_and_embeddings():
     g = groups_by_name(model, cfg)
     zero = [n for n, grp in g.items() if grp["weight_decay"] == 0.0]
     decayed = [n for n, grp in g.items() if grp["weight_decay"] == 0.05]
-    for name in ["cls_token", "temporal_encoder.embeddings.position_embeddings.weight",
-                 "temporal_encoder.embeddings.token_type_embeddings.weight",
-                 "temporal_encoder.embeddings.LayerNorm.weight", "mlp_head.0.weight", "mlp_head.1.bias",
-                 "backbone.pos_embed", "backbone.cls_token", "backbone.blocks.0.norm1.weight"]:
+    for name in [
+        "cls_token",
+        "temporal_encoder.embeddings.position_embeddings.weight",
+        "temporal_encoder.embeddings.token_type_embeddings.weight",
+        "temporal_encoder.embeddings.LayerNorm.weight",
+        "mlp_head.0.weight",
+        "mlp_head.1.bias",
+        "backbone.pos_embed",
+        "backbone.cls_token",
+        "backbone.blocks.0.norm1.weight",
+    ]:
         assert name in zero, name
-    for name in ["mlp_head.1.weight", "mlp_head.4.weight", "backbone.blocks.0.attn.qkv.weight",
-                 "temporal_encoder.encoder.layer.0.attention.self.query.weight"]:
+    for name in [
+        "mlp_head.1.weight",
+        "mlp_head.4.weight",
+        "backbone.blocks.0.attn.qkv.weight",
+        "temporal_encoder.encoder.layer.0.attention.self.query.weight",
+    ]:
         assert name in decayed, name
     assert len(g) == sum(p.requires_grad for p in model.parameters())
 

@@ -1,5 +1,6 @@
 """OUTPUT_DIR holds one run, made with one config: the resume and test checks of the checkpoint's config, the
 run lock, the disk budget, and partial initialisation from another model's checkpoint."""
+
 import json
 import os
 import socket
@@ -34,8 +35,24 @@ def run_net(capsys, *argv):
 
 def test_config_differences_ignore_how_a_run_executes():
     saved = tiny_cfg().dump()
-    assert config_differences(saved, tiny_cfg("LOG_PERIOD", 3, "DATA_LOADER.NUM_WORKERS", 7, "OUTPUT_DIR", "x",
-                                              "TEST.NUM_ENSEMBLE_VIEWS", 4, "NUM_GPUS", 0)) == {}
+    assert (
+        config_differences(
+            saved,
+            tiny_cfg(
+                "LOG_PERIOD",
+                3,
+                "DATA_LOADER.NUM_WORKERS",
+                7,
+                "OUTPUT_DIR",
+                "x",
+                "TEST.NUM_ENSEMBLE_VIEWS",
+                4,
+                "NUM_GPUS",
+                0,
+            ),
+        )
+        == {}
+    )
     diffs = config_differences(saved, tiny_cfg("VTN.NUM_LAYERS", 2, "SOLVER.BASE_LR", 0.5))
     assert diffs == {"SOLVER.BASE_LR": (0.001, 0.5), "VTN.NUM_LAYERS": (1, 2)}
     # a key an older version did not write counts as its default
@@ -43,7 +60,8 @@ def test_config_differences_ignore_how_a_run_executes():
     del old["VTN"]["DROP_PATH_RATE"]
     assert config_differences(yaml.safe_dump(old), tiny_cfg()) == {}
     assert config_differences(yaml.safe_dump(old), tiny_cfg("VTN.DROP_PATH_RATE", 0.1)) == {
-        "VTN.DROP_PATH_RATE": (0.0, 0.1)}
+        "VTN.DROP_PATH_RATE": (0.0, 0.1)
+    }
     assert "OUTPUT_DIR" in EXECUTION_KEYS and "SOLVER.MAX_EPOCH" not in EXECUTION_KEYS
 
 
@@ -101,8 +119,16 @@ def test_a_second_run_on_the_same_folder_stops_at_once_naming_the_first(syntheti
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         os.makedirs(out)
-        (out / LOCK_NAME).write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(),
-                                                 "started": "2026-12-02T06:00:00", "command": "run_net.py --cfg x"}))
+        (out / LOCK_NAME).write_text(
+            json.dumps(
+                {
+                    "pid": other.pid,
+                    "host": socket.gethostname(),
+                    "started": "2026-12-02T06:00:00",
+                    "command": "run_net.py --cfg x",
+                }
+            )
+        )
         code, err = run_net(capsys, *run_opts(synthetic_dir, str(out)))
         assert code == 2 and f"in use by another run (pid {other.pid} on this machine" in err
         assert not os.path.exists(out / "stdout.log")  # nothing written into the other run's folder
@@ -130,13 +156,15 @@ def test_ctrl_c_is_one_line_that_says_how_to_resume_and_frees_the_folder(synthet
     monkeypatch.setattr(Trainer, "train", interrupted)
     out = tmp_path / "run"
     code, err = run_net(capsys, *run_opts(synthetic_dir, str(out)))
-    assert code == 130 and err == ("run_net: interrupted; run the same command again to continue from the newest "
-                                   "checkpoint of OUTPUT_DIR\n")
+    assert code == 130 and err == (
+        "run_net: interrupted; run the same command again to continue from the newest checkpoint of OUTPUT_DIR\n"
+    )
     assert not os.path.exists(out / LOCK_NAME)
 
 
-def test_a_disk_that_fills_mid_run_ends_with_one_line_naming_what_was_kept(synthetic_dir, tmp_path, capsys,
-                                                                            monkeypatch):
+def test_a_disk_that_fills_mid_run_ends_with_one_line_naming_what_was_kept(
+    synthetic_dir, tmp_path, capsys, monkeypatch
+):
     import errno
 
     import torch
@@ -172,35 +200,55 @@ def test_the_disk_check_budgets_every_checkpoint_the_run_keeps(tmp_path, monkeyp
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=int(weights * 3 * 4.5)))
     with pytest.raises(Exception, match=r"keeps up to 5 checkpoints .*TRAIN.CHECKPOINT_KEEP"):
         check_output_dir(cfg, model)  # weights + two AdamW moments, five times
-    check_output_dir(tiny_cfg("OUTPUT_DIR", str(tmp_path), "TRAIN.CHECKPOINT_KEEP", 2, "SOLVER.OPTIMIZING_METHOD",
-                              "adamw"), model)
+    check_output_dir(
+        tiny_cfg("OUTPUT_DIR", str(tmp_path), "TRAIN.CHECKPOINT_KEEP", 2, "SOLVER.OPTIMIZING_METHOD", "adamw"), model
+    )
 
 
 def test_initialising_from_another_models_checkpoint_needs_an_explicit_key(tmp_path):
     from vtn.engine.checkpoint import CheckpointError, save_checkpoint
     from vtn.engine.trainer import load_initial_weights
 
-    other = ["VTN.BACKBONE", "resnet10t", "VTN.BACKBONE_KWARGS", "{channels: [8, 8, 16, 16], stem_width: 8}",
-             "VTN.NUM_HEADS", 2]
+    other = [
+        "VTN.BACKBONE",
+        "resnet10t",
+        "VTN.BACKBONE_KWARGS",
+        "{channels: [8, 8, 16, 16], stem_width: 8}",
+        "VTN.NUM_HEADS",
+        2,
+    ]
     path = str(tmp_path / "resnet.pyth")
     save_checkpoint(path, tiny_cfg(*other), tiny_model(*other))
     with pytest.raises(CheckpointError, match=r"fills only \d+ of the model's \d+ tensors.*CHECKPOINT_PARTIAL_LOAD"):
         load_initial_weights(tiny_model(), tiny_cfg("TRAIN.CHECKPOINT_FILE_PATH", path))
-    _, report = load_initial_weights(tiny_model(), tiny_cfg("TRAIN.CHECKPOINT_FILE_PATH", path,
-                                                            "TRAIN.CHECKPOINT_PARTIAL_LOAD", True))
+    _, report = load_initial_weights(
+        tiny_model(), tiny_cfg("TRAIN.CHECKPOINT_FILE_PATH", path, "TRAIN.CHECKPOINT_PARTIAL_LOAD", True)
+    )
     assert report["missing"] or report["reinitialised"]
     # fine-tuning with a new head stays allowed: 2 of the tensors re-initialised
     save_checkpoint(path, tiny_cfg(), tiny_model())
-    _, report = load_initial_weights(tiny_model("MODEL.NUM_CLASSES", 9), tiny_cfg("TRAIN.CHECKPOINT_FILE_PATH", path,
-                                                                                 "MODEL.NUM_CLASSES", 9))
+    _, report = load_initial_weights(
+        tiny_model("MODEL.NUM_CLASSES", 9), tiny_cfg("TRAIN.CHECKPOINT_FILE_PATH", path, "MODEL.NUM_CLASSES", 9)
+    )
     assert len(report["reinitialised"]) == 2
 
 
 def test_after_a_mid_epoch_resume_no_record_is_logged_twice_and_the_summary_says_what_it_covers(
-        synthetic_dir, tmp_path, capsys):
+    synthetic_dir, tmp_path, capsys
+):
     out = tmp_path / "run"
-    opts = run_opts(synthetic_dir, str(out), "SOLVER.MAX_EPOCH", 1, "TEST.ENABLE", False, "TRAIN.EVAL_PERIOD", 0,
-                    "TRAIN.CHECKPOINT_ITERS", 1)
+    opts = run_opts(
+        synthetic_dir,
+        str(out),
+        "SOLVER.MAX_EPOCH",
+        1,
+        "TEST.ENABLE",
+        False,
+        "TRAIN.EVAL_PERIOD",
+        0,
+        "TRAIN.CHECKPOINT_ITERS",
+        1,
+    )
     assert run_net(capsys, *opts)[0] == 0
     # as if killed after logging iteration 3 of 3 but before its checkpoint: the newest is 2 iterations in
     os.unlink(out / "checkpoints" / "checkpoint_epoch_00001.pyth")

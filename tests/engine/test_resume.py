@@ -1,5 +1,6 @@
 """Exact resume: a run killed with SIGKILL at an arbitrary moment and started again with the same command
 ends with the same weights as a run that was never interrupted; a 2-process run equals a 1-process run."""
+
 import os
 import random
 import signal
@@ -15,9 +16,26 @@ from tests.helpers import REPO, run_tool
 from vtn.engine.checkpoint import checkpoint_dir, list_checkpoints, load_checkpoint_file
 
 # dropout on, so that restoring the RNG state matters; workers on, so that their seeding matters
-RESUME_OPTS = ["SOLVER.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_ITERS", "1", "TEST.ENABLE", "False",
-               "TRAIN.EVAL_PERIOD", "0", "VTN.HIDDEN_DROPOUT", "0.1", "VTN.HEAD_DROPOUT", "0.3",
-               "DATA_LOADER.NUM_WORKERS", "2", "TRAIN.CHECKPOINT_KEEP", "0", "DATA.NUM_FRAMES", "6"]
+RESUME_OPTS = [
+    "SOLVER.MAX_EPOCH",
+    "3",
+    "TRAIN.CHECKPOINT_ITERS",
+    "1",
+    "TEST.ENABLE",
+    "False",
+    "TRAIN.EVAL_PERIOD",
+    "0",
+    "VTN.HIDDEN_DROPOUT",
+    "0.1",
+    "VTN.HEAD_DROPOUT",
+    "0.3",
+    "DATA_LOADER.NUM_WORKERS",
+    "2",
+    "TRAIN.CHECKPOINT_KEEP",
+    "0",
+    "DATA.NUM_FRAMES",
+    "6",
+]
 
 
 def final_weights(out):
@@ -66,17 +84,45 @@ def test_kill_minus_nine_and_rerun_gives_identical_weights(synthetic_dir, tmp_pa
 
 @pytest.mark.slow
 def test_two_gloo_processes_equal_one_with_the_same_global_batch(synthetic_dir, tmp_path):
-    opts = ["SOLVER.MAX_EPOCH", "2", "TEST.ENABLE", "False", "TRAIN.EVAL_PERIOD", "0",
-            "TRAIN.BATCH_SIZE", "4", "DATA_LOADER.NUM_WORKERS", "0", "VTN.HIDDEN_DROPOUT", "0.0",
-            "VTN.HEAD_DROPOUT", "0.0", "VTN.ATTENTION_DROPOUT", "0.0"]
+    opts = [
+        "SOLVER.MAX_EPOCH",
+        "2",
+        "TEST.ENABLE",
+        "False",
+        "TRAIN.EVAL_PERIOD",
+        "0",
+        "TRAIN.BATCH_SIZE",
+        "4",
+        "DATA_LOADER.NUM_WORKERS",
+        "0",
+        "VTN.HIDDEN_DROPOUT",
+        "0.0",
+        "VTN.HEAD_DROPOUT",
+        "0.0",
+        "VTN.ATTENTION_DROPOUT",
+        "0.0",
+    ]
     one = str(tmp_path / "one")
     run_tool("run_net.py", *run_opts(synthetic_dir, one, *opts))
     two = str(tmp_path / "two")
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-         os.path.join(REPO, "tools", "run_net.py"), *run_opts(synthetic_dir, two, *opts)],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            os.path.join(REPO, "tools", "run_net.py"),
+            *run_opts(synthetic_dir, two, *opts),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Processes: 2 (this is rank 0)" in proc.stdout
@@ -84,6 +130,13 @@ def test_two_gloo_processes_equal_one_with_the_same_global_batch(synthetic_dir, 
     a = load_checkpoint_file(os.path.join(checkpoint_dir(one), "checkpoint_epoch_00002.pyth"))["model_state"]
     b = load_checkpoint_file(os.path.join(checkpoint_dir(two), "checkpoint_epoch_00002.pyth"))["model_state"]
     assert_same(a, b, atol=1e-5)
-    moved = max((a[k] - load_checkpoint_file(os.path.join(checkpoint_dir(one), "checkpoint_epoch_00001.pyth"))
-                 ["model_state"][k]).abs().max() for k in a)
+    moved = max(
+        (
+            a[k]
+            - load_checkpoint_file(os.path.join(checkpoint_dir(one), "checkpoint_epoch_00001.pyth"))["model_state"][k]
+        )
+        .abs()
+        .max()
+        for k in a
+    )
     assert moved > 1e-4  # the weights did change: the comparison is not vacuous

@@ -1,4 +1,5 @@
 """tools/run_net.py end to end on the tiny synthetic dataset: outputs, checkpoints, and every failure case."""
+
 import json
 import math
 import os
@@ -12,18 +13,38 @@ from vtn.engine.checkpoint import checkpoint_dir, load_checkpoint_file
 
 
 def run_opts(synthetic_dir, output_dir, *extra):
-    opts = TINY_MODEL_OPTS + synthetic_opts(synthetic_dir) + [
-        "OUTPUT_DIR", output_dir, "SOLVER.MAX_EPOCH", 2, "SOLVER.BASE_LR", 0.05, "SOLVER.LR_POLICY", "cosine",
-        "LOG_PERIOD", 1, "TEST.FULL_VIDEO_FRAMES", 8, "DATA.TRAIN_JITTER_SCALES", [32, 40],
-    ]
+    opts = (
+        TINY_MODEL_OPTS
+        + synthetic_opts(synthetic_dir)
+        + [
+            "OUTPUT_DIR",
+            output_dir,
+            "SOLVER.MAX_EPOCH",
+            2,
+            "SOLVER.BASE_LR",
+            0.05,
+            "SOLVER.LR_POLICY",
+            "cosine",
+            "LOG_PERIOD",
+            1,
+            "TEST.FULL_VIDEO_FRAMES",
+            8,
+            "DATA.TRAIN_JITTER_SCALES",
+            [32, 40],
+        ]
+    )
     return [str(o) if not isinstance(o, list) else json.dumps(o) for o in opts + list(extra)]
 
 
 @pytest.fixture(scope="module")
 def trained(synthetic_dir, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run") / "out")
-    proc = run_tool("run_net.py", *run_opts(synthetic_dir, out, "TEST.BOTH_PROTOCOLS", True,
-                                            "TRAIN.CHECKPOINT_ITERS", 2, "TENSORBOARD.ENABLE", True))
+    proc = run_tool(
+        "run_net.py",
+        *run_opts(
+            synthetic_dir, out, "TEST.BOTH_PROTOCOLS", True, "TRAIN.CHECKPOINT_ITERS", 2, "TENSORBOARD.ENABLE", True
+        ),
+    )
     return out, proc
 
 
@@ -41,8 +62,12 @@ def test_outputs_of_a_training_and_test_run(trained):
     names = sorted(os.listdir(checkpoint_dir(out)))
     # TRAIN.CHECKPOINT_KEEP 3: the oldest (epoch 0, iteration 2) was pruned; the best copy is kept apart
     # epochs count from 1 in every name: the mid-epoch one was written 2 iterations into epoch 2 of 2
-    assert names == ["checkpoint_best.pyth", "checkpoint_epoch_00001.pyth",
-                     "checkpoint_epoch_00002.pyth", "checkpoint_epoch_00002_iter_0000002.pyth"]
+    assert names == [
+        "checkpoint_best.pyth",
+        "checkpoint_epoch_00001.pyth",
+        "checkpoint_epoch_00002.pyth",
+        "checkpoint_epoch_00002_iter_0000002.pyth",
+    ]
     mid = load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00002_iter_0000002.pyth"))
     assert (mid["epoch"], mid["iteration"]) == (1, 2)
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(out, "tensorboard")))
@@ -58,21 +83,37 @@ def test_test_results_and_predictions(trained):
         assert r["views_per_video"] == views and 0 <= r["top1"] <= r["top5"] <= 100
         assert r["checkpoint"].endswith("checkpoint_epoch_00002.pyth")
         preds = json.load(open(os.path.join(out, f"predictions_{protocol}.json")))
-        assert len(preds) == 6 and len(preds[0]["top5_ids"]) == 5 and preds[0]["top5_names"][0] in (
-            "square_growing", "square_shrinking", "disk_brightening", "disk_dimming", "triangle", "stripes")
+        assert (
+            len(preds) == 6
+            and len(preds[0]["top5_ids"]) == 5
+            and preds[0]["top5_names"][0]
+            in ("square_growing", "square_shrinking", "disk_brightening", "disk_dimming", "triangle", "stripes")
+        )
         rows = open(os.path.join(out, f"predictions_{protocol}.csv")).read().splitlines()
         assert rows[0].startswith("path,label,label_name") and len(rows) == 7
     top = json.load(open(os.path.join(out, "test_results.json")))
     # the headline is the config's primary protocol (multi-view: TEST.FULL_VIDEO is off), not the last one run
-    assert top["protocol"] == "multi_view" and [r["protocol"] for r in top["all_protocols"]] == ["multi_view",
-                                                                                               "full_video"]
+    assert top["protocol"] == "multi_view" and [r["protocol"] for r in top["all_protocols"]] == [
+        "multi_view",
+        "full_video",
+    ]
 
 
 def test_checkpoint_holds_every_state_item(trained):
     out, _ = trained
     data = load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00002.pyth"))
-    assert {"model_state", "optimizer_state", "scheduler_state", "scaler_state", "ema_state", "epoch", "iteration",
-            "rng_state", "cfg", "best_metric"} <= set(data)
+    assert {
+        "model_state",
+        "optimizer_state",
+        "scheduler_state",
+        "scaler_state",
+        "ema_state",
+        "epoch",
+        "iteration",
+        "rng_state",
+        "cfg",
+        "best_metric",
+    } <= set(data)
     assert data["epoch"] == 2 and data["iteration"] == 0
     assert set(data["rng_state"]) >= {"python", "numpy", "torch"}
 
@@ -97,9 +138,23 @@ def test_testing_without_a_checkpoint_is_an_error_unless_allowed(synthetic_dir, 
 def test_finetuning_with_new_num_classes_reports_the_head(trained, synthetic_dir, tmp_path):
     out, _ = trained
     ckpt = os.path.join(checkpoint_dir(out), "checkpoint_epoch_00002.pyth")
-    proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(tmp_path / "ft"), "MODEL.NUM_CLASSES", 8,
-                                            "TRAIN.CHECKPOINT_FILE_PATH", ckpt, "SOLVER.MAX_EPOCH", 1,
-                                            "TEST.ENABLE", False, "TRAIN.EVAL_PERIOD", 0))
+    proc = run_tool(
+        "run_net.py",
+        *run_opts(
+            synthetic_dir,
+            str(tmp_path / "ft"),
+            "MODEL.NUM_CLASSES",
+            8,
+            "TRAIN.CHECKPOINT_FILE_PATH",
+            ckpt,
+            "SOLVER.MAX_EPOCH",
+            1,
+            "TEST.ENABLE",
+            False,
+            "TRAIN.EVAL_PERIOD",
+            0,
+        ),
+    )
     log = proc.stdout
     assert "Re-initialised 2 tensors" in log
     assert "mlp_head.4.weight: checkpoint (6, 192) vs model (8, 192)" in log
@@ -110,8 +165,11 @@ def test_a_named_bad_checkpoint_is_a_clear_error(synthetic_dir, tmp_path):
     bad = tmp_path / "bad.pyth"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     for key in ("TEST.CHECKPOINT_FILE_PATH", "TRAIN.CHECKPOINT_FILE_PATH"):
-        proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(tmp_path / key), key, str(bad),
-                                                "TRAIN.ENABLE", key.startswith("TRAIN")), check=False)
+        proc = run_tool(
+            "run_net.py",
+            *run_opts(synthetic_dir, str(tmp_path / key), key, str(bad), "TRAIN.ENABLE", key.startswith("TRAIN")),
+            check=False,
+        )
         assert proc.returncode != 0 and f"checkpoint {bad} cannot be read" in proc.stderr
 
 
@@ -133,17 +191,40 @@ def test_corrupt_newest_checkpoint_is_skipped_on_resume(trained, synthetic_dir, 
 
 def test_non_finite_loss_stops_with_epoch_and_iteration(synthetic_dir, tmp_path):
     out = str(tmp_path / "nan")
-    opts = run_opts(synthetic_dir, out, "SOLVER.BASE_LR", 1e30, "SOLVER.LR_POLICY", "steps_with_relative_lrs",
-                    "TRAIN.CHECKPOINT_ITERS", 1, "TEST.ENABLE", False)
+    opts = run_opts(
+        synthetic_dir,
+        out,
+        "SOLVER.BASE_LR",
+        1e30,
+        "SOLVER.LR_POLICY",
+        "steps_with_relative_lrs",
+        "TRAIN.CHECKPOINT_ITERS",
+        1,
+        "TEST.ENABLE",
+        False,
+    )
     proc = run_tool("run_net.py", *opts, check=False)
     assert proc.returncode != 0
     assert "Non-finite (NaN or infinite) loss at epoch 1, iteration 2" in proc.stderr
     good = load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00001_iter_0000001.pyth"))
     assert all(torch.isfinite(v).all() for v in good["model_state"].values() if v.dtype.is_floating_point)
     assert not os.path.exists(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00001_iter_0000002.pyth"))
-    proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(tmp_path / "skip"), "SOLVER.BASE_LR", 1e30,
-                                            "SOLVER.LR_POLICY", "steps_with_relative_lrs", "TRAIN.MAX_BAD_STEPS", 1,
-                                            "TEST.ENABLE", False), check=False)
+    proc = run_tool(
+        "run_net.py",
+        *run_opts(
+            synthetic_dir,
+            str(tmp_path / "skip"),
+            "SOLVER.BASE_LR",
+            1e30,
+            "SOLVER.LR_POLICY",
+            "steps_with_relative_lrs",
+            "TRAIN.MAX_BAD_STEPS",
+            1,
+            "TEST.ENABLE",
+            False,
+        ),
+        check=False,
+    )
     assert "step skipped (1 of at most 1)" in proc.stdout
     assert "more than TRAIN.MAX_BAD_STEPS = 1 bad steps" in proc.stderr
 
@@ -172,8 +253,12 @@ def test_full_disk_is_reported_before_training(monkeypatch, tmp_path):
 
 def test_training_with_strong_augmentation_and_mixup(synthetic_dir, tmp_path):
     out = str(tmp_path / "aug")
-    proc = run_tool("run_net.py", *run_opts(synthetic_dir, out, "AUG.ENABLE", True, "MIXUP.ENABLE", True,
-                                            "SOLVER.MAX_EPOCH", 1, "TEST.ENABLE", False))
+    run_tool(
+        "run_net.py",
+        *run_opts(
+            synthetic_dir, out, "AUG.ENABLE", True, "MIXUP.ENABLE", True, "SOLVER.MAX_EPOCH", 1, "TEST.ENABLE", False
+        ),
+    )
     stats = [json.loads(line) for line in open(os.path.join(out, "json_stats.log"))]
     train = [s for s in stats if s["_type"] == "train_iter"]
     assert train and all(math.isfinite(s["loss"]) for s in train)

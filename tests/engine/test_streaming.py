@@ -1,5 +1,5 @@
 """Whole-video inference streams the frames: the same logits as one batched forward, bounded by a chunk."""
-import numpy as np
+
 import pytest
 import torch
 
@@ -20,8 +20,10 @@ def test_frame_indices_by_count_all_or_fps():
 
 
 def test_streamed_prediction_equals_the_full_video_test_item(synthetic_dir):
-    cfg = load_config(None, TINY_MODEL_OPTS + synthetic_opts(synthetic_dir) + [
-        "TEST.FULL_VIDEO_FRAMES", 24, "VTN.BACKBONE_CHUNK_SIZE", 5])
+    cfg = load_config(
+        None,
+        TINY_MODEL_OPTS + synthetic_opts(synthetic_dir) + ["TEST.FULL_VIDEO_FRAMES", 24, "VTN.BACKBONE_CHUNK_SIZE", 5],
+    )
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     item = build_dataset(cfg, "test", "full_video")[(2, 0)]
@@ -46,8 +48,9 @@ def test_chunks_bound_what_the_backbone_sees(synthetic_dir):
     assert max(seen) <= 7 and sum(seen) == pred.info.num_frames
 
 
-@pytest.mark.parametrize("pos_opts", [["VTN.POS_EMBED", "fixed"],
-                                      ["VTN.POS_EMBED", "learned", "VTN.POS_INDEX_MODE", "modulo"]])
+@pytest.mark.parametrize(
+    "pos_opts", [["VTN.POS_EMBED", "fixed"], ["VTN.POS_EMBED", "learned", "VTN.POS_INDEX_MODE", "modulo"]]
+)
 def test_an_hour_at_one_fps_is_one_forward_of_3600_tokens(pos_opts):
     """1 fps over an hour of 25 fps video: 3,600 tokens with frame indices up to 90,000, far past the learned
     table (VTN.MAX_POSITION_EMBEDDINGS): the fixed sinusoid has no limit, the learned table wraps (modulo)."""

@@ -7,8 +7,8 @@ import pytest
 from tests.datasets.bad_files import make_bad_files
 from tests.helpers import synthetic_opts, tiny_cfg
 from vtn.engine.evaluator import dataset_fingerprint, results_table
-from vtn.engine.tester import test_run, test_runs
 from vtn.engine.tester import test as run_test
+from vtn.engine.tester import test_run, test_runs
 
 test_runs.__test__ = False  # a function of the package, not a test
 test_run.__test__ = False
@@ -18,21 +18,42 @@ run_test.__test__ = False
 def test_runs_put_the_primary_protocol_first_and_shuffled_passes_only_for_the_ablation():
     assert test_runs(tiny_cfg()) == [("multi_view", False)]
     assert test_runs(tiny_cfg("TEST.BOTH_PROTOCOLS", True, "TEST.SHUFFLE_ABLATION", True)) == [
-        ("multi_view", False), ("full_video", False), ("multi_view", True), ("full_video", True)]
+        ("multi_view", False),
+        ("full_video", False),
+        ("multi_view", True),
+        ("full_video", True),
+    ]
     # full video is the primary protocol when TEST.FULL_VIDEO is on, also with both protocols
     assert test_runs(tiny_cfg("TEST.FULL_VIDEO", True, "TEST.BOTH_PROTOCOLS", True, "TEST.SHUFFLE_ABLATION", True)) == [
-        ("full_video", False), ("multi_view", False), ("full_video", True), ("multi_view", True)]
+        ("full_video", False),
+        ("multi_view", False),
+        ("full_video", True),
+        ("multi_view", True),
+    ]
     # A run that shuffles everything has nothing to compare against.
     assert test_runs(tiny_cfg("TEST.FULL_VIDEO", True, "TEST.SHUFFLE_FRAMES", True, "TEST.SHUFFLE_ABLATION", True)) == [
-        ("full_video", True)]
+        ("full_video", True)
+    ]
 
 
 def test_results_table_marks_the_headline_and_has_a_column_per_class_group():
-    row = dict(protocol="full_video", views_per_video=1, top1=50.0, top5=100.0, mean_class_acc=50.0,
-               top1_listed=40.0, top5_listed=80.0, num_videos=8, num_listed=10, num_missing=1, num_failed=1,
-               class_group_top1={"order-dependent": 75.0})
-    shuffled = dict(row, protocol="full_video_shuffled",
-                    class_group_top1={"order-dependent": 25.0, "appearance": 100.0})
+    row = dict(
+        protocol="full_video",
+        views_per_video=1,
+        top1=50.0,
+        top5=100.0,
+        mean_class_acc=50.0,
+        top1_listed=40.0,
+        top5_listed=80.0,
+        num_videos=8,
+        num_listed=10,
+        num_missing=1,
+        num_failed=1,
+        class_group_top1={"order-dependent": 75.0},
+    )
+    shuffled = dict(
+        row, protocol="full_video_shuffled", class_group_top1={"order-dependent": 25.0, "appearance": 100.0}
+    )
     lines = results_table([row, shuffled]).splitlines()
     header, _, plain, shuffled_line, footnote = lines
     assert header.split()[-2:] == ["order-dependent", "appearance"]
@@ -56,9 +77,21 @@ def test_dataset_fingerprint_is_the_same_for_copies_and_changes_with_videos_or_l
 def ablation_run(synthetic_dir, tmp_path_factory):
     """Both protocols and the shuffle ablation, the full video primary: four test runs of random weights."""
     out = tmp_path_factory.mktemp("ablation")
-    opts = [*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(out), "TEST.ALLOW_RANDOM_INIT", True,
-            "TEST.FULL_VIDEO", True, "TEST.BOTH_PROTOCOLS", True, "TEST.SHUFFLE_ABLATION", True,
-            "VTN.ATTENTION_WINDOW", 16]
+    opts = [
+        *synthetic_opts(synthetic_dir),
+        "OUTPUT_DIR",
+        str(out),
+        "TEST.ALLOW_RANDOM_INIT",
+        True,
+        "TEST.FULL_VIDEO",
+        True,
+        "TEST.BOTH_PROTOCOLS",
+        True,
+        "TEST.SHUFFLE_ABLATION",
+        True,
+        "VTN.ATTENTION_WINDOW",
+        16,
+    ]
     return out, opts, run_test(tiny_cfg(*opts))
 
 
@@ -79,8 +112,9 @@ def test_shuffle_ablation_reports_groups_differs_from_the_plain_run_and_is_repro
     for r in rows:
         groups = r["class_group_top1"]
         assert set(groups) == {"order-dependent", "appearance"}
-        order = [r["per_class_top1"][n]
-                 for n in ("square_growing", "square_shrinking", "disk_brightening", "disk_dimming")]
+        order = [
+            r["per_class_top1"][n] for n in ("square_growing", "square_shrinking", "disk_brightening", "disk_dimming")
+        ]
         assert groups["order-dependent"] == pytest.approx(sum(order) / 4, abs=1e-3)
     assert [r["shuffle_frames"] for r in rows] == [False, False, True, True]
 
@@ -108,8 +142,11 @@ def test_missing_and_undecodable_videos_are_counted_apart_and_as_wrong_in_listed
         f.write(f"{os.path.relpath(bad['missing'], data)} triangle\n")
         f.write(f"{os.path.relpath(bad['truncated'], data)} stripes\n")
     out = tmp_path / "out"
-    rows = run_test(tiny_cfg(*synthetic_opts(str(data)), "OUTPUT_DIR", str(out), "TEST.ALLOW_RANDOM_INIT", True,
-                             "TEST.FULL_VIDEO", True))
+    rows = run_test(
+        tiny_cfg(
+            *synthetic_opts(str(data)), "OUTPUT_DIR", str(out), "TEST.ALLOW_RANDOM_INIT", True, "TEST.FULL_VIDEO", True
+        )
+    )
     r = json.loads((out / "test_results.json").read_text())
     assert r == {**rows[0], "all_protocols": rows}
     assert (r["num_listed"], r["num_missing"], r["num_failed"], r["num_videos"]) == (8, 1, 1, 6)
@@ -117,8 +154,17 @@ def test_missing_and_undecodable_videos_are_counted_apart_and_as_wrong_in_listed
     assert r["top1_listed"] == pytest.approx(100 * hits1 / 8, abs=1e-3)
     assert r["top5_listed"] == pytest.approx(100 * hits5 / 8, abs=1e-3) and r["top5_listed"] <= 75.0
     # the fingerprint covers the scored videos only: the clean copy of the data gives the same one
-    clean = run_test(tiny_cfg(*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(tmp_path / "clean"),
-                              "TEST.ALLOW_RANDOM_INIT", True, "TEST.FULL_VIDEO", True))
+    clean = run_test(
+        tiny_cfg(
+            *synthetic_opts(synthetic_dir),
+            "OUTPUT_DIR",
+            str(tmp_path / "clean"),
+            "TEST.ALLOW_RANDOM_INIT",
+            True,
+            "TEST.FULL_VIDEO",
+            True,
+        )
+    )
     assert clean[0]["dataset_fingerprint"] == r["dataset_fingerprint"] and clean[0]["num_listed"] == 6
     preds = {os.path.basename(p["path"]): p for p in json.loads((out / "predictions_full_video.json").read_text())}
     assert preds["missing.mp4"]["status"] == "missing" and preds["truncated.mp4"]["status"] == "failed"
@@ -129,11 +175,21 @@ def test_missing_and_undecodable_videos_are_counted_apart_and_as_wrong_in_listed
 
 
 def test_a_killed_test_run_leaves_the_previous_results_whole_and_a_full_one_replaces_them_together(
-        synthetic_dir, tmp_path, monkeypatch):
+    synthetic_dir, tmp_path, monkeypatch
+):
     from vtn.engine import tester
 
-    opts = [*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(tmp_path), "TEST.ALLOW_RANDOM_INIT", True,
-            "TEST.FULL_VIDEO", True, "TEST.BOTH_PROTOCOLS", True]
+    opts = [
+        *synthetic_opts(synthetic_dir),
+        "OUTPUT_DIR",
+        str(tmp_path),
+        "TEST.ALLOW_RANDOM_INIT",
+        True,
+        "TEST.FULL_VIDEO",
+        True,
+        "TEST.BOTH_PROTOCOLS",
+        True,
+    ]
     first = run_test(tiny_cfg(*opts))
     before = {f: (tmp_path / f).read_text() for f in os.listdir(tmp_path) if f.startswith(("test_", "pred"))}
     assert len(before) == 7  # results, two per-run results, two runs x (csv, json) predictions

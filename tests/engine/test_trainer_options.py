@@ -1,4 +1,5 @@
 """Training options driven from the command line: gradient accumulation and the EMA of the weights."""
+
 import os
 
 import pytest
@@ -10,10 +11,28 @@ from tests.helpers import run_tool
 from vtn.engine.checkpoint import checkpoint_dir, load_checkpoint_file
 
 # Deterministic steps: no dropout, a constant LR (one step of the steps policy, no warmup), no evaluation.
-EXACT = ["SOLVER.MAX_EPOCH", "1", "TEST.ENABLE", "False", "TRAIN.EVAL_PERIOD", "0",
-         "SOLVER.LR_POLICY", "steps_with_relative_lrs", "SOLVER.STEPS", "[0]", "SOLVER.LRS", "[1.0]",
-         "SOLVER.BASE_LR", "0.05", "VTN.HIDDEN_DROPOUT", "0.0", "VTN.HEAD_DROPOUT", "0.0",
-         "VTN.ATTENTION_DROPOUT", "0.0"]
+EXACT = [
+    "SOLVER.MAX_EPOCH",
+    "1",
+    "TEST.ENABLE",
+    "False",
+    "TRAIN.EVAL_PERIOD",
+    "0",
+    "SOLVER.LR_POLICY",
+    "steps_with_relative_lrs",
+    "SOLVER.STEPS",
+    "[0]",
+    "SOLVER.LRS",
+    "[1.0]",
+    "SOLVER.BASE_LR",
+    "0.05",
+    "VTN.HIDDEN_DROPOUT",
+    "0.0",
+    "VTN.HEAD_DROPOUT",
+    "0.0",
+    "VTN.ATTENTION_DROPOUT",
+    "0.0",
+]
 
 
 def final_state(out, key="model_state"):
@@ -24,8 +43,9 @@ def final_state(out, key="model_state"):
 def test_accumulating_two_half_batches_equals_one_full_batch(synthetic_dir, tmp_path):
     full, halves = str(tmp_path / "full"), str(tmp_path / "halves")
     run_tool("run_net.py", *run_opts(synthetic_dir, full, *EXACT, "TRAIN.BATCH_SIZE", "4"))
-    proc = run_tool("run_net.py", *run_opts(synthetic_dir, halves, *EXACT, "TRAIN.BATCH_SIZE", "2",
-                                            "TRAIN.ACCUMULATION_STEPS", "2"))
+    proc = run_tool(
+        "run_net.py", *run_opts(synthetic_dir, halves, *EXACT, "TRAIN.BATCH_SIZE", "2", "TRAIN.ACCUMULATION_STEPS", "2")
+    )
     assert "Effective batch: 2 per process x 1 processes x 2 accumulation steps = 4 clips" in proc.stdout
     a, b = final_state(full), final_state(halves)
     assert_same(a, b, atol=1e-5)
@@ -38,8 +58,20 @@ def test_accumulating_two_half_batches_equals_one_full_batch(synthetic_dir, tmp_
 
 def test_ema_weights_are_saved_and_used_for_testing(synthetic_dir, tmp_path):
     out = str(tmp_path / "ema")
-    proc = run_tool("run_net.py", *run_opts(synthetic_dir, out, *EXACT[:2], "TRAIN.EVAL_PERIOD", "0",
-                                            "TRAIN.EMA_DECAY", "0.5", "TEST.FULL_VIDEO", "True"))
+    proc = run_tool(
+        "run_net.py",
+        *run_opts(
+            synthetic_dir,
+            out,
+            *EXACT[:2],
+            "TRAIN.EVAL_PERIOD",
+            "0",
+            "TRAIN.EMA_DECAY",
+            "0.5",
+            "TEST.FULL_VIDEO",
+            "True",
+        ),
+    )
     assert "(EMA weights)" in proc.stderr + proc.stdout
     model, ema = final_state(out), final_state(out, "ema_state")
     assert model.keys() == ema.keys()

@@ -1,4 +1,5 @@
 """Every backbone of the paper builds and gives one feature vector per frame; timm names and local weights work."""
+
 import glob
 import os
 
@@ -161,8 +162,14 @@ def test_channels_last_gives_the_same_logits_and_keeps_the_format():
 
     from tests.helpers import tiny_model
 
-    opts = ["VTN.BACKBONE", "resnet10t", "VTN.BACKBONE_KWARGS", "{channels: [8, 8, 16, 16], stem_width: 8}",
-            "VTN.NUM_HEADS", 2]
+    opts = [
+        "VTN.BACKBONE",
+        "resnet10t",
+        "VTN.BACKBONE_KWARGS",
+        "{channels: [8, 8, 16, 16], stem_width: 8}",
+        "VTN.NUM_HEADS",
+        2,
+    ]
     plain = tiny_model(*opts)
     fast = tiny_model(*opts, "VTN.CHANNELS_LAST", True)
     fast.load_state_dict(plain.state_dict())

@@ -1,4 +1,5 @@
 """Table 3 parameter counts (within 2%) and Table 4 GFLOPs per 16-frame view (within 3%)."""
+
 import os
 
 import pytest

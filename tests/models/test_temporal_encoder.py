@@ -2,6 +2,7 @@
 
 Parametrised over every registered encoder so that a new backend is held to the same properties.
 """
+
 import pytest
 import torch
 

@@ -4,6 +4,7 @@ outputs and gradients, at tiny sizes; plus what only the PyTorch one can do (exp
 The shared properties (padding invariance, locality, global [CLS], uniform attention) are checked for both
 in test_temporal_encoder.py.
 """
+
 import pytest
 import torch
 
@@ -54,7 +55,9 @@ def run(model, x, idx, mask, with_attention=True):
         attention = []
     real = (mask != PAD)[..., None]
     weights = torch.randn(hidden.shape, generator=torch.Generator().manual_seed(3))
-    loss = (hidden * weights * real).sum() + sum((a * torch.linspace(-1, 1, a.numel()).view_as(a)).sum() for a in attention)
+    loss = (hidden * weights * real).sum() + sum(
+        (a * torch.linspace(-1, 1, a.numel()).view_as(a)).sum() for a in attention
+    )
     loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     return hidden * real, attention, x.grad, grads
@@ -114,8 +117,9 @@ def test_rows_without_a_global_token_and_no_global_at_all():
 
 def test_two_leading_global_tokens():
     hf, ours = pair()
-    ours = torch_longformer.TorchLongformerEncoder(tiny_cfg("VTN.NUM_LAYERS", 2, "VTN.POS_EMBED", "fixed"),
-                                                   ours.spec, num_global=2).eval()
+    ours = torch_longformer.TorchLongformerEncoder(
+        tiny_cfg("VTN.NUM_LAYERS", 2, "VTN.POS_EMBED", "fixed"), ours.spec, num_global=2
+    ).eval()
     ours.load_state_dict(hf.state_dict(), strict=True)
     for length in (9, 130):
         x, idx, mask = batch(length)

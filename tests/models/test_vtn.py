@@ -1,4 +1,5 @@
 """The VTN model: shapes, the embeddings path, chunking, freezing, position embeddings, shuffling."""
+
 import pytest
 import torch
 
@@ -48,7 +49,12 @@ def test_hidden_size_must_divide_by_heads():
 
 def test_initialisation_is_normal_002_for_encoder_head_and_cls():
     model = tiny_model("VTN.NUM_LAYERS", 2)
-    w = torch.cat([model.mlp_head[1].weight.flatten(), model.temporal_encoder.encoder.layer[0].intermediate.dense.weight.flatten()])
+    w = torch.cat(
+        [
+            model.mlp_head[1].weight.flatten(),
+            model.temporal_encoder.encoder.layer[0].intermediate.dense.weight.flatten(),
+        ]
+    )
     assert abs(w.std().item() - 0.02) < 0.002 and abs(w.mean().item()) < 0.002
     assert model.mlp_head[1].bias.abs().max() == 0
     assert abs(model.cls_token.std().item() - 0.02) < 0.006
@@ -103,7 +109,9 @@ def test_fixed_positions_are_sinusoids_of_any_index():
 
     pe = sinusoid(torch.tensor([0, 1, 100000]), 8)
     assert torch.allclose(pe[0], torch.tensor([0.0, 1.0] * 4))
-    assert torch.allclose(pe[1, 0], torch.sin(torch.tensor(1.0))) and torch.allclose(pe[1, 1], torch.cos(torch.tensor(1.0)))
+    assert torch.allclose(pe[1, 0], torch.sin(torch.tensor(1.0))) and torch.allclose(
+        pe[1, 1], torch.cos(torch.tensor(1.0))
+    )
     freq2 = 10000 ** (-2 / 8)
     assert torch.allclose(pe[1, 2], torch.sin(torch.tensor(freq2)))
     model = tiny_model("VTN.POS_EMBED", "fixed")

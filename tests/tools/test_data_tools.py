@@ -7,9 +7,23 @@ from tests.helpers import run_tool, synthetic_opts
 
 def test_make_synthetic_dataset_from_the_command_line(tmp_path):
     out = tmp_path / "syn"
-    proc = run_tool("make_synthetic_dataset.py", "--out", out, "--workers", 1, "SYNTHETIC.TRAIN_PER_CLASS", 1,
-                    "SYNTHETIC.VAL_PER_CLASS", 1, "SYNTHETIC.TEST_PER_CLASS", 0, "SYNTHETIC.DURATION_RANGE",
-                    "[0.5, 1.0]", "SYNTHETIC.SIZES", "[[32, 24]]")
+    proc = run_tool(
+        "make_synthetic_dataset.py",
+        "--out",
+        out,
+        "--workers",
+        1,
+        "SYNTHETIC.TRAIN_PER_CLASS",
+        1,
+        "SYNTHETIC.VAL_PER_CLASS",
+        1,
+        "SYNTHETIC.TEST_PER_CLASS",
+        0,
+        "SYNTHETIC.DURATION_RANGE",
+        "[0.5, 1.0]",
+        "SYNTHETIC.SIZES",
+        "[[32, 24]]",
+    )
     assert "wrote 12 videos" in proc.stdout
     assert len(open(out / "train.csv").read().splitlines()) == 6
     assert len(os.listdir(out / "videos" / "val")) == 6

@@ -1,4 +1,5 @@
 """demo_net.py and visualize_attention.py from the command line, on a model trained for one epoch."""
+
 import os
 
 import pytest
@@ -23,7 +24,7 @@ def test_demo_prints_top5_and_writes_overlays(trained_tiny, tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("model: ") and lines[0].endswith("checkpoint_epoch_00001.pyth")  # which weights
     assert "frames in one pass" in lines[1]
-    ranked = [l.strip() for l in lines[2:7]]
+    ranked = [line.strip() for line in lines[2:7]]
     assert [r.split(".")[0] for r in ranked] == ["1", "2", "3", "4", "5"]
     assert any(name in ranked[0] for name in ("square", "disk", "triangle", "stripes"))
     assert Image.open(tmp_path / "pred.png").size[1] > 50
@@ -42,8 +43,18 @@ def test_demo_errors_are_clear(trained_tiny, tmp_path):
 
 def test_demo_enable_in_run_net(trained_tiny):
     opts, video = trained_tiny
-    proc = run_tool("run_net.py", *opts, "TRAIN.ENABLE", "False", "TEST.ENABLE", "False", "DEMO.ENABLE", "True",
-                    "DEMO.INPUT_VIDEO", video)
+    proc = run_tool(
+        "run_net.py",
+        *opts,
+        "TRAIN.ENABLE",
+        "False",
+        "TEST.ENABLE",
+        "False",
+        "DEMO.ENABLE",
+        "True",
+        "DEMO.INPUT_VIDEO",
+        video,
+    )
     assert "1. " in proc.stdout and "frames in one pass" in proc.stdout
 
 

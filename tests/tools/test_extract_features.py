@@ -1,5 +1,6 @@
 """From the command line: extract the tiny synthetic dataset's features, train an epoch on the cache and test
 it with tools/run_net.py; the trained checkpoint then predicts the same on the videos, end to end."""
+
 import json
 import os
 
@@ -9,10 +10,23 @@ from tests.helpers import TINY_MODEL_OPTS, run_tool, synthetic_opts
 
 
 def opts(synthetic_dir, features_dir, *extra):
-    values = TINY_MODEL_OPTS + synthetic_opts(synthetic_dir) + [
-        "DATA.FEATURES_DIR", features_dir, "DATA.FEATURES_SOURCE", "synthetic",
-        "TRAIN.DATASET", "features", "TEST.DATASET", "features", "VTN.FREEZE_BACKBONE", True,
-    ] + list(extra)
+    values = (
+        TINY_MODEL_OPTS
+        + synthetic_opts(synthetic_dir)
+        + [
+            "DATA.FEATURES_DIR",
+            features_dir,
+            "DATA.FEATURES_SOURCE",
+            "synthetic",
+            "TRAIN.DATASET",
+            "features",
+            "TEST.DATASET",
+            "features",
+            "VTN.FREEZE_BACKBONE",
+            True,
+        ]
+        + list(extra)
+    )
     return [json.dumps(v) if isinstance(v, list) else str(v) for v in values]
 
 
@@ -39,8 +53,21 @@ def test_extraction_writes_a_cache_and_a_second_run_skips_everything(cache, synt
 def test_train_and_test_on_the_cache_then_end_to_end(cache, synthetic_dir, tmp_path):
     features_dir, _ = cache
     out = str(tmp_path / "out")
-    proc = run_tool("run_net.py", *opts(synthetic_dir, features_dir, "OUTPUT_DIR", out, "SOLVER.MAX_EPOCH", 1,
-                                        "LOG_PERIOD", 1, "TEST.BOTH_PROTOCOLS", True))
+    proc = run_tool(
+        "run_net.py",
+        *opts(
+            synthetic_dir,
+            features_dir,
+            "OUTPUT_DIR",
+            out,
+            "SOLVER.MAX_EPOCH",
+            1,
+            "LOG_PERIOD",
+            1,
+            "TEST.BOTH_PROTOCOLS",
+            True,
+        ),
+    )
     assert "train_epoch" in proc.stdout and "val_epoch" in proc.stdout
     assert "1 crop (TEST.NUM_SPATIAL_CROPS = 3 does not apply" in proc.stdout
     assert "differ from those that made the feature cache" not in proc.stdout  # same seed, same backbone
@@ -50,12 +77,25 @@ def test_train_and_test_on_the_cache_then_end_to_end(cache, synthetic_dir, tmp_p
     # The checkpoint trained on the cache, tested on the videos (backbone + encoder): the same predictions.
     ckpt = json.load(open(os.path.join(out, "test_results_full_video.json")))["checkpoint"]
     e2e = str(tmp_path / "e2e")
-    run_tool("run_net.py", *opts(synthetic_dir, features_dir, "OUTPUT_DIR", e2e, "TRAIN.ENABLE", False,
-                                 "TEST.DATASET", "synthetic", "TEST.FULL_VIDEO", True,
-                                 "TEST.CHECKPOINT_FILE_PATH", ckpt))
+    run_tool(
+        "run_net.py",
+        *opts(
+            synthetic_dir,
+            features_dir,
+            "OUTPUT_DIR",
+            e2e,
+            "TRAIN.ENABLE",
+            False,
+            "TEST.DATASET",
+            "synthetic",
+            "TEST.FULL_VIDEO",
+            True,
+            "TEST.CHECKPOINT_FILE_PATH",
+            ckpt,
+        ),
+    )
     cached = json.load(open(os.path.join(out, "predictions_full_video.json")))
     videos = json.load(open(os.path.join(e2e, "predictions_full_video.json")))
     assert [p["path"] for p in cached] == [p["path"] for p in videos]
     for a, b in zip(cached, videos):
         assert max(abs(x - y) for x, y in zip(a["top5_scores"], b["top5_scores"])) <= 1e-4
-

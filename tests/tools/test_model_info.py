@@ -5,8 +5,13 @@ from tests.helpers import REPO, run_tool
 
 def test_model_info_prints_parameters_and_gflops():
     proc = run_tool(
-        "model_info.py", "--cfg", os.path.join(REPO, "configs", "Kinetics", "DEIT_TI_VTN.yaml"),
-        "--frames", "8", "VTN.NUM_LAYERS", "1",
+        "model_info.py",
+        "--cfg",
+        os.path.join(REPO, "configs", "Kinetics", "DEIT_TI_VTN.yaml"),
+        "--frames",
+        "8",
+        "VTN.NUM_LAYERS",
+        "1",
     )
     out = proc.stdout
     assert "Warning" not in proc.stderr, proc.stderr  # e.g. torch.jit.script's FutureWarning from fvcore

@@ -1,5 +1,6 @@
 """tools/submit.py through submitit's local executor: the job trains and tests like run_net.py, and a
 preempted job resubmits itself with the same config (its rerun resumes through TRAIN.AUTO_RESUME)."""
+
 import os
 
 import pytest
@@ -14,9 +15,21 @@ pytest.importorskip("submitit")
 @pytest.mark.slow
 def test_submit_runs_the_job_with_the_local_executor(synthetic_dir, tmp_path):
     out = str(tmp_path / "job")
-    proc = run_tool("submit.py", "--cluster", "local", "--nodes", "1", "--gpus-per-node", "0", "--timeout", "20",
-                    "--cpus-per-task", "1", *run_opts(synthetic_dir, out, "SOLVER.MAX_EPOCH", "1"),
-                    timeout=1500)
+    proc = run_tool(
+        "submit.py",
+        "--cluster",
+        "local",
+        "--nodes",
+        "1",
+        "--gpus-per-node",
+        "0",
+        "--timeout",
+        "20",
+        "--cpus-per-task",
+        "1",
+        *run_opts(synthetic_dir, out, "SOLVER.MAX_EPOCH", "1"),
+        timeout=1500,
+    )
     assert "submitted job" in proc.stdout and f"finished: {out}" in proc.stdout
     assert os.path.isfile(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00001.pyth"))
     assert os.path.isfile(os.path.join(out, "test_results.json"))

@@ -1,5 +1,6 @@
 """Every tool ends a user error the same way (one line naming the tool, exit status 2), and reads its --help as
 sentences; run in-process through each tool's main(argv)."""
+
 import os
 
 import pytest
@@ -59,16 +60,37 @@ def test_convert_to_release_of_a_model_without_a_position_table_is_one_line(tmp_
     model = tiny_model("VTN.POS_EMBED", "fixed")
     save_checkpoint(str(tmp_path / "fixed.pyth"), tiny_cfg("VTN.POS_EMBED", "fixed"), model)
     (tmp_path / "cpu.yaml").write_text("NUM_GPUS: 0\n")
-    code = run_main("convert_checkpoint.py", "--cfg", tmp_path / "cpu.yaml", "--input", tmp_path / "fixed.pyth",
-                    "--output", tmp_path / "out.pyth", "--to", "release", *opts)
+    code = run_main(
+        "convert_checkpoint.py",
+        "--cfg",
+        tmp_path / "cpu.yaml",
+        "--input",
+        tmp_path / "fixed.pyth",
+        "--output",
+        tmp_path / "out.pyth",
+        "--to",
+        "release",
+        *opts,
+    )
     assert code == 2 and "learned position table" in one_line_error(capsys, "convert_checkpoint")
     assert not os.path.exists(tmp_path / "out.pyth")
     assert isinstance(torch.load(str(tmp_path / "fixed.pyth"), weights_only=True), dict)
 
 
-@pytest.mark.parametrize("tool", ["run_net.py", "demo_net.py", "model_info.py", "check_dataset.py",
-                                  "extract_features.py", "visualize_attention.py", "make_synthetic_dataset.py",
-                                  "convert_checkpoint.py", "submit.py"])
+@pytest.mark.parametrize(
+    "tool",
+    [
+        "run_net.py",
+        "demo_net.py",
+        "model_info.py",
+        "check_dataset.py",
+        "extract_features.py",
+        "visualize_attention.py",
+        "make_synthetic_dataset.py",
+        "convert_checkpoint.py",
+        "submit.py",
+    ],
+)
 def test_a_bad_config_key_is_one_line_with_status_2(tool, capsys):
     argv = ["VTN.NUM_LAYRS", 2]
     if tool == "convert_checkpoint.py":

@@ -1,5 +1,6 @@
 """The layout of Fig. 3 (vtn/visualization/attention.py): every attention cell under its frame, the same frame
 indices on the strip and the heatmap, a fixed [0, 1] colour scale, no overlapping labels; and the csv selection."""
+
 import types
 
 import numpy as np

@@ -3,6 +3,7 @@
 Key names follow PySlowFast wherever the meaning is the same. Every key carries a one-line comment.
 Lists (never tuples) so that a dumped config loads back unchanged.
 """
+
 from fvcore.common.config import CfgNode
 
 _C = CfgNode()

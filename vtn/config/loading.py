@@ -3,9 +3,11 @@
 Unlike a bare YACS merge, every problem is reported as one `ConfigError` that names the source (file or
 command line), the full key, the value and what would be accepted.
 """
+
 import ast
 import os
-from typing import Any, Iterable, List, Optional, Sequence, Union
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional, Union
 
 import yaml
 from fvcore.common.config import CfgNode
@@ -19,7 +21,7 @@ class ConfigError(UserError, ValueError):
     """A config file, override or value that cannot be used; the message says which and why."""
 
 
-def _all_keys(node: CfgNode, prefix: str = "") -> List[str]:
+def _all_keys(node: CfgNode, prefix: str = "") -> list[str]:
     keys = []
     for k, v in node.items():
         keys.append(prefix + k)
@@ -61,8 +63,7 @@ def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
             except ValueError:
                 pass
     raise ConfigError(
-        f"{source}: {key} must be {_type_name(default)} (default {default!r}), got {value!r} "
-        f"({_type_name(value)})."
+        f"{source}: {key} must be {_type_name(default)} (default {default!r}), got {value!r} ({_type_name(value)})."
     )
 
 
@@ -112,9 +113,7 @@ def overrides_to_dict(opts: Sequence[Any]) -> dict:
     """['A.B', '1', 'C', 'x'] -> {'A': {'B': 1}, 'C': 'x'}."""
     opts = list(opts)
     if len(opts) % 2:
-        raise ConfigError(
-            f"command line: overrides come in KEY VALUE pairs; got an odd number ({len(opts)}): {opts}."
-        )
+        raise ConfigError(f"command line: overrides come in KEY VALUE pairs; got an odd number ({len(opts)}): {opts}.")
     tree: dict = {}
     for key, value in zip(opts[0::2], opts[1::2]):
         if not isinstance(key, str) or not key or key.startswith("-"):
@@ -137,9 +136,12 @@ def _check_base_chain(path: str, chain: Sequence[str] = ()) -> None:
     inherits from itself through the chain is one ConfigError naming the files of the cycle."""
     real = os.path.realpath(path)
     if real in chain:
-        cycle = list(chain[chain.index(real):]) + [real]
-        raise ConfigError("config files inherit from each other in a cycle (_BASE_): "
-                          + " -> ".join(os.path.relpath(p) for p in cycle) + ". Remove one of these _BASE_ keys.")
+        cycle = list(chain[chain.index(real) :]) + [real]
+        raise ConfigError(
+            "config files inherit from each other in a cycle (_BASE_): "
+            + " -> ".join(os.path.relpath(p) for p in cycle)
+            + ". Remove one of these _BASE_ keys."
+        )
     if not os.path.isfile(path):
         return  # reported by the loader with the file that names it
     try:

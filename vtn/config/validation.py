@@ -3,7 +3,8 @@
 Rules are data, not an if-chain: `RULES` holds value checks, `CHOICES` holds keys whose value must be one
 of a set of names (often a registry, read lazily so that the config package imports nothing heavy).
 """
-from typing import Callable, Dict, List, Tuple
+
+from typing import Callable
 
 from fvcore.common.config import CfgNode
 
@@ -46,7 +47,7 @@ def _len3_positive(v, _cfg) -> bool:
 
 
 # key -> (check(value, cfg), what is allowed)
-RULES: List[Tuple[str, Callable, Callable]] = [
+RULES: list[tuple[str, Callable, Callable]] = [
     (
         "SYNTHETIC.CYCLE_RANGE",
         lambda v, c: len(v) == 2 and (list(v) == [0, 0] or 0 < v[0] <= v[1]),
@@ -98,26 +99,33 @@ RULES: List[Tuple[str, Callable, Callable]] = [
     (
         "DATA.FEATURES_DIR",
         lambda v, c: bool(v) or "features" not in (c.TRAIN.DATASET, c.TEST.DATASET),
-        lambda c: "the folder of the feature cache (tools/extract_features.py) when TRAIN.DATASET or TEST.DATASET "
-        "is 'features'",
+        lambda c: (
+            "the folder of the feature cache (tools/extract_features.py) when TRAIN.DATASET or TEST.DATASET "
+            "is 'features'"
+        ),
     ),
     (
         "DATA.FEATURES_SOURCE",
         lambda v, c: v != "features",
-        lambda c: "a video dataset to extract from (e.g. 'kinetics', 'synthetic'), or '' for TRAIN.DATASET / "
-        "TEST.DATASET",
+        lambda c: (
+            "a video dataset to extract from (e.g. 'kinetics', 'synthetic'), or '' for TRAIN.DATASET / TEST.DATASET"
+        ),
     ),
     (
         "VTN.FREEZE_BACKBONE",
         lambda v, c: v or not (c.TRAIN.ENABLE and c.TRAIN.DATASET == "features"),
-        lambda c: "True when training on the feature cache (TRAIN.DATASET 'features'): cached embeddings cannot "
-        "train the backbone",
+        lambda c: (
+            "True when training on the feature cache (TRAIN.DATASET 'features'): cached embeddings cannot "
+            "train the backbone"
+        ),
     ),
     (
         "AUG.ENABLE",
         lambda v, c: not v or not (c.TRAIN.ENABLE and c.TRAIN.DATASET == "features"),
-        lambda c: "False with TRAIN.DATASET 'features': RandAugment and random erasing change pixels, and the cache "
-        "holds embeddings",
+        lambda c: (
+            "False with TRAIN.DATASET 'features': RandAugment and random erasing change pixels, and the cache "
+            "holds embeddings"
+        ),
     ),
     (
         "MIXUP.ENABLE",
@@ -182,7 +190,7 @@ RULES: List[Tuple[str, Callable, Callable]] = [
     (
         "AUG.AA_TYPE",
         lambda v, c: v == "" or _rand_augment_problem(v) is None,
-        lambda c: f"\"\" (no RandAugment) or a timm RandAugment string: {_rand_augment_problem(c.AUG.AA_TYPE)}",
+        lambda c: f'"" (no RandAugment) or a timm RandAugment string: {_rand_augment_problem(c.AUG.AA_TYPE)}',
     ),
     ("MIXUP.ALPHA", _non_negative, lambda c: "a number >= 0 (0 disables mixup)"),
     ("MIXUP.CUTMIX_ALPHA", _non_negative, lambda c: "a number >= 0 (0 disables cutmix)"),
@@ -194,8 +202,8 @@ RULES: List[Tuple[str, Callable, Callable]] = [
 ]
 
 
-def _registry_names(module: str, attr: str) -> Callable[[], List[str]]:
-    def names() -> List[str]:
+def _registry_names(module: str, attr: str) -> Callable[[], list[str]]:
+    def names() -> list[str]:
         import importlib
 
         return importlib.import_module(module).__dict__[attr].names()
@@ -203,12 +211,12 @@ def _registry_names(module: str, attr: str) -> Callable[[], List[str]]:
     return names
 
 
-def _fixed(*names: str) -> Callable[[], List[str]]:
+def _fixed(*names: str) -> Callable[[], list[str]]:
     return lambda: list(names)
 
 
 # key -> the names it may take
-CHOICES: Dict[str, Callable[[], List[str]]] = {
+CHOICES: dict[str, Callable[[], list[str]]] = {
     "MODEL.MODEL_NAME": _registry_names("vtn.models.build", "MODEL_REGISTRY"),
     "VTN.TEMPORAL_ENCODER": _registry_names("vtn.models.temporal_encoders", "TEMPORAL_ENCODER_REGISTRY"),
     "VTN.POS_EMBED": _registry_names("vtn.models.position_embeddings", "POS_EMBED_REGISTRY"),

@@ -1,4 +1,6 @@
 """Data: decoding, temporal sampling, spatial transforms, datasets (kinetics, mit, synthetic) and loaders."""
+
+from vtn.datasets import features, kinetics, mit, synthetic  # noqa: F401  (register the datasets)
 from vtn.datasets.build import (
     DATASET_REGISTRY,
     EpochSampler,
@@ -9,7 +11,6 @@ from vtn.datasets.build import (
     shuffle_dataset,
 )
 from vtn.datasets.decoder import DECODER_REGISTRY, VideoDecodeError, VideoInfo, build_decoder
-from vtn.datasets import features, kinetics, mit, synthetic  # noqa: F401  (register the datasets)
 
 __all__ = [
     "DATASET_REGISTRY",

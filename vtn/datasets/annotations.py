@@ -1,7 +1,8 @@
 """Reading annotation files: `path label` csv files and class-index files. Errors name the file and line."""
+
 import json
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 from iopath.common.file_io import g_pathmgr
 
@@ -18,7 +19,7 @@ def open_annotation(path: str):
     return g_pathmgr.open(path, "r", encoding="utf-8-sig", newline="")
 
 
-def read_class_index(path: str) -> Dict[str, int]:
+def read_class_index(path: str) -> dict[str, int]:
     """Class name -> id from json `{name: id}`, lines `name,id`, or one name per line (id = line number)."""
     if not g_pathmgr.isfile(path):
         raise AnnotationError(f"class-index file {path} does not exist")
@@ -33,7 +34,7 @@ def read_class_index(path: str) -> Dict[str, int]:
             raise AnnotationError(f"{path}: expected a JSON object {{class name: integer id}}")
         return {str(k): int(v) for k, v in mapping.items()}
     mapping = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for _lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line:
             continue
@@ -47,7 +48,7 @@ def read_class_index(path: str) -> Dict[str, int]:
     return mapping
 
 
-def class_names_from(mapping: Dict[str, int]) -> List[str]:
+def class_names_from(mapping: dict[str, int]) -> list[str]:
     ids = sorted(mapping.values())
     if ids != list(range(len(ids))):
         raise AnnotationError(f"class ids must be 0..{len(ids) - 1} without gaps, got {ids[:10]}...")
@@ -57,7 +58,7 @@ def class_names_from(mapping: Dict[str, int]) -> List[str]:
     return names
 
 
-def parse_label(text: str, mapping: Optional[Dict[str, int]], where: str) -> int:
+def parse_label(text: str, mapping: Optional[dict[str, int]], where: str) -> int:
     text = text.strip()
     if text.lstrip("-").isdigit():
         label = int(text)
@@ -74,8 +75,8 @@ def parse_label(text: str, mapping: Optional[Dict[str, int]], where: str) -> int
 
 
 def read_path_label_csv(
-    path: str, separator: str = " ", mapping: Optional[Dict[str, int]] = None
-) -> Tuple[List[str], List[int]]:
+    path: str, separator: str = " ", mapping: Optional[dict[str, int]] = None
+) -> tuple[list[str], list[int]]:
     """PySlowFast's `path label` lines (the label is the last field; paths may contain the separator)."""
     if not g_pathmgr.isfile(path):
         raise AnnotationError(f"annotation file {path} does not exist")
@@ -106,7 +107,7 @@ def resolve_path(path: str, prefix: str, data_dir: str) -> str:
     return path if os.path.isabs(path) else os.path.join(data_dir, path)
 
 
-def find_class_names(cfg) -> Optional[List[str]]:
+def find_class_names(cfg) -> Optional[list[str]]:
     """Class names for predictions: DEMO.LABEL_FILE_PATH, else DATA.CLASS_INDEX_FILE (relative to the data
     folder), else a classes.json or moments_categories.txt in DATA.PATH_TO_DATA_DIR; None when there is none."""
     data_dir = cfg.DATA.PATH_TO_DATA_DIR
@@ -122,7 +123,7 @@ def find_class_names(cfg) -> Optional[List[str]]:
     return None
 
 
-def check_label_range(paths: List[str], labels: List[int], num_classes: int, split: str) -> None:
+def check_label_range(paths: list[str], labels: list[int], num_classes: int, split: str) -> None:
     """Every label must be a class of the model: an error names how many are not, and the first one."""
     bad = [(p, lab) for p, lab in zip(paths, labels) if lab >= num_classes]
     if bad:

@@ -12,9 +12,11 @@ draw, applied identically to all of its frames:
 All randomness comes from the global `random`, `numpy` and `torch` generators, so the data loader's seeded
 workers make a run reproducible.
 """
+
 import random
 import re
-from typing import Callable, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -34,7 +36,10 @@ _POLICY_SECTIONS = {
     "inc": "[01]",  # ops whose severity increases with the magnitude
     "t": "weights|3a|3aw",  # named op set
 }
-_POLICY_EXAMPLE = "'rand-m9-n2-mstd0.5-inc1' (sections: m<int>, n<int>, p<float>, mstd<float>, mmax<int>, inc<0|1>, t<weights|3a|3aw>)"
+_POLICY_EXAMPLE = (
+    "'rand-m9-n2-mstd0.5-inc1' (sections: m<int>, n<int>, p<float>, mstd<float>, mmax<int>, inc<0|1>, "
+    "t<weights|3a|3aw>)"
+)
 
 # PIL resampling filters by name; "random" lets timm pick bilinear or bicubic (still once per clip).
 INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "random": None}
@@ -55,7 +60,7 @@ def rand_augment_policy_problem(policy: str) -> Optional[str]:
     for section in sections[1:]:
         # Longest keys first so that "mstd0.5" is not read as "m" + "std0.5".
         for key in sorted(_POLICY_SECTIONS, key=len, reverse=True):
-            if section.startswith(key) and re.fullmatch(_POLICY_SECTIONS[key], section[len(key):]):
+            if section.startswith(key) and re.fullmatch(_POLICY_SECTIONS[key], section[len(key) :]):
                 break
         else:
             return f"section {section!r} is not understood; expected e.g. {_POLICY_EXAMPLE}"
@@ -105,7 +110,7 @@ class ClipRandAugment:
         img_size: int = 224,
         mean: Optional[Sequence[float]] = None,
         interpolation: str = "bicubic",
-        transforms: Optional[List[str]] = None,
+        transforms: Optional[list[str]] = None,
     ):
         problem = rand_augment_policy_problem(policy)
         if problem:
@@ -194,7 +199,7 @@ class ClipRandomErasing:
         return f"{type(self).__name__}(prob={self.prob}, mode={self.mode!r}, count={self.count})"
 
 
-def build_train_augmentations(cfg) -> Tuple[Optional[Callable], Optional[Callable]]:
+def build_train_augmentations(cfg) -> tuple[Optional[Callable], Optional[Callable]]:
     """(before_normalize, after_normalize) for training clips, each a callable or None.
 
     before_normalize: ClipRandAugment on uint8 (T, H, W, 3) frames after crop and flip (None when AUG.ENABLE is

@@ -8,9 +8,11 @@ how a run resumed in the middle of an epoch skips what was done without decoding
 
 Validation and test shards are `rank::world` of the list without padding, so no view is seen twice.
 """
+
 import logging
 import random
-from typing import Iterator, List, Optional, Tuple
+from collections.abc import Iterator
+from typing import Optional
 
 import numpy as np
 import torch
@@ -46,7 +48,7 @@ def build_dataset(cfg, split: str, protocol: Optional[str] = None):
     return DATASET_REGISTRY.get(name)(cfg, split, protocol)
 
 
-def splits_of_run(cfg) -> List[str]:
+def splits_of_run(cfg) -> list[str]:
     """The splits a run of tools/run_net.py reads: train (and val when it validates) when it trains, test when
     it tests."""
     splits = []
@@ -65,7 +67,7 @@ def check_splits(cfg) -> None:
         build_dataset(cfg, split)
 
 
-def _world() -> Tuple[int, int]:
+def _world() -> tuple[int, int]:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -83,8 +85,18 @@ class EpochSampler(Sampler):
     index `repeats` times.
     """
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int,
-                 rank: int = 0, world: int = 1, repeats: int = 1, keep_epoch_size: bool = True):
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        repeats: int = 1,
+        keep_epoch_size: bool = True,
+    ):
         self.size, self.batch_size, self.shuffle, self.drop_last = size, batch_size, shuffle, drop_last
         self.seed, self.rank, self.world = seed, rank, world
         self.repeats, self.keep_epoch_size = max(1, int(repeats)), keep_epoch_size
@@ -110,7 +122,7 @@ class EpochSampler(Sampler):
             keys = keys[: per_rank * self.world]
         return keys[self.rank :: self.world]
 
-    def __iter__(self) -> Iterator[Tuple[int, int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
         mine = self._mine()[self.start_batch * self.batch_size :]
         return iter([(int(i), self.epoch, int(d)) for i, d in mine])
 
@@ -137,9 +149,17 @@ def build_loader(cfg, split: str, protocol: Optional[str] = None) -> DataLoader:
         raise DatasetError(f"{key} = {total} must be a multiple of the number of processes ({world})")
     batch = total // world
     train = split == "train"
-    sampler = EpochSampler(len(dataset), batch, shuffle=train, drop_last=train, seed=cfg.RNG_SEED, rank=rank,
-                           world=world, repeats=cfg.DATA_LOADER.REPEATED_AUG if train else 1,
-                           keep_epoch_size=cfg.DATA_LOADER.REPEATED_AUG_EPOCH == "dataset")
+    sampler = EpochSampler(
+        len(dataset),
+        batch,
+        shuffle=train,
+        drop_last=train,
+        seed=cfg.RNG_SEED,
+        rank=rank,
+        world=world,
+        repeats=cfg.DATA_LOADER.REPEATED_AUG if train else 1,
+        keep_epoch_size=cfg.DATA_LOADER.REPEATED_AUG_EPOCH == "dataset",
+    )
     workers = cfg.DATA_LOADER.NUM_WORKERS
     generator = torch.Generator()
     generator.manual_seed(cfg.RNG_SEED * 1000 + rank)
@@ -165,4 +185,4 @@ def shuffle_dataset(loader: DataLoader, epoch: int, start_iter: int = 0) -> None
         except TypeError:  # a plain DistributedSampler
             sampler.set_epoch(epoch)
             if start_iter:
-                raise ValueError("resuming mid-epoch needs the EpochSampler of build_loader")
+                raise ValueError("resuming mid-epoch needs the EpochSampler of build_loader") from None

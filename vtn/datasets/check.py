@@ -1,6 +1,6 @@
 """Scan a dataset's annotation files: which videos are unreadable and why, durations, frame rates."""
+
 from collections import Counter
-from typing import Dict, List
 
 import numpy as np
 
@@ -8,9 +8,9 @@ from vtn.datasets.build import build_dataset
 from vtn.datasets.decoder import VideoDecodeError
 
 
-def scan_split(cfg, split: str) -> Dict:
+def scan_split(cfg, split: str) -> dict:
     dataset = build_dataset(cfg, split, "single_view")
-    bad: List[str] = []
+    bad: list[str] = []
     durations, fps = [], Counter()
     uneven = rotated = 0
     for path in dataset.paths:
@@ -23,11 +23,19 @@ def scan_split(cfg, split: str) -> Dict:
         fps[round(info.fps, 2)] += 1
         uneven += info.times is not None
         rotated += info.rotation != 0
-    return {"split": split, "videos": len(dataset.paths), "unreadable": bad, "durations": durations, "fps": fps,
-            "classes": len(set(dataset.labels)), "uneven": uneven, "rotated": rotated}
+    return {
+        "split": split,
+        "videos": len(dataset.paths),
+        "unreadable": bad,
+        "durations": durations,
+        "fps": fps,
+        "classes": len(set(dataset.labels)),
+        "uneven": uneven,
+        "rotated": rotated,
+    }
 
 
-def format_report(report: Dict) -> str:
+def format_report(report: dict) -> str:
     d = np.asarray(report["durations"]) if report["durations"] else np.zeros(1)
     lines = [
         f"[{report['split']}] {report['videos']} videos, {report['classes']} classes, "

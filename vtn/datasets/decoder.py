@@ -15,11 +15,13 @@ its timestamp, checked against the probe's timeline; where timestamps are missin
 declared rate (said once per video at debug level), and never returns one frame in place of another.
 Decoding problems raise `VideoDecodeError`, which names the file and the reason.
 """
+
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Optional
 
 import numpy as np
 
@@ -58,7 +60,7 @@ class VideoInfo:
     duration: float
     width: int
     height: int
-    times: Optional[Tuple[float, ...]] = None
+    times: Optional[tuple[float, ...]] = None
     start_pts: Optional[int] = None
     rotation: int = 0
 
@@ -75,8 +77,9 @@ def quarter_turns(degrees) -> int:
     return int(round((degrees or 0) / 90.0)) % 4
 
 
-def timeline(pts: Sequence[int], time_base: Fraction, rate: Fraction,
-             declared: Optional[float] = None) -> Tuple[float, Optional[Tuple[float, ...]], float]:
+def timeline(
+    pts: Sequence[int], time_base: Fraction, rate: Fraction, declared: Optional[float] = None
+) -> tuple[float, Optional[tuple[float, ...]], float]:
     """(fps, times or None, duration) from the sorted timestamps of a stream's frames. Evenly spaced frames keep
     the stream's rate (or the rate of their spacing when the header's differs); unevenly spaced ones keep their
     times, and the duration runs to the end of the last frame (`declared`: the stream's own duration in seconds
@@ -174,9 +177,12 @@ class PyAVDecoder:
             container.close()
 
     def decode(
-        self, path: str, indices: Sequence[int], size: Optional[Tuple[int, int]] = None,
+        self,
+        path: str,
+        indices: Sequence[int],
+        size: Optional[tuple[int, int]] = None,
         info: Optional[VideoInfo] = None,
-    ) -> Tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Frames at `indices` (any order, repeats allowed) as uint8 (N, H, W, 3), and the indices returned.
 
         `size` = (width, height) of the displayed picture resizes while converting; `info` is the video's probe
@@ -198,9 +204,13 @@ class PyAVDecoder:
         return np.stack([kept[i] for i in order]), np.asarray(order, dtype=np.int64)
 
     def iter_frames(
-        self, path: str, indices: Sequence[int], size: Optional[Tuple[int, int]] = None, chunk: int = 32,
+        self,
+        path: str,
+        indices: Sequence[int],
+        size: Optional[tuple[int, int]] = None,
+        chunk: int = 32,
         info: Optional[VideoInfo] = None,
-    ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Like `decode`, for sorted `indices`, yielding chunks of at most `chunk` frames: memory stays bounded
         by the chunk however long the video is."""
         wanted = np.asarray(indices, dtype=np.int64)
@@ -244,8 +254,11 @@ class PyAVDecoder:
                         seek = max(0, seek - max(1, int(2 * info.fps)))  # two seconds earlier
             except _OutOfOrder:
                 self._counted.add(path)
-                logger.debug("%s: frame timestamps are out of display order; frames are counted from the start "
-                             "at %g fps", path, info.fps)
+                logger.debug(
+                    "%s: frame timestamps are out of display order; frames are counted from the start at %g fps",
+                    path,
+                    info.fps,
+                )
         yield from self._decode_frames(path, first, last, info, by_timestamp=False)
 
     def _decode_frames(self, path: str, first: int, last: int, info: VideoInfo, by_timestamp: bool, seek: int = 0):
@@ -263,10 +276,10 @@ class PyAVDecoder:
             for packet in container.demux(stream):
                 try:
                     frames = packet.decode()
-                except Exception:  # av.error.InvalidDataError and friends: a corrupt packet
+                except Exception as e:  # av.error.InvalidDataError and friends: a corrupt packet
                     bad += 1
                     if bad > 10 and bad > good:
-                        raise VideoDecodeError(f"{path}: most packets are corrupt ({bad} failed to decode)")
+                        raise VideoDecodeError(f"{path}: most packets are corrupt ({bad} failed to decode)") from e
                     continue
                 good += 1
                 for frame in frames:
@@ -319,7 +332,7 @@ class PyAVDecoder:
         return index_of
 
     @staticmethod
-    def _to_rgb(frame, size: Optional[Tuple[int, int]]) -> np.ndarray:
+    def _to_rgb(frame, size: Optional[tuple[int, int]]) -> np.ndarray:
         """The frame as RGB the right way up, resized so that its displayed size is `size` (width, height)."""
         turns = quarter_turns(getattr(frame, "rotation", 0))
         if size is None:

@@ -29,12 +29,13 @@ Bad videos: a video that failed at extraction is left out of the training split 
 as failed (`ok` False) in validation and testing; a feature file that cannot be read is treated like an
 undecodable video (logged, counted, replaced in training).
 """
+
 import hashlib
 import json
 import logging
 import os
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ def feature_file_name(split: str, path: str, data_dir: str = "") -> str:
     return f"{split}/{stem}-{digest}.pt"
 
 
-def read_json(path: str, what: str) -> Dict:
+def read_json(path: str, what: str) -> dict:
     try:
         with open(path) as f:
             return json.load(f)
@@ -88,7 +89,7 @@ def read_json(path: str, what: str) -> Dict:
         raise FeatureCacheError(f"{what} {path} cannot be read ({e.__class__.__name__}: {e})") from e
 
 
-def read_manifest(features_dir: str) -> Dict:
+def read_manifest(features_dir: str) -> dict:
     if not features_dir:
         raise FeatureCacheError("DATA.FEATURES_DIR is empty: set it to the folder written by tools/extract_features.py")
     path = manifest_path(features_dir)
@@ -104,7 +105,7 @@ def read_manifest(features_dir: str) -> Dict:
     return manifest
 
 
-def load_feature_file(path: str, mmap: bool = False) -> Dict:
+def load_feature_file(path: str, mmap: bool = False) -> dict:
     """One video's cached features; FeatureCacheError names the file when it is missing or unreadable."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -165,14 +166,19 @@ class FeatureDataset(torch.utils.data.Dataset):
         videos = index["videos"]
         failed = [v for v in videos if not v.get("file")]
         if split == "train" and failed:
-            logger.warning("%d videos of the train split have no features (they failed at extraction, e.g. %s: %s) "
-                           "and are left out", len(failed), failed[0]["path"], failed[0].get("error", "?"))
+            logger.warning(
+                "%d videos of the train split have no features (they failed at extraction, e.g. %s: %s) "
+                "and are left out",
+                len(failed),
+                failed[0]["path"],
+                failed[0].get("error", "?"),
+            )
             videos = [v for v in videos if v.get("file")]
         self.videos = videos
         self.paths = [v["path"] for v in videos]
         self.labels = [int(v["label"]) for v in videos]
         self.class_names = index.get("class_names")
-        self.class_groups: Dict[str, List[int]] = {k: list(v) for k, v in (index.get("class_groups") or {}).items()}
+        self.class_groups: dict[str, list[int]] = {k: list(v) for k, v in (index.get("class_groups") or {}).items()}
         self.num_videos = len(videos)
         self.num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS if protocol == "multi_view" else 1
         self.seconds = sampling.footprint_seconds(cfg)
@@ -181,8 +187,12 @@ class FeatureDataset(torch.utils.data.Dataset):
         self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR  # paths are reported relative to it
         check_label_range(self.paths, self.labels, cfg.MODEL.NUM_CLASSES, split)
         if protocol == "multi_view" and cfg.TEST.NUM_SPATIAL_CROPS != 1:
-            logger.info("Feature cache: multi-view uses %d clips x 1 crop (TEST.NUM_SPATIAL_CROPS = %d does not "
-                        "apply to cached embeddings)", self.num_views, cfg.TEST.NUM_SPATIAL_CROPS)
+            logger.info(
+                "Feature cache: multi-view uses %d clips x 1 crop (TEST.NUM_SPATIAL_CROPS = %d does not "
+                "apply to cached embeddings)",
+                self.num_views,
+                cfg.TEST.NUM_SPATIAL_CROPS,
+            )
         self._warn_if_sparse()
 
     def _warn_if_sparse(self) -> None:
@@ -192,7 +202,11 @@ class FeatureDataset(torch.utils.data.Dataset):
             logger.warning(
                 "The feature cache holds %.3g frames per second but clips sample %.3g (DATA.NUM_FRAMES %d over "
                 "%.3g s): clips will repeat cached frames; extract with DATA.FEATURES_FPS >= %.3g to avoid it",
-                fps, clip_rate, self.cfg.DATA.NUM_FRAMES, self.seconds, clip_rate,
+                fps,
+                clip_rate,
+                self.cfg.DATA.NUM_FRAMES,
+                self.seconds,
+                clip_rate,
             )
 
     def __len__(self) -> int:
@@ -218,28 +232,37 @@ class FeatureDataset(torch.utils.data.Dataset):
             )
         kwargs = dict(self.cfg.VTN.BACKBONE_KWARGS)
         if self.manifest["backbone"] != self.cfg.VTN.BACKBONE or self.manifest.get("backbone_kwargs", {}) != kwargs:
-            logger.warning("The feature cache %s was made by %s; the model is %r %s: the temporal encoder trains on "
-                           "features of another backbone", self.features_dir, made_by, self.cfg.VTN.BACKBONE, kwargs)
+            logger.warning(
+                "The feature cache %s was made by %s; the model is %r %s: the temporal encoder trains on "
+                "features of another backbone",
+                self.features_dir,
+                made_by,
+                self.cfg.VTN.BACKBONE,
+                kwargs,
+            )
         if hasattr(m, "backbone") and backbone_fingerprint(m.backbone) != self.manifest.get("backbone_fingerprint"):
             logger.warning(
                 "The model's backbone weights differ from those that made the feature cache %s: training and "
                 "testing on the cache are consistent, but this model's end-to-end predictions on videos will not "
-                "match them", self.features_dir,
+                "match them",
+                self.features_dir,
             )
 
     # ------------------------------------------------------------------ one view
-    def _wanted(self, video: Dict, temporal_idx: int, rng: Optional[np.random.Generator]) -> np.ndarray:
+    def _wanted(self, video: dict, temporal_idx: int, rng: Optional[np.random.Generator]) -> np.ndarray:
         d = self.cfg.DATA
         n, fps, times = int(video["num_frames"]), float(video["fps"]), video.get("times")
         if self.protocol == "train_clip":
             return sampling.train_clip_indices(n, fps, d.NUM_FRAMES, self.seconds, rng, d.SHORT_VIDEO_MODE, times)
         if self.protocol == "full_video":
             return sampling.full_video_indices(n, self.num_frames, fps, times)
-        return sampling.view_clip_indices(n, fps, d.NUM_FRAMES, self.seconds, temporal_idx, self.num_views,
-                                          d.SHORT_VIDEO_MODE, times)
+        return sampling.view_clip_indices(
+            n, fps, d.NUM_FRAMES, self.seconds, temporal_idx, self.num_views, d.SHORT_VIDEO_MODE, times
+        )
 
-    def load_view(self, video_idx: int, temporal_idx: int,
-                  rng: Optional[np.random.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def load_view(
+        self, video_idx: int, temporal_idx: int, rng: Optional[np.random.Generator] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings (T, D) and the frame indices (T,) of one view."""
         video = self.videos[video_idx]
         if not video.get("file"):
@@ -247,16 +270,16 @@ class FeatureDataset(torch.utils.data.Dataset):
         data = load_feature_file(os.path.join(self.features_dir, video["file"]))
         emb, idx = data["embeddings"], data["frame_idx"].long()
         if emb.shape[1] != self.feature_dim:
-            raise FeatureCacheError(f"feature file {video['file']} holds {emb.shape[1]}-d embeddings; the manifest "
-                                    f"says {self.feature_dim}")
+            raise FeatureCacheError(
+                f"feature file {video['file']} holds {emb.shape[1]}-d embeddings; the manifest says {self.feature_dim}"
+            )
         pos = torch.from_numpy(nearest_positions(idx.numpy(), self._wanted(video, temporal_idx, rng)))
         return emb[pos].float(), idx[pos]
 
-    def _item(self, emb, frame_idx, video_idx, temporal_idx, ok, failures) -> Dict:
-        return make_item("embeddings", emb, self.labels[video_idx], frame_idx, video_idx, temporal_idx, 0, ok,
-                         failures)
+    def _item(self, emb, frame_idx, video_idx, temporal_idx, ok, failures) -> dict:
+        return make_item("embeddings", emb, self.labels[video_idx], frame_idx, video_idx, temporal_idx, 0, ok, failures)
 
-    def __getitem__(self, key) -> Dict:
+    def __getitem__(self, key) -> dict:
         index, epoch, draw = item_key(key)
         video_idx, temporal_idx = divmod(index, self.num_views)
         failures = 0
@@ -276,8 +299,14 @@ class FeatureDataset(torch.utils.data.Dataset):
                 f"{failures} cached videos in a row could not be read in the train split (DATA_LOADER.NUM_RETRIES = "
                 f"{retries}); the last one was {self.paths[video_idx]}. Run tools/extract_features.py again."
             )
-        return self._item(torch.zeros(self.num_frames, self.feature_dim), torch.zeros(self.num_frames, dtype=torch.long),
-                          video_idx, temporal_idx, False, failures)
+        return self._item(
+            torch.zeros(self.num_frames, self.feature_dim),
+            torch.zeros(self.num_frames, dtype=torch.long),
+            video_idx,
+            temporal_idx,
+            False,
+            failures,
+        )
 
 
 @DATASET_REGISTRY.register_as(NAME)

@@ -4,6 +4,7 @@ Labels are integers, or class names mapped through DATA.CLASS_INDEX_FILE (json {
 line). Relative paths are joined to DATA.PATH_PREFIX, or to the data folder when no prefix is set. A missing
 test.csv falls back to val.csv with a warning.
 """
+
 import logging
 import os
 

@@ -9,6 +9,7 @@
 
 The train split reads trainingSet.csv; val and test read validationSet.csv (the test labels are not public).
 """
+
 import csv
 import os
 
@@ -23,13 +24,18 @@ from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import VideoDataset
 from vtn.utils.errors import DatasetError
 
-SPLITS = {"train": ("trainingSet.csv", "training"), "val": ("validationSet.csv", "validation"),
-          "test": ("validationSet.csv", "validation")}
+SPLITS = {
+    "train": ("trainingSet.csv", "training"),
+    "val": ("validationSet.csv", "validation"),
+    "test": ("validationSet.csv", "validation"),
+}
 CATEGORIES = "moments_categories.txt"
 # What a training run that starts from scratch is told (the trainer logs it as a warning).
-INIT_ADVICE = ("the paper initialises Moments in Time models from a Kinetics-400 VTN, and TRAIN.CHECKPOINT_FILE_PATH "
-               "is empty: this run starts from the ImageNet backbone alone (Table 5 is not reproduced this way). Set "
-               "TRAIN.CHECKPOINT_FILE_PATH to a Kinetics-400 checkpoint, e.g. of configs/Kinetics/VIT_B_VTN.yaml")
+INIT_ADVICE = (
+    "the paper initialises Moments in Time models from a Kinetics-400 VTN, and TRAIN.CHECKPOINT_FILE_PATH "
+    "is empty: this run starts from the ImageNet backbone alone (Table 5 is not reproduced this way). Set "
+    "TRAIN.CHECKPOINT_FILE_PATH to a Kinetics-400 checkpoint, e.g. of configs/Kinetics/VIT_B_VTN.yaml"
+)
 
 
 def read_mit_csv(path: str, video_dir: str, mapping):

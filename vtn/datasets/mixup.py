@@ -7,6 +7,7 @@ view shares memory with the clip tensor, so nothing of timm's logic is rewritten
 
 The engine trains on the soft targets with `soft_target_cross_entropy` (timm's SoftTargetCrossEntropy).
 """
+
 from typing import Optional
 
 import torch
@@ -65,7 +66,9 @@ class VideoMixup:
 
     def _check(self, frames: torch.Tensor, labels: torch.Tensor) -> None:
         if frames.dim() != 5 or not frames.is_floating_point():
-            raise ValueError(f"VideoMixup expects float frames (B, C, T, H, W), got {frames.dtype} {tuple(frames.shape)}.")
+            raise ValueError(
+                f"VideoMixup expects float frames (B, C, T, H, W), got {frames.dtype} {tuple(frames.shape)}."
+            )
         if labels.dim() != 1 or labels.shape[0] != frames.shape[0] or labels.is_floating_point():
             raise ValueError(
                 f"VideoMixup expects integer labels (B,) with B = {frames.shape[0]}, got {labels.dtype} "

@@ -17,7 +17,9 @@ positions to frames with `frames_at`, so the same instant gives the same frame e
 Videos shorter than the footprint: "clamp" (DATA.SHORT_VIDEO_MODE) repeats the last frame for positions past
 the end; "loop" continues from the first frame again.
 """
-from typing import Optional, Sequence
+
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -38,8 +40,13 @@ def fit_to_video(indices: np.ndarray, num_frames: int, mode: str = "clamp") -> n
     return np.clip(indices, 0, num_frames - 1)
 
 
-def frames_at(positions: np.ndarray, num_frames: int, mode: str = "clamp", fps: Optional[float] = None,
-              times: Optional[Sequence[float]] = None) -> np.ndarray:
+def frames_at(
+    positions: np.ndarray,
+    num_frames: int,
+    mode: str = "clamp",
+    fps: Optional[float] = None,
+    times: Optional[Sequence[float]] = None,
+) -> np.ndarray:
     """The frame shown at each position (in frames at `fps`); `times` (seconds) for unevenly spaced frames."""
     positions = np.asarray(positions, dtype=np.float64)
     if times is None:
@@ -56,15 +63,30 @@ def _clip_positions(start: float, span: float, num_out: int) -> np.ndarray:
     return start + np.arange(num_out) * span / num_out
 
 
-def train_clip_indices(num_frames: int, fps: float, num_out: int, seconds: float, rng: np.random.Generator,
-                       mode: str = "clamp", times: Optional[Sequence[float]] = None) -> np.ndarray:
+def train_clip_indices(
+    num_frames: int,
+    fps: float,
+    num_out: int,
+    seconds: float,
+    rng: np.random.Generator,
+    mode: str = "clamp",
+    times: Optional[Sequence[float]] = None,
+) -> np.ndarray:
     span = seconds * fps
     start = rng.uniform(0.0, max(num_frames - span, 0.0))
     return frames_at(_clip_positions(start, span, num_out), num_frames, mode, fps, times)
 
 
-def view_clip_indices(num_frames: int, fps: float, num_out: int, seconds: float, view: int, num_views: int,
-                      mode: str = "clamp", times: Optional[Sequence[float]] = None) -> np.ndarray:
+def view_clip_indices(
+    num_frames: int,
+    fps: float,
+    num_out: int,
+    seconds: float,
+    view: int,
+    num_views: int,
+    mode: str = "clamp",
+    times: Optional[Sequence[float]] = None,
+) -> np.ndarray:
     if not 0 <= view < num_views:
         raise ValueError(f"view {view} out of range for {num_views} views")
     span = seconds * fps
@@ -72,8 +94,9 @@ def view_clip_indices(num_frames: int, fps: float, num_out: int, seconds: float,
     return frames_at(_clip_positions(start, span, num_out), num_frames, mode, fps, times)
 
 
-def full_video_indices(num_frames: int, num_out: int, fps: Optional[float] = None,
-                       times: Optional[Sequence[float]] = None) -> np.ndarray:
+def full_video_indices(
+    num_frames: int, num_out: int, fps: Optional[float] = None, times: Optional[Sequence[float]] = None
+) -> np.ndarray:
     positions = (np.arange(num_out) + 0.5) * num_frames / num_out
     return frames_at(positions, num_frames, "clamp", fps, times)
 

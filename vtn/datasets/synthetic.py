@@ -10,8 +10,9 @@ is a video of the other played backwards, so a model that ignores order cannot s
 The changes repeat as a sawtooth (SYNTHETIC.CYCLE_RANGE seconds per cycle), so every clip of a few seconds
 shows the direction, whatever the length of the video; or, with CYCLE_RANGE [0, 0], run as one ramp over the
 whole video, which a small model learns much faster (the mean change of a clip then gives the direction; on a
-sawtooth only the sign of the small steps does, the reset undoing the ramp). Size and brightness are seen by any backbone (a CNN's global pooling keeps them, where it
-would lose an object's position), and a horizontal flip (DATA.RANDOM_FLIP) changes neither.
+sawtooth only the sign of the small steps does, the reset undoing the ramp). Size and brightness are seen by
+any backbone (a CNN's global pooling keeps them, where it would lose an object's position), and a horizontal
+flip (DATA.RANDOM_FLIP) changes neither.
 
 Object colours, sizes, positions, backgrounds (a random colour with static blobs as distractors) and frame
 noise are drawn per video, so neither colour nor background gives a class away. Videos have varied frame
@@ -22,6 +23,7 @@ and portrait) and are encoded with PyAV (SYNTHETIC.CODEC). Every video is drawn 
 Layout: `classes.json` ({name: id}), `{train,val,test}.csv` (`videos/<split>/<name>.mp4 <class name>`),
 `videos/`, and `synthetic.json` (the settings, to tell when the cache is stale).
 """
+
 import fcntl
 import json
 import logging
@@ -29,9 +31,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
-from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -55,20 +57,28 @@ class SyntheticSpec:
     train_per_class: int = 16
     val_per_class: int = 4
     test_per_class: int = 8
-    duration_range: Tuple[float, float] = (2.0, 20.0)
-    fps_choices: Tuple[int, ...] = (24, 25, 30)
-    sizes: Tuple[Tuple[int, int], ...] = ((160, 120), (120, 160), (176, 144))
+    duration_range: tuple[float, float] = (2.0, 20.0)
+    fps_choices: tuple[int, ...] = (24, 25, 30)
+    sizes: tuple[tuple[int, int], ...] = ((160, 120), (120, 160), (176, 144))
     codec: str = "mpeg4"
     seed: int = 0
-    cycle_range: Tuple[float, float] = (2.5, 4.0)
-    classes: List[str] = field(default_factory=lambda: list(CLASSES))
+    cycle_range: tuple[float, float] = (2.5, 4.0)
+    classes: list[str] = field(default_factory=lambda: list(CLASSES))
 
     @classmethod
     def from_cfg(cls, cfg) -> "SyntheticSpec":
         s = cfg.SYNTHETIC
-        return cls(s.TRAIN_PER_CLASS, s.VAL_PER_CLASS, s.TEST_PER_CLASS, tuple(s.DURATION_RANGE),
-                   tuple(s.FPS_CHOICES), tuple(tuple(x) for x in s.SIZES), s.CODEC, s.SEED,
-                   tuple(s.CYCLE_RANGE))
+        return cls(
+            s.TRAIN_PER_CLASS,
+            s.VAL_PER_CLASS,
+            s.TEST_PER_CLASS,
+            tuple(s.DURATION_RANGE),
+            tuple(s.FPS_CHOICES),
+            tuple(tuple(x) for x in s.SIZES),
+            s.CODEC,
+            s.SEED,
+            tuple(s.CYCLE_RANGE),
+        )
 
     def per_class(self, split: str) -> int:
         return {"train": self.train_per_class, "val": self.val_per_class, "test": self.test_per_class}[split]
@@ -101,8 +111,15 @@ def _background(rng, width: int, height: int) -> np.ndarray:
     return img
 
 
-def render_video(name: str, rng: np.random.Generator, width: int, height: int, num_frames: int,
-                 fps: float = 25.0, cycle_range: Tuple[float, float] = (2.5, 4.0)) -> np.ndarray:
+def render_video(
+    name: str,
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    num_frames: int,
+    fps: float = 25.0,
+    cycle_range: tuple[float, float] = (2.5, 4.0),
+) -> np.ndarray:
     """uint8 (T, H, W, 3) frames of one video of class `name`.
 
     The size or brightness follows a sawtooth whose cycle lasts `cycle_range` seconds (drawn per video, random
@@ -176,7 +193,7 @@ def _video_jobs(spec: SyntheticSpec, split: str):
             yield split, label, name, i
 
 
-def _make_one(args) -> Tuple[str, str]:
+def _make_one(args) -> tuple[str, str]:
     out_dir, spec, split, label, name, i = args
     rng = np.random.default_rng([spec.seed, SPLIT_IDS[split], label, i])
     fps = int(rng.choice(spec.fps_choices))
@@ -287,6 +304,6 @@ def build_synthetic(cfg, split: str, protocol: str) -> VideoDataset:
     return dataset
 
 
-def order_class_ids(class_names: Sequence[str]) -> List[int]:
+def order_class_ids(class_names: Sequence[str]) -> list[int]:
     """Ids of the classes that only temporal order separates."""
     return [i for i, n in enumerate(class_names) if n in ORDER_CLASSES]

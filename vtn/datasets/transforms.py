@@ -9,8 +9,9 @@ crops and flips act on the uint8 `(T, H, W, 3)` array, and `to_normalized_tensor
 - Testing: short side to DATA.TEST_SCALE, DATA.TEST_CROP_SIZE crops: with 3 crops, left / center / right for
   landscape frames and top / center / bottom for portrait ones; with 1 crop, the center.
 """
+
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Tuple
 
 import numpy as np
 import torch
@@ -28,19 +29,26 @@ class SpatialParams:
     flip: bool = False
 
 
-def scaled_size(width: int, height: int, short_side: int) -> Tuple[int, int]:
+def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """(width, height) with the short side at `short_side` and the aspect ratio kept."""
     if width <= height:
         return short_side, max(short_side, int(round(height * short_side / width)))
     return max(short_side, int(round(width * short_side / height))), short_side
 
 
-def train_params(width: int, height: int, scales: Sequence[int], crop: int, flip: bool,
-                 rng: np.random.Generator) -> SpatialParams:
+def train_params(
+    width: int, height: int, scales: Sequence[int], crop: int, flip: bool, rng: np.random.Generator
+) -> SpatialParams:
     short = int(rng.integers(scales[0], scales[1] + 1))
     w, h = scaled_size(width, height, short)
-    return SpatialParams(w, h, int(rng.integers(0, w - crop + 1)), int(rng.integers(0, h - crop + 1)), crop,
-                         bool(flip and rng.random() < 0.5))
+    return SpatialParams(
+        w,
+        h,
+        int(rng.integers(0, w - crop + 1)),
+        int(rng.integers(0, h - crop + 1)),
+        crop,
+        bool(flip and rng.random() < 0.5),
+    )
 
 
 def test_params(width: int, height: int, scale: int, crop: int, spatial_idx: int, num_crops: int) -> SpatialParams:

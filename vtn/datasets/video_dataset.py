@@ -13,10 +13,11 @@ Bad videos: a video that fails to decode is logged with its path and reason and 
 validation draw another video (up to DATA_LOADER.NUM_RETRIES times); testing returns the item with
 `ok = False` so that the video is reported as failed.
 """
+
 import logging
 import random
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ def seeded_global_rng(seed: int):
         torch.set_rng_state(states[2])
 
 
-def item_key(key) -> Tuple[int, int, int]:
+def item_key(key) -> tuple[int, int, int]:
     """(index, epoch, draw) of a sampler key: a bare index, `(index, epoch)` or `(index, epoch, draw)`."""
     if not isinstance(key, tuple):
         return int(key), 0, 0
@@ -59,8 +60,17 @@ def item_seed(rng_seed: int, epoch: int, index: int, attempt: int, draw: int = 0
     return np.random.SeedSequence([rng_seed, epoch, index, attempt] + ([draw] if draw else []))
 
 
-def make_item(input_key: str, inputs: torch.Tensor, label: int, frame_idx: torch.Tensor, video_idx: int,
-              temporal_idx: int, spatial_idx: int, ok: bool, failures: int) -> Dict:
+def make_item(
+    input_key: str,
+    inputs: torch.Tensor,
+    label: int,
+    frame_idx: torch.Tensor,
+    video_idx: int,
+    temporal_idx: int,
+    spatial_idx: int,
+    ok: bool,
+    failures: int,
+) -> dict:
     """One dataset item in the contract every dataset keeps: the model input under `input_key` ("frames" or
     "embeddings", see vtn/engine/inputs.py), then label, indices, success flag and decode-failure count."""
     return {
@@ -76,8 +86,15 @@ def make_item(input_key: str, inputs: torch.Tensor, label: int, frame_idx: torch
 
 
 class VideoDataset(torch.utils.data.Dataset):
-    def __init__(self, cfg, split: str, protocol: str, paths: List[str], labels: List[int],
-                 class_names: Optional[List[str]] = None):
+    def __init__(
+        self,
+        cfg,
+        split: str,
+        protocol: str,
+        paths: list[str],
+        labels: list[int],
+        class_names: Optional[list[str]] = None,
+    ):
         if protocol not in sampling.PROTOCOLS:
             raise ValueError(f"protocol must be one of {sampling.PROTOCOLS}, got {protocol!r}")
         if len(paths) != len(labels):
@@ -89,7 +106,7 @@ class VideoDataset(torch.utils.data.Dataset):
         self.labels = list(labels)
         self.class_names = class_names
         # Named groups of class ids that the test report summarises (e.g. the synthetic order-dependent classes).
-        self.class_groups: Dict[str, List[int]] = {}
+        self.class_groups: dict[str, list[int]] = {}
         # What to tell a training run that starts from scratch (no resume, no TRAIN.CHECKPOINT_FILE_PATH), if
         # the dataset's recipe starts from a checkpoint (e.g. MiT from Kinetics-400).
         self.init_advice = ""
@@ -105,7 +122,7 @@ class VideoDataset(torch.utils.data.Dataset):
             from vtn.datasets.augment import build_train_augmentations
 
             self.before_normalize, self.after_normalize = build_train_augmentations(cfg)
-        self._info: Dict[str, VideoInfo] = {}
+        self._info: dict[str, VideoInfo] = {}
         self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR  # paths are reported relative to it
         check_label_range(self.paths, self.labels, cfg.MODEL.NUM_CLASSES, split)
 
@@ -129,24 +146,33 @@ class VideoDataset(torch.utils.data.Dataset):
     def _temporal(self, info: VideoInfo, temporal_idx: int, rng: Optional[np.random.Generator]) -> np.ndarray:
         d = self.cfg.DATA
         if self.protocol == "train_clip":
-            return sampling.train_clip_indices(info.num_frames, info.fps, d.NUM_FRAMES, self.seconds, rng,
-                                               d.SHORT_VIDEO_MODE, info.times)
+            return sampling.train_clip_indices(
+                info.num_frames, info.fps, d.NUM_FRAMES, self.seconds, rng, d.SHORT_VIDEO_MODE, info.times
+            )
         if self.protocol == "full_video":
             return sampling.full_video_indices(info.num_frames, self.num_frames, info.fps, info.times)
         views = self.cfg.TEST.NUM_ENSEMBLE_VIEWS if self.protocol == "multi_view" else 1
-        return sampling.view_clip_indices(info.num_frames, info.fps, d.NUM_FRAMES, self.seconds, temporal_idx,
-                                          views, d.SHORT_VIDEO_MODE, info.times)
+        return sampling.view_clip_indices(
+            info.num_frames, info.fps, d.NUM_FRAMES, self.seconds, temporal_idx, views, d.SHORT_VIDEO_MODE, info.times
+        )
 
     def _spatial(self, info: VideoInfo, spatial_idx: int, rng) -> transforms.SpatialParams:
         d = self.cfg.DATA
         if self.protocol == "train_clip":
-            return transforms.train_params(info.width, info.height, d.TRAIN_JITTER_SCALES, d.TRAIN_CROP_SIZE,
-                                           d.RANDOM_FLIP, rng)
+            return transforms.train_params(
+                info.width, info.height, d.TRAIN_JITTER_SCALES, d.TRAIN_CROP_SIZE, d.RANDOM_FLIP, rng
+            )
         crops = self.cfg.TEST.NUM_SPATIAL_CROPS if self.protocol == "multi_view" else 1
         return transforms.test_params(info.width, info.height, d.TEST_SCALE, d.TEST_CROP_SIZE, spatial_idx, crops)
 
-    def load_view(self, video_idx: int, temporal_idx: int, spatial_idx: int,
-                  rng: Optional[np.random.Generator] = None, seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    def load_view(
+        self,
+        video_idx: int,
+        temporal_idx: int,
+        spatial_idx: int,
+        rng: Optional[np.random.Generator] = None,
+        seed: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode and transform one view: float (C, T, H, W) and the frame indices (T,)."""
         path = self.paths[video_idx]
         info = self.info(path)
@@ -165,11 +191,12 @@ class VideoDataset(torch.utils.data.Dataset):
         return clip, torch.from_numpy(got)
 
     # ------------------------------------------------------------------ items
-    def _item(self, clip, frame_idx, video_idx, temporal_idx, spatial_idx, ok, failures) -> Dict:
-        return make_item("frames", clip, self.labels[video_idx], frame_idx, video_idx, temporal_idx, spatial_idx,
-                         ok, failures)
+    def _item(self, clip, frame_idx, video_idx, temporal_idx, spatial_idx, ok, failures) -> dict:
+        return make_item(
+            "frames", clip, self.labels[video_idx], frame_idx, video_idx, temporal_idx, spatial_idx, ok, failures
+        )
 
-    def __getitem__(self, key) -> Dict:
+    def __getitem__(self, key) -> dict:
         index, epoch, draw = item_key(key)
         video_idx, view = divmod(index, self.num_views)
         crops = self.cfg.TEST.NUM_SPATIAL_CROPS if self.protocol == "multi_view" else 1
@@ -195,11 +222,12 @@ class VideoDataset(torch.utils.data.Dataset):
             )
         size = self.crop
         clip = torch.zeros(3, self.num_frames, size, size)
-        return self._item(clip, torch.zeros(self.num_frames, dtype=torch.long), video_idx, temporal_idx, spatial_idx,
-                          False, failures)
+        return self._item(
+            clip, torch.zeros(self.num_frames, dtype=torch.long), video_idx, temporal_idx, spatial_idx, False, failures
+        )
 
 
-def fill_missing(wanted: np.ndarray, frames: np.ndarray, got: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def fill_missing(wanted: np.ndarray, frames: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Frames for every wanted index: an index the stream did not have (its header overstated the length)
     takes the nearest decoded frame before it (or the first one)."""
     if len(got) == len(wanted) and np.array_equal(got, wanted):

@@ -11,13 +11,14 @@ A checkpoint is a dict: `model_state` (PySlowFast's key), `optimizer_state`, `sc
 progress and iterations already done in it), `rng_state` (python, numpy, torch, cuda), `cfg` (the
 resolved config as YAML text), `best_metric`, `format`. It loads with `torch.load(weights_only=True)`.
 """
+
 import logging
 import os
 import random
 import re
 import shutil
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ def checkpoint_name(epoch: int, iteration: int = 0) -> str:
     return f"checkpoint_epoch_{epoch:05d}.pyth"
 
 
-def list_checkpoints(output_dir: str) -> List[Tuple[int, int, str]]:
+def list_checkpoints(output_dir: str) -> list[tuple[int, int, str]]:
     """(epoch, iteration, path) of the periodic checkpoints, oldest first; (epoch, iteration) is the position
     the checkpoint holds, as `checkpoint_name` takes it."""
     folder = checkpoint_dir(output_dir)
@@ -65,7 +66,7 @@ def list_checkpoints(output_dir: str) -> List[Tuple[int, int, str]]:
 
 
 # ----------------------------------------------------------------------------- RNG state
-def capture_rng_state() -> Dict:
+def capture_rng_state() -> dict:
     np_state = np.random.get_state()
     state = {
         "python": random.getstate(),
@@ -83,11 +84,13 @@ def capture_rng_state() -> Dict:
     return state
 
 
-def restore_rng_state(state: Dict) -> None:
+def restore_rng_state(state: dict) -> None:
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -106,7 +109,7 @@ def remove_stale_temporaries(output_dir: str) -> None:
     remove_temporaries(checkpoint_dir(output_dir))
 
 
-def load_checkpoint_file(path: str) -> Dict:
+def load_checkpoint_file(path: str) -> dict:
     """Read a checkpoint with `weights_only=True`; CheckpointError names the file and what is wrong."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -124,7 +127,7 @@ def load_checkpoint_file(path: str) -> Dict:
     return data
 
 
-def model_state_from(data: Dict, path: str) -> Dict[str, torch.Tensor]:
+def model_state_from(data: dict, path: str) -> dict[str, torch.Tensor]:
     """The model weights inside a checkpoint dict (ours, PySlowFast's, or a bare state dict)."""
     for key in ("model_state", "state_dict", "model"):
         if isinstance(data.get(key), dict):
@@ -139,7 +142,7 @@ def model_state_from(data: Dict, path: str) -> Dict[str, torch.Tensor]:
                 f"{', '.join(sorted(map(str, data))[:10])})"
             )
     if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -189,7 +192,7 @@ def copy_as_best(path: str, output_dir: str) -> str:
     return best
 
 
-def find_resume_checkpoint(output_dir: str) -> Optional[Tuple[str, Dict]]:
+def find_resume_checkpoint(output_dir: str) -> Optional[tuple[str, dict]]:
     """The newest periodic checkpoint that loads; unreadable ones are skipped with a warning."""
     for _, _, path in reversed(list_checkpoints(output_dir)):
         try:
@@ -205,7 +208,7 @@ def find_resume_checkpoint(output_dir: str) -> Optional[Tuple[str, Dict]]:
 
 
 # ----------------------------------------------------------------------------- loading into a model
-def load_weights(model, state: Dict[str, torch.Tensor], source: str, strict: bool = False) -> Dict[str, List[str]]:
+def load_weights(model, state: dict[str, torch.Tensor], source: str, strict: bool = False) -> dict[str, list[str]]:
     """Load `state` into `model`. Tensors whose shape differs keep the model's fresh initialisation.
 
     Every reinitialised, missing and unexpected tensor is logged by name; the report is returned.
@@ -219,7 +222,9 @@ def load_weights(model, state: Dict[str, torch.Tensor], source: str, strict: boo
         if name not in own:
             report["unexpected"].append(name)
         elif own[name].shape != tensor.shape:
-            report["reinitialised"].append(f"{name}: checkpoint {tuple(tensor.shape)} vs model {tuple(own[name].shape)}")
+            report["reinitialised"].append(
+                f"{name}: checkpoint {tuple(tensor.shape)} vs model {tuple(own[name].shape)}"
+            )
         else:
             usable[name] = tensor
     report["missing"] = [n for n in own if n not in state]
@@ -231,6 +236,10 @@ def load_weights(model, state: Dict[str, torch.Tensor], source: str, strict: boo
             logger.warning("%s: %s tensor %s", source, kind, n)
     logger.info(
         "Loaded %d tensors from %s (%d reinitialised, %d missing, %d unexpected)",
-        len(usable), source, len(report["reinitialised"]), len(report["missing"]), len(report["unexpected"]),
+        len(usable),
+        source,
+        len(report["reinitialised"]),
+        len(report["missing"]),
+        len(report["unexpected"]),
     )
     return report

@@ -11,8 +11,9 @@ the backbone's own classifier; both are dropped. Its behaviour (window 18, a 286
 indexed modulo 286, mean/std 0.45/0.225, a 768-d head with dropout 0.5) is the config
 `configs/Kinetics/VIT_B_VTN_RELEASE.yaml`.
 """
+
 import logging
-from typing import Callable, Dict, List, Tuple
+from typing import Callable
 
 import torch
 
@@ -21,7 +22,7 @@ from vtn.engine.checkpoint import FORMAT, CheckpointError, model_state_from
 logger = logging.getLogger(__name__)
 
 # (name, recognises(data) -> bool, convert(data, path, cfg) -> state dict)
-_FORMATS: List[Tuple[str, Callable, Callable]] = []
+_FORMATS: list[tuple[str, Callable, Callable]] = []
 
 RELEASE_DROPPED_PREFIXES = ("temporal_encoder.embeddings.position_ids", "backbone.head.", "backbone.pre_logits.")
 
@@ -30,14 +31,14 @@ def register_format(name: str, recognises: Callable, convert: Callable) -> None:
     _FORMATS.append((name, recognises, convert))
 
 
-def detect_format(data: Dict) -> str:
+def detect_format(data: dict) -> str:
     for name, recognises, _ in _FORMATS:
         if recognises(data):
             return name
     return "vtn"
 
 
-def to_vtn_state(data: Dict, path: str, cfg=None) -> Dict[str, torch.Tensor]:
+def to_vtn_state(data: dict, path: str, cfg=None) -> dict[str, torch.Tensor]:
     for name, recognises, convert in _FORMATS:
         if recognises(data):
             logger.info("%s is a '%s' checkpoint; converting its weights", path, name)
@@ -46,15 +47,15 @@ def to_vtn_state(data: Dict, path: str, cfg=None) -> Dict[str, torch.Tensor]:
 
 
 # ----------------------------------------------------------------------------- the authors' release
-def _is_release(data: Dict) -> bool:
+def _is_release(data: dict) -> bool:
     state = data.get("model_state")
     if data.get("format") == FORMAT or not isinstance(state, dict):
         return False
-    keys = [k[len("module."):] if k.startswith("module.") else k for k in state]
+    keys = [k[len("module.") :] if k.startswith("module.") else k for k in state]
     return "cls_token" in keys and any(k.startswith("temporal_encoder.encoder.layer.") for k in keys)
 
 
-def release_to_vtn(data: Dict, path: str, cfg=None) -> Dict[str, torch.Tensor]:
+def release_to_vtn(data: dict, path: str, cfg=None) -> dict[str, torch.Tensor]:
     state = model_state_from(data, path)
     dropped = [k for k in state if k.startswith(RELEASE_DROPPED_PREFIXES)]
     if dropped:
@@ -62,7 +63,7 @@ def release_to_vtn(data: Dict, path: str, cfg=None) -> Dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if k not in dropped}
 
 
-def vtn_to_release(state: Dict[str, torch.Tensor], epoch: int, cfg_text: str) -> Dict:
+def vtn_to_release(state: dict[str, torch.Tensor], epoch: int, cfg_text: str) -> dict:
     """Our weights in the release's file layout (with the position_ids buffer transformers keeps)."""
     out = dict(state)
     table = state.get("temporal_encoder.embeddings.position_embeddings.weight")

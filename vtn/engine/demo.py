@@ -1,10 +1,11 @@
 """Classify one video with a trained VTN: whole-video prediction, top-k class names, optional overlay."""
+
 import logging
 from typing import Optional
 
 from vtn.datasets.annotations import find_class_names
 from vtn.engine import distributed as du
-from vtn.engine.streaming import VideoPredictor, VideoPrediction
+from vtn.engine.streaming import VideoPrediction, VideoPredictor
 from vtn.engine.tester import find_test_checkpoint, load_for_test
 from vtn.models import build_model
 
@@ -41,8 +42,10 @@ def run_demo(cfg, video: str, output: Optional[str] = None, top_k: Optional[int]
     lines = describe(prediction, names, top_k or cfg.DEMO.TOP_K)
     info = prediction.info
     print(f"model: {predictor.checkpoint or 'random weights (TEST.ALLOW_RANDOM_INIT)'}")
-    print(f"{video}: {info.duration:.1f} s, {info.num_frames} frames at {info.fps:g} fps; "
-          f"{len(prediction.frame_idx)} frames in one pass")
+    print(
+        f"{video}: {info.duration:.1f} s, {info.num_frames} frames at {info.fps:g} fps; "
+        f"{len(prediction.frame_idx)} frames in one pass"
+    )
     for line in lines:
         print("  " + line)
     if output:

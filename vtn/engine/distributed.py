@@ -7,10 +7,11 @@ Three ways to get a world of processes:
 - Neither: one process, no process group; every helper below then works as the identity.
 GPUs use DIST_BACKEND (NCCL); CPU processes always use gloo.
 """
+
 import datetime
 import logging
 import os
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import torch
 import torch.distributed as dist
@@ -73,7 +74,7 @@ def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
     longest = int(max(s.item() for s in sizes))
     padded = tensor.new_zeros((longest,) + tuple(tensor.shape[1:]))
     padded[: tensor.shape[0]] = tensor
-    parts: List[torch.Tensor] = [torch.empty_like(padded) for _ in range(world)]
+    parts: list[torch.Tensor] = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded)
     return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])
 
@@ -91,7 +92,10 @@ def _init_group(cfg, init_method: str, rank: int, world: int, local_rank: int) -
     if cfg.NUM_GPUS > 0:
         torch.cuda.set_device(local_rank)
     dist.init_process_group(
-        backend=backend, init_method=init_method, world_size=world, rank=rank,
+        backend=backend,
+        init_method=init_method,
+        world_size=world,
+        rank=rank,
         timeout=datetime.timedelta(minutes=30),
     )
 

@@ -1,4 +1,5 @@
 """Exponential moving average of the model weights (TRAIN.EMA_DECAY > 0)."""
+
 import copy
 
 import torch

@@ -1,12 +1,14 @@
 """Inference over a loader (validation and testing), metrics, the results table and the files it writes."""
+
 import csv
 import hashlib
 import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -30,16 +32,19 @@ def autocast_for(cfg):
     return nullcontext()
 
 
-def shuffle_seeds(seed: int, video_idx: torch.Tensor, view_idx: torch.Tensor) -> List[int]:
+def shuffle_seeds(seed: int, video_idx: torch.Tensor, view_idx: torch.Tensor) -> list[int]:
     """One seed per view from (seed, video, view): a video's shuffled order does not depend on the batch it
     lands in, the number of processes or the order of the runs."""
-    return [int(np.random.SeedSequence([seed, int(v), int(w)]).generate_state(1)[0])
-            for v, w in zip(video_idx.tolist(), view_idx.tolist())]
+    return [
+        int(np.random.SeedSequence([seed, int(v), int(w)]).generate_state(1)[0])
+        for v, w in zip(video_idx.tolist(), view_idx.tolist())
+    ]
 
 
 @torch.no_grad()
-def run_inference(model, loader, cfg, device, desc: str = "test",
-                  shuffle_seed: Optional[int] = None) -> Dict[str, torch.Tensor]:
+def run_inference(
+    model, loader, cfg, device, desc: str = "test", shuffle_seed: Optional[int] = None
+) -> dict[str, torch.Tensor]:
     """Scores of every video of `loader.dataset`, each view counted once (see VideoAggregator). With
     `shuffle_seed`, every view's frames are shuffled (sec. 5.1) in an order drawn from (seed, video, view)."""
     dataset = loader.dataset
@@ -63,15 +68,20 @@ def run_inference(model, loader, cfg, device, desc: str = "test",
         if (it + 1) % cfg.LOG_PERIOD == 0 or it + 1 == total:
             elapsed = time.perf_counter() - start
             logger.info(
-                "%s: %d/%d batches, %.2f s/batch, eta %s", desc, it + 1, total, elapsed / (it + 1),
+                "%s: %d/%d batches, %.2f s/batch, eta %s",
+                desc,
+                it + 1,
+                total,
+                elapsed / (it + 1),
                 format_eta(elapsed / (it + 1) * (total - it - 1)),
             )
     net.train(was_training)
     return agg.finalize()
 
 
-def compute_metrics(result: Dict[str, torch.Tensor], num_classes: int,
-                    is_missing: Optional[Callable[[int], bool]] = None) -> Dict:
+def compute_metrics(
+    result: dict[str, torch.Tensor], num_classes: int, is_missing: Optional[Callable[[int], bool]] = None
+) -> dict:
     """Accuracy (percent) that cannot flatter: over the videos scored, and over every listed video.
 
     `is_missing(v)` says whether listed video v is not on disk (asked only of videos that were not scored);
@@ -84,8 +94,10 @@ def compute_metrics(result: Dict[str, torch.Tensor], num_classes: int,
     if unseen.any():
         logger.warning("%d videos got no view at all; they count as failed", int(unseen.sum()))
     not_scored = failed | unseen
-    missing = torch.tensor([bool(ns) and is_missing is not None and bool(is_missing(v))
-                            for v, ns in enumerate(not_scored.tolist())], dtype=torch.bool)
+    missing = torch.tensor(
+        [bool(ns) and is_missing is not None and bool(is_missing(v)) for v, ns in enumerate(not_scored.tolist())],
+        dtype=torch.bool,
+    )
     good = ~not_scored
     scores, labels = result["scores"][good], result["labels"][good]
     n, listed = int(good.sum()), int(len(failed))
@@ -140,7 +152,7 @@ TABLE_COLUMNS = [
 HEADLINE_MARK = " *"
 
 
-def results_table(rows: List[Dict]) -> str:
+def results_table(rows: list[dict]) -> str:
     """One line per test run, the headline (the first row: test_results.json's top level) marked with `*`; a
     column per class group (e.g. order-dependent classes) when rows have them."""
     groups = list(dict.fromkeys(g for r in rows for g in r.get("class_group_top1", {})))
@@ -156,20 +168,23 @@ def results_table(rows: List[Dict]) -> str:
             value = r.get(key) if key is not None else r.get("class_group_top1", {}).get(h)
             line += f"{value:>{w}{fmt}}" if value is not None else " " * w
         lines.append(line)
-    lines.append(f"{HEADLINE_MARK.strip()} headline (the config's primary protocol, the top level of "
-                 "test_results.json); 'listed' columns count missing and failed videos as wrong")
+    lines.append(
+        f"{HEADLINE_MARK.strip()} headline (the config's primary protocol, the top level of "
+        "test_results.json); 'listed' columns count missing and failed videos as wrong"
+    )
     return "\n".join(lines)
 
 
-def video_status(metrics: Dict, v: int) -> str:
+def video_status(metrics: dict, v: int) -> str:
     """'scored', 'missing' (listed, not on disk) or 'failed' (on disk, not decodable)."""
     if bool(metrics["scored"][v]):
         return "scored"
     return "missing" if bool(metrics["missing"][v]) else "failed"
 
 
-def write_predictions(result, dataset, metrics: Dict, output_dir: str, protocol: str,
-                      checkpoint: Optional[str] = None, k: int = 5) -> None:
+def write_predictions(
+    result, dataset, metrics: dict, output_dir: str, protocol: str, checkpoint: Optional[str] = None, k: int = 5
+) -> None:
     """Per-video predictions as CSV and JSON (each written atomically): path, label, status (scored, missing,
     failed), top-k class ids, names and mean scores per view, and the checkpoint they come from."""
     names = dataset.class_names
@@ -200,25 +215,49 @@ def write_predictions(result, dataset, metrics: Dict, output_dir: str, protocol:
 
     def write_csv(f):
         writer = csv.writer(f)
-        writer.writerow(["path", "label", "label_name", "status", "failed", "top5_ids", "top5_names", "top5_scores",
-                         "checkpoint"])
+        writer.writerow(
+            ["path", "label", "label_name", "status", "failed", "top5_ids", "top5_names", "top5_scores", "checkpoint"]
+        )
         for r in records:
             writer.writerow(
-                [r["path"], r["label"], r["label_name"], r["status"], int(r["failed"]),
-                 " ".join(map(str, r["top5_ids"])), " ".join(r["top5_names"]),
-                 " ".join(f"{s:.4f}" for s in r["top5_scores"]), r["checkpoint"]]
+                [
+                    r["path"],
+                    r["label"],
+                    r["label_name"],
+                    r["status"],
+                    int(r["failed"]),
+                    " ".join(map(str, r["top5_ids"])),
+                    " ".join(r["top5_names"]),
+                    " ".join(f"{s:.4f}" for s in r["top5_scores"]),
+                    r["checkpoint"],
+                ]
             )
 
     atomic_write(base + ".csv", write_csv, binary=False)
 
 
 # the keys of compute_metrics that go into test_results.json as they are (rounded)
-PUBLIC_KEYS = ("top1", "top5", "mean_class_acc", "top1_listed", "top5_listed", "num_listed", "num_missing",
-               "num_failed", "num_videos")
+PUBLIC_KEYS = (
+    "top1",
+    "top5",
+    "mean_class_acc",
+    "top1_listed",
+    "top5_listed",
+    "num_listed",
+    "num_missing",
+    "num_failed",
+    "num_videos",
+)
 
 
-def public_results(metrics: Dict, protocol: str, views: int, class_names: Optional[List[str]], extra: Dict,
-                   class_groups: Optional[Dict[str, List[int]]] = None) -> Dict:
+def public_results(
+    metrics: dict,
+    protocol: str,
+    views: int,
+    class_names: Optional[list[str]],
+    extra: dict,
+    class_groups: Optional[dict[str, list[int]]] = None,
+) -> dict:
     """The test_results.json record of one test run; `class_groups` adds the mean class top-1 of each named
     group. `num_videos` is the number of videos scored (num_listed - num_missing - num_failed)."""
     per_class = {
@@ -235,7 +274,7 @@ def public_results(metrics: Dict, protocol: str, views: int, class_names: Option
     return out
 
 
-def save_results(results: List[Dict], output_dir: str) -> None:
+def save_results(results: list[dict], output_dir: str) -> None:
     """`test_results_<run>.json` per test run, and `test_results.json`: the headline run (the first, the config's
     primary protocol) at the top level, every run under `all_protocols`. Each file is written atomically."""
     if not du.is_master():

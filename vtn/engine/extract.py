@@ -15,10 +15,12 @@ rest. The split index is written when the split is done. A video that cannot be 
 recorded in the index with its error, and retried by the next run. The manifest records what made the cache;
 extracting into a folder made with other settings is an error rather than a mix.
 """
+
 import logging
 import os
 import time
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -39,16 +41,27 @@ from vtn.datasets.features import (
 )
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import atomic_save
-from vtn.utils.files import remove_temporaries, write_json_atomic
 from vtn.engine.meters import format_eta
 from vtn.engine.streaming import VideoPredictor, frame_indices
+from vtn.utils.files import remove_temporaries, write_json_atomic
 from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
 
 # Manifest entries that must agree for a second extraction into the same folder.
-IDENTITY_KEYS = ("format", "backbone", "backbone_kwargs", "pretrained", "pretrained_path", "checkpoint",
-                 "backbone_fingerprint", "feature_dim", "sampling", "transform", "sources")
+IDENTITY_KEYS = (
+    "format",
+    "backbone",
+    "backbone_kwargs",
+    "pretrained",
+    "pretrained_path",
+    "checkpoint",
+    "backbone_fingerprint",
+    "feature_dim",
+    "sampling",
+    "transform",
+    "sources",
+)
 
 
 def source_dataset(cfg, split: str) -> str:
@@ -63,13 +76,13 @@ def source_dataset(cfg, split: str) -> str:
     return name
 
 
-def sampling_of(cfg) -> Dict:
+def sampling_of(cfg) -> dict:
     if cfg.DATA.FEATURES_FPS > 0:
         return {"fps": float(cfg.DATA.FEATURES_FPS)}
     return {"frames": int(cfg.TEST.FULL_VIDEO_FRAMES)}
 
 
-def build_manifest(cfg, model, checkpoint: str = "") -> Dict:
+def build_manifest(cfg, model, checkpoint: str = "") -> dict:
     m = unwrap(model)
     d = cfg.DATA
     return {
@@ -82,8 +95,12 @@ def build_manifest(cfg, model, checkpoint: str = "") -> Dict:
         "backbone_fingerprint": backbone_fingerprint(m.backbone),
         "feature_dim": int(m.backbone.feature_dim),
         "sampling": sampling_of(cfg),
-        "transform": {"test_scale": d.TEST_SCALE, "test_crop_size": d.TEST_CROP_SIZE, "mean": list(d.MEAN),
-                      "std": list(d.STD)},
+        "transform": {
+            "test_scale": d.TEST_SCALE,
+            "test_crop_size": d.TEST_CROP_SIZE,
+            "mean": list(d.MEAN),
+            "std": list(d.STD),
+        },
         "sources": {split: source_dataset(cfg, split) for split in SPLITS},
         "data_dir": d.PATH_TO_DATA_DIR,
         "rng_seed": cfg.RNG_SEED,
@@ -91,23 +108,27 @@ def build_manifest(cfg, model, checkpoint: str = "") -> Dict:
     }
 
 
-def check_or_write_manifest(features_dir: str, manifest: Dict) -> None:
+def check_or_write_manifest(features_dir: str, manifest: dict) -> None:
     """Write the manifest of a new cache; for an existing one, insist that it was made the same way."""
     if os.path.isfile(manifest_path(features_dir)):
         old = read_manifest(features_dir)
-        diff = [f"{k}: cache {old.get(k)!r} vs now {manifest.get(k)!r}"
-                for k in IDENTITY_KEYS if old.get(k) != manifest.get(k)]
+        diff = [
+            f"{k}: cache {old.get(k)!r} vs now {manifest.get(k)!r}"
+            for k in IDENTITY_KEYS
+            if old.get(k) != manifest.get(k)
+        ]
         if diff:
             raise FeatureCacheError(
                 f"DATA.FEATURES_DIR = {features_dir!r} holds a feature cache made with other settings ("
-                + "; ".join(diff) + "). Choose another DATA.FEATURES_DIR, or delete that folder to replace it."
+                + "; ".join(diff)
+                + "). Choose another DATA.FEATURES_DIR, or delete that folder to replace it."
             )
         return
     os.makedirs(features_dir, exist_ok=True)
     write_json_atomic(manifest, manifest_path(features_dir))
 
 
-def _cached_entry(path: str) -> Optional[Dict]:
+def _cached_entry(path: str) -> Optional[dict]:
     """fps / num_frames / length of an already written feature file, or None when it is absent or unreadable."""
     if not os.path.isfile(path):
         return None
@@ -116,14 +137,17 @@ def _cached_entry(path: str) -> Optional[Dict]:
     except FeatureCacheError as e:
         logger.warning("Re-extracting an unreadable feature file: %s", e)
         return None
-    entry = {"fps": float(data["fps"]), "num_frames": int(data["num_frames"]),
-             "num_cached": int(data["frame_idx"].numel())}
+    entry = {
+        "fps": float(data["fps"]),
+        "num_frames": int(data["num_frames"]),
+        "num_cached": int(data["frame_idx"].numel()),
+    }
     if "times" in data:
         entry["times"] = data["times"].tolist()
     return entry
 
 
-def extract_split(cfg, predictor: VideoPredictor, split: str) -> Dict[str, int]:
+def extract_split(cfg, predictor: VideoPredictor, split: str) -> dict[str, int]:
     """Extract one split; returns the counts {videos, extracted, cached, failed}."""
     features_dir = cfg.DATA.FEATURES_DIR
     name = source_dataset(cfg, split)
@@ -148,8 +172,13 @@ def extract_split(cfg, predictor: VideoPredictor, split: str) -> Dict[str, int]:
                 info = predictor.decoder.probe(path)
                 indices = np.unique(frame_indices(info, sampling.get("frames", 0), sampling.get("fps", 0.0)))
                 emb, idx = predictor.embed(path, indices, info)
-                record = {"embeddings": emb.float().cpu().clone(), "frame_idx": idx.long().cpu().clone(),
-                          "fps": float(info.fps), "num_frames": int(info.num_frames), "path": path}
+                record = {
+                    "embeddings": emb.float().cpu().clone(),
+                    "frame_idx": idx.long().cpu().clone(),
+                    "fps": float(info.fps),
+                    "num_frames": int(info.num_frames),
+                    "path": path,
+                }
                 entry.update(fps=float(info.fps), num_frames=int(info.num_frames), num_cached=int(idx.numel()))
                 if info.times is not None:  # unevenly spaced frames: the timeline the samplers need
                     record["times"] = torch.tensor(info.times, dtype=torch.float64)
@@ -163,8 +192,14 @@ def extract_split(cfg, predictor: VideoPredictor, split: str) -> Dict[str, int]:
         entries.append(entry)
         if (i + 1) % cfg.LOG_PERIOD == 0 or i + 1 == counts["videos"]:
             per_video = (time.perf_counter() - start) / (i + 1)
-            logger.info("extract %s: %d/%d videos, %.2f s/video, eta %s", split, i + 1, counts["videos"], per_video,
-                        format_eta(per_video * (counts["videos"] - i - 1)))
+            logger.info(
+                "extract %s: %d/%d videos, %.2f s/video, eta %s",
+                split,
+                i + 1,
+                counts["videos"],
+                per_video,
+                format_eta(per_video * (counts["videos"] - i - 1)),
+            )
     index = {
         "split": split,
         "source_dataset": name,
@@ -192,8 +227,9 @@ def build_extraction_model(cfg, checkpoint: str = ""):
     return model.eval()
 
 
-def extract_features(cfg, splits: Sequence[str] = SPLITS, checkpoint: str = "",
-                     model=None) -> Dict[str, Dict[str, int]]:
+def extract_features(
+    cfg, splits: Sequence[str] = SPLITS, checkpoint: str = "", model=None
+) -> dict[str, dict[str, int]]:
     """Extract every split of `splits` into DATA.FEATURES_DIR; returns the counts of each split."""
     features_dir = cfg.DATA.FEATURES_DIR
     if not features_dir:
@@ -211,6 +247,12 @@ def extract_features(cfg, splits: Sequence[str] = SPLITS, checkpoint: str = "",
     for split in splits:
         counts = extract_split(cfg, predictor, split)
         results[split] = counts
-        logger.info("%s: %d videos: %d extracted, %d already cached, %d failed", split, counts["videos"],
-                    counts["extracted"], counts["cached"], counts["failed"])
+        logger.info(
+            "%s: %d videos: %d extracted, %d already cached, %d failed",
+            split,
+            counts["videos"],
+            counts["extracted"],
+            counts["cached"],
+            counts["failed"],
+        )
     return results

@@ -5,7 +5,6 @@ vtn/datasets/features.py). Both carry `frame_idx (T,)`. The model's forward take
 arguments and runs the backbone only for frames, so the train and test loops never ask which kind of item
 they hold: a new kind of input is a new key here and a new argument of the model.
 """
-from typing import Dict
 
 import torch
 
@@ -13,6 +12,6 @@ import torch
 MODEL_INPUT_KEYS = ("frames", "embeddings", "frame_idx", "valid")
 
 
-def model_inputs(batch: Dict[str, torch.Tensor], device: torch.device) -> Dict[str, torch.Tensor]:
+def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """The model's keyword arguments of a collated batch, on `device`."""
     return {k: batch[k].to(device, non_blocking=True) for k in MODEL_INPUT_KEYS if k in batch}

@@ -1,4 +1,5 @@
 """What every process of `tools/run_net.py` runs: set-up, then the phases the config enables."""
+
 import logging
 import os
 from typing import Optional
@@ -56,7 +57,9 @@ def run_phases(cfg) -> None:
             save_run_config(cfg, changed=bool(trainer.config_changes))
             check_output_dir(cfg, unwrap(trainer.model))
             if cfg.LOG_MODEL_INFO:
-                logger.info("Model:\n%s", model_report(trainer.model, cfg, cfg.DATA.NUM_FRAMES, cfg.TEST.FULL_VIDEO_FRAMES))
+                logger.info(
+                    "Model:\n%s", model_report(trainer.model, cfg, cfg.DATA.NUM_FRAMES, cfg.TEST.FULL_VIDEO_FRAMES)
+                )
         checkpoint = trainer.train()
         best = os.path.join(checkpoint_dir(cfg.OUTPUT_DIR), BEST_NAME)
         if cfg.TEST.CHECKPOINT_SELECT == "best" and os.path.isfile(best):

@@ -4,6 +4,7 @@
 `cosine` (R50/101-VTN): from BASE_LR at epoch 0 to COSINE_END_LR at MAX_EPOCH.
 A linear warmup from WARMUP_START_LR to the policy's value at WARMUP_EPOCHS replaces the start of either.
 """
+
 import bisect
 import math
 

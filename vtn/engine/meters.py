@@ -5,10 +5,11 @@
 several processes (a DistributedSampler pads its shards with repeats) is owned by the lowest rank that has
 it; the others leave it out before the scores are summed over processes.
 """
+
 import datetime
 import logging
 import time
-from typing import Dict, List, Optional
+from typing import Optional
 
 import torch
 
@@ -29,7 +30,7 @@ class TrainMeter:
         self.epoch_iters = epoch_iters
         self.max_epoch = max_epoch
         self.device = device
-        self._iter_times: List[float] = []
+        self._iter_times: list[float] = []
         self.reset_window()
         self.reset_epoch()
 
@@ -65,7 +66,7 @@ class TrainMeter:
         self._iter_times = self._iter_times[-200:]
 
     @staticmethod
-    def _summary(stats: torch.Tensor) -> Dict[str, float]:
+    def _summary(stats: torch.Tensor) -> dict[str, float]:
         stats = du.all_reduce_sum(stats.clone()).tolist()
         loss_sum, n, top1, top5, n_hard, failures = stats
         out = {"loss": loss_sum / max(n, 1), "decode_failures": int(failures)}
@@ -79,7 +80,7 @@ class TrainMeter:
         remaining = (self.max_epoch - epoch) * self.epoch_iters - (it + 1)
         return avg * remaining
 
-    def log_iter(self, epoch: int, it: int, lr: float, mem_gb: Optional[float] = None) -> Dict:
+    def log_iter(self, epoch: int, it: int, lr: float, mem_gb: Optional[float] = None) -> dict:
         stats = self._summary(self.window)
         iters = max(self.window_iters, 1)
         stats.update(
@@ -97,17 +98,20 @@ class TrainMeter:
         self.reset_window()
         return stats
 
-    def log_epoch(self, epoch: int, lr: float) -> Dict:
+    def log_epoch(self, epoch: int, lr: float) -> dict:
         stats = self._summary(self.epoch)
         stats.update(
-            _type="train_epoch", epoch=f"{epoch + 1}/{self.max_epoch}", epoch_float=float(epoch + 1), lr=lr,
+            _type="train_epoch",
+            epoch=f"{epoch + 1}/{self.max_epoch}",
+            epoch_float=float(epoch + 1),
+            lr=lr,
             epoch_time=time.perf_counter() - self.epoch_start,
         )
         self.reset_epoch()
         return stats
 
 
-def format_stats(stats: Dict) -> str:
+def format_stats(stats: dict) -> str:
     parts = []
     for k, v in stats.items():
         if k.startswith("_"):
@@ -127,8 +131,8 @@ class VideoAggregator:
         self.labels = torch.full((num_videos,), -1, dtype=torch.long)
         self.failed = torch.zeros(num_videos, dtype=torch.bool)
         self._seen = torch.zeros(num_videos * num_views, dtype=torch.bool)
-        self._keys: List[torch.Tensor] = []
-        self._scores: List[torch.Tensor] = []
+        self._keys: list[torch.Tensor] = []
+        self._scores: list[torch.Tensor] = []
 
     def add(self, video_idx, view_idx, scores, labels, ok) -> None:
         """One batch of views: `scores (N, C)` softmax scores; `ok (N,)` False for undecodable videos."""
@@ -151,7 +155,7 @@ class VideoAggregator:
         self._keys.append(keys[take])
         self._scores.append(scores.detach().float().cpu()[take])
 
-    def finalize(self) -> Dict[str, torch.Tensor]:
+    def finalize(self) -> dict[str, torch.Tensor]:
         """Combine over processes. Returns per-video `scores (V, C)`, `labels`, `views` (views counted),
         `failed`; identical on every process."""
         keys = torch.cat(self._keys) if self._keys else torch.zeros(0, dtype=torch.long)

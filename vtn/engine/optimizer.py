@@ -1,8 +1,8 @@
 """Optimizers by registry, with parameter groups: no weight decay on norms, biases, tokens and position /
 token-type embeddings (SOLVER.ZERO_WD_1D_PARAM), and an LR multiplier for the backbone
 (SOLVER.BACKBONE_LR_SCALE)."""
+
 import logging
-from typing import Dict, List
 
 import torch
 import torch.nn as nn
@@ -21,13 +21,13 @@ def _no_decay(name: str, param: torch.Tensor, skip: set) -> bool:
     return param.ndim <= 1 or name in skip or any(key in name for key in NO_DECAY_NAMES)
 
 
-def param_groups(model: nn.Module, cfg) -> List[Dict]:
+def param_groups(model: nn.Module, cfg) -> list[dict]:
     """Up to four groups: {backbone, rest} x {decay, no decay}; each carries its `lr_scale`."""
     m = unwrap(model)
     skip = set()
     if hasattr(m.backbone, "no_weight_decay"):
         skip = {f"backbone.{n}" for n in m.backbone.no_weight_decay()}
-    groups: Dict[tuple, Dict] = {}
+    groups: dict[tuple, dict] = {}
     for name, p in m.named_parameters():
         if not p.requires_grad:
             continue
@@ -67,7 +67,10 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     for g in groups:
         logger.info(
             "param group: %d tensors, weight decay %g, lr x %g (e.g. %s)",
-            len(g["params"]), g["weight_decay"], g["lr_scale"], ", ".join(g["names"][:3]),
+            len(g["params"]),
+            g["weight_decay"],
+            g["lr_scale"],
+            ", ".join(g["names"][:3]),
         )
     # the optimizer keeps only the torch-relevant keys; names stay in our log
     clean = [{k: v for k, v in g.items() if k != "names"} for g in groups]

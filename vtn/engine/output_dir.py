@@ -11,6 +11,7 @@ the config they are filed under.
 - `save_run_config`: `config.yaml` is the config a run trains with, written only once the check has passed;
   a run that only tests writes `config_test.yaml` beside it.
 """
+
 import datetime
 import json
 import logging
@@ -18,7 +19,7 @@ import os
 import shutil
 import socket
 import sys
-from typing import Dict, List, Optional
+from typing import Optional
 
 import yaml
 
@@ -34,16 +35,46 @@ TEST_CONFIG_NAME = "config_test.yaml"
 # Keys (or whole groups) that change how a run is executed, not what it computes: they may differ between the
 # run that wrote a checkpoint and the run that continues or tests it.
 EXECUTION_KEYS = (
-    "OUTPUT_DIR", "NUM_GPUS", "NUM_SHARDS", "SHARD_ID", "DIST_BACKEND", "LOG_PERIOD", "LOG_MODEL_INFO",
-    "TRAIN.ENABLE", "TRAIN.AUTO_RESUME", "TRAIN.EVAL_PERIOD", "TRAIN.CHECKPOINT_PERIOD", "TRAIN.CHECKPOINT_ITERS",
-    "TRAIN.CHECKPOINT_KEEP", "TRAIN.RESUME_ALLOW_CHANGED", "TEST", "DEMO", "TENSORBOARD",
-    "DATA_LOADER.NUM_WORKERS", "DATA_LOADER.PIN_MEMORY", "DATA_LOADER.PERSISTENT_WORKERS",
-    "DATA.PATH_TO_DATA_DIR", "DATA.PATH_PREFIX", "SYNTHETIC.AUTO_GENERATE", "VTN.PRETRAINED_PATH",
+    "OUTPUT_DIR",
+    "NUM_GPUS",
+    "NUM_SHARDS",
+    "SHARD_ID",
+    "DIST_BACKEND",
+    "LOG_PERIOD",
+    "LOG_MODEL_INFO",
+    "TRAIN.ENABLE",
+    "TRAIN.AUTO_RESUME",
+    "TRAIN.EVAL_PERIOD",
+    "TRAIN.CHECKPOINT_PERIOD",
+    "TRAIN.CHECKPOINT_ITERS",
+    "TRAIN.CHECKPOINT_KEEP",
+    "TRAIN.RESUME_ALLOW_CHANGED",
+    "TEST",
+    "DEMO",
+    "TENSORBOARD",
+    "DATA_LOADER.NUM_WORKERS",
+    "DATA_LOADER.PIN_MEMORY",
+    "DATA_LOADER.PERSISTENT_WORKERS",
+    "DATA.PATH_TO_DATA_DIR",
+    "DATA.PATH_PREFIX",
+    "SYNTHETIC.AUTO_GENERATE",
+    "VTN.PRETRAINED_PATH",
     "VTN.BACKBONE_CHUNK_SIZE",
 )
 # Groups that only shape training: a run that only tests a checkpoint may set them as it likes.
-TRAINING_ONLY_KEYS = ("TRAIN", "SOLVER", "AUG", "MIXUP", "DATA_LOADER", "SYNTHETIC", "VTN.DROP_PATH_RATE",
-                      "VTN.PRETRAINED", "DATA.TRAIN_JITTER_SCALES", "DATA.TRAIN_CROP_SIZE", "DATA.RANDOM_FLIP")
+TRAINING_ONLY_KEYS = (
+    "TRAIN",
+    "SOLVER",
+    "AUG",
+    "MIXUP",
+    "DATA_LOADER",
+    "SYNTHETIC",
+    "VTN.DROP_PATH_RATE",
+    "VTN.PRETRAINED",
+    "DATA.TRAIN_JITTER_SCALES",
+    "DATA.TRAIN_CROP_SIZE",
+    "DATA.RANDOM_FLIP",
+)
 
 
 class ConfigMismatchError(UserError, ValueError):
@@ -88,8 +119,10 @@ def check_output_dir(cfg, model=None) -> None:
             os.fsync(f.fileno())
         os.unlink(probe)
     except OSError as e:
-        raise OutputDirError(f"OUTPUT_DIR {cfg.OUTPUT_DIR!r} is not writable: {e.strerror or e}. Choose another "
-                             "OUTPUT_DIR or fix its permissions.") from e
+        raise OutputDirError(
+            f"OUTPUT_DIR {cfg.OUTPUT_DIR!r} is not writable: {e.strerror or e}. Choose another "
+            "OUTPUT_DIR or fix its permissions."
+        ) from e
     if model is not None:
         one = checkpoint_bytes(model, cfg)
         count = checkpoints_kept(cfg)
@@ -121,11 +154,15 @@ class RunLock:
         self.path = os.path.join(output_dir, LOCK_NAME)
         self.held = False
 
-    def _record(self) -> Dict:
-        return {"pid": os.getpid(), "host": socket.gethostname(),
-                "started": datetime.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv)}
+    def _record(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+        }
 
-    def _read(self) -> Optional[Dict]:
+    def _read(self) -> Optional[dict]:
         try:
             with open(self.path) as f:
                 return json.load(f)
@@ -151,7 +188,7 @@ class RunLock:
             return self
         raise RunLockedError(f"cannot take {self.path}: other runs keep taking it")
 
-    def _take_over_or_fail(self, other: Dict) -> None:
+    def _take_over_or_fail(self, other: dict) -> None:
         pid, host = other.get("pid"), other.get("host")
         same_host = host == socket.gethostname()
         if other and not (same_host and isinstance(pid, int) and not _alive(pid)):
@@ -161,8 +198,13 @@ class RunLock:
                 f"{other.get('started', '?')}: {other.get('command', '?')[:120]}). Use another OUTPUT_DIR, or wait for "
                 f"that run; if it is dead, delete {self.path}."
             )
-        logger.warning("Taking over %s, left by a process that is gone (pid %s on %s, started %s)", self.path, pid,
-                       host, other.get("started", "?"))
+        logger.warning(
+            "Taking over %s, left by a process that is gone (pid %s on %s, started %s)",
+            self.path,
+            pid,
+            host,
+            other.get("started", "?"),
+        )
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -177,7 +219,7 @@ class RunLock:
 
 
 # ----------------------------------------------------------------------------- the config of a checkpoint
-def _flatten(tree, prefix: str = "") -> Dict[str, object]:
+def _flatten(tree, prefix: str = "") -> dict[str, object]:
     out = {}
     for key, value in (tree or {}).items():
         name = prefix + str(key)
@@ -192,7 +234,7 @@ def _covered(key: str, groups) -> bool:
     return any(key == g or key.startswith(g + ".") for g in groups)
 
 
-def config_differences(saved_yaml: str, cfg, ignore=EXECUTION_KEYS) -> Dict[str, tuple]:
+def config_differences(saved_yaml: str, cfg, ignore=EXECUTION_KEYS) -> dict[str, tuple]:
     """{key: (saved value, current value)} of the keys outside `ignore` that differ. A key the saved config does
     not have (written by an older version) counts as its default value."""
     saved = _flatten(yaml.safe_load(saved_yaml) or {})
@@ -208,7 +250,7 @@ def config_differences(saved_yaml: str, cfg, ignore=EXECUTION_KEYS) -> Dict[str,
     return diffs
 
 
-def check_same_config(cfg, saved_yaml: Optional[str], checkpoint: str, testing: bool = False) -> List[str]:
+def check_same_config(cfg, saved_yaml: Optional[str], checkpoint: str, testing: bool = False) -> list[str]:
     """Stop (ConfigMismatchError, one line) when the checkpoint of OUTPUT_DIR was made with another config than
     `cfg`, except for the keys TRAIN.RESUME_ALLOW_CHANGED accepts; returns the accepted keys. `testing`: only
     keys that change the model or the test data count."""
@@ -227,11 +269,14 @@ def check_same_config(cfg, saved_yaml: Optional[str], checkpoint: str, testing: 
         raise ConfigMismatchError(
             f"{checkpoint} was made with another config than this run's: {shown}{more}. To start a new run, set "
             f"another OUTPUT_DIR; to {verb} that run with these values on purpose, add TRAIN.RESUME_ALLOW_CHANGED "
-            f"\"{keys}\"."
+            f'"{keys}".'
         )
     if diffs:
-        logger.warning("Continuing %s with changed keys, as TRAIN.RESUME_ALLOW_CHANGED accepts: %s", checkpoint,
-                       "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diffs.items()))
+        logger.warning(
+            "Continuing %s with changed keys, as TRAIN.RESUME_ALLOW_CHANGED accepts: %s",
+            checkpoint,
+            "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diffs.items()),
+        )
     return list(diffs)
 
 

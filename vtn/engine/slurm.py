@@ -1,5 +1,6 @@
 """SLURM jobs through submitit: one task per GPU, the world set up from SLURM's environment, and requeue on
 preemption or timeout (the requeued job resumes from the newest checkpoint through TRAIN.AUTO_RESUME)."""
+
 import logging
 import os
 import socket
@@ -45,15 +46,27 @@ class SlurmJob:
         return submitit.helpers.DelayedSubmission(SlurmJob(self.cfg, self.port))
 
 
-def submit(cfg, nodes: int, gpus_per_node: int, partition: str, timeout_min: int, job_dir: str,
-           cpus_per_task: int = 10, cluster=None, extra_slurm: dict = None):
+def submit(
+    cfg,
+    nodes: int,
+    gpus_per_node: int,
+    partition: str,
+    timeout_min: int,
+    job_dir: str,
+    cpus_per_task: int = 10,
+    cluster=None,
+    extra_slurm: dict = None,
+):
     import submitit
 
     executor = submitit.AutoExecutor(folder=job_dir, cluster=cluster)
     params = dict(
         name=os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)) or "vtn",
-        nodes=nodes, tasks_per_node=max(1, gpus_per_node), gpus_per_node=gpus_per_node,
-        cpus_per_task=cpus_per_task, timeout_min=timeout_min,
+        nodes=nodes,
+        tasks_per_node=max(1, gpus_per_node),
+        gpus_per_node=gpus_per_node,
+        cpus_per_task=cpus_per_task,
+        timeout_min=timeout_min,
     )
     if executor.cluster == "slurm":
         params.update(slurm_partition=partition, slurm_signal_delay_s=120, **(extra_slurm or {}))

@@ -10,8 +10,9 @@ every frame when it is 0, or `fps` frames per second when given (e.g. 1 fps over
 with a learned position table, frame indices past VTN.MAX_POSITION_EMBEDDINGS wrap or saturate, see
 VTN.POS_INDEX_MODE, so long videos are better served by VTN.POS_EMBED fixed).
 """
+
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ class VideoPrediction:
     frame_idx: torch.Tensor  # (T,) frame indices in the video
     embeddings: torch.Tensor  # (T, D) backbone features
     scores: torch.Tensor  # (NUM_CLASSES,) softmax scores
-    attention: Optional[List[torch.Tensor]] = None  # per layer, (heads, 1 + T): [CLS] over [CLS] and the frames
+    attention: Optional[list[torch.Tensor]] = None  # per layer, (heads, 1 + T): [CLS] over [CLS] and the frames
 
     def topk(self, k: int = 5):
         values, ids = self.scores.topk(min(k, self.scores.numel()))
@@ -63,8 +64,9 @@ class VideoPredictor:
         d = self.cfg.DATA
         params = transforms.test_params(info.width, info.height, d.TEST_SCALE, d.TEST_CROP_SIZE, 0, 1)
         parts, idx = [], []
-        for frames, got in self.decoder.iter_frames(path, indices, size=(params.width, params.height), chunk=self.chunk,
-                                                    info=info):
+        for frames, got in self.decoder.iter_frames(
+            path, indices, size=(params.width, params.height), chunk=self.chunk, info=info
+        ):
             clip = transforms.to_normalized_tensor(transforms.apply_crop_flip(frames, params), d.MEAN, d.STD)
             clip = clip.transpose(0, 1).to(self.device, non_blocking=True)  # (t, C, H, W)
             parts.append(self.model.embed_frames(clip))
@@ -76,8 +78,9 @@ class VideoPredictor:
         return torch.cat(parts), torch.cat(idx)
 
     @torch.no_grad()
-    def predict(self, path: str, num_frames: Optional[int] = None, fps: float = 0.0,
-                return_attention: bool = False) -> VideoPrediction:
+    def predict(
+        self, path: str, num_frames: Optional[int] = None, fps: float = 0.0, return_attention: bool = False
+    ) -> VideoPrediction:
         info = self.decoder.probe(path)
         n = self.cfg.TEST.FULL_VIDEO_FRAMES if num_frames is None else num_frames
         indices = frame_indices(info, n, fps)

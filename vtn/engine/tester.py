@@ -1,10 +1,11 @@
 """The test phase: find and load the checkpoint (never silently random), run each protocol, report."""
+
 import datetime
 import logging
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
@@ -16,7 +17,6 @@ from vtn.engine.checkpoint import (
     load_weights,
 )
 from vtn.engine.convert import to_vtn_state
-from vtn.engine.output_dir import check_same_config
 from vtn.engine.evaluator import (
     compute_metrics,
     dataset_fingerprint,
@@ -26,6 +26,7 @@ from vtn.engine.evaluator import (
     save_results,
     write_predictions,
 )
+from vtn.engine.output_dir import check_same_config
 from vtn.models import build_model
 from vtn.utils.files import TEMP_PREFIX
 from vtn.utils.model_stats import unwrap
@@ -78,7 +79,7 @@ def primary_protocol(cfg) -> str:
     return "full_video" if cfg.TEST.FULL_VIDEO else "multi_view"
 
 
-def protocols_for(cfg) -> List[str]:
+def protocols_for(cfg) -> list[str]:
     """The protocols to test, the primary one first (TEST.BOTH_PROTOCOLS adds the other)."""
     primary = primary_protocol(cfg)
     if cfg.TEST.BOTH_PROTOCOLS:
@@ -86,7 +87,7 @@ def protocols_for(cfg) -> List[str]:
     return [primary]
 
 
-def test_runs(cfg) -> List[Tuple[str, bool]]:
+def test_runs(cfg) -> list[tuple[str, bool]]:
     """(protocol, shuffled frames) of each test pass, the headline first: every protocol (shuffled when
     TEST.SHUFFLE_FRAMES asks for it), then every protocol shuffled when TEST.SHUFFLE_ABLATION asks for the
     comparison."""
@@ -101,7 +102,7 @@ def run_name(protocol: str, shuffled: bool) -> str:
     return protocol + ("_shuffled" if shuffled else "")
 
 
-def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
+def test(cfg, checkpoint: Optional[str] = None, model=None) -> list[dict]:
     """Run every test pass of the config (the headline first); print one table; write test_results*.json
     (the headline at the top level of test_results.json) and predictions_*, all published together at the end."""
     device = du.device_for(cfg)
@@ -113,8 +114,10 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
     net = unwrap(model)
     staging = test_staging_dir(cfg.OUTPUT_DIR) if du.is_master() else None
     try:
-        rows = [test_run(cfg, model, net, device, protocol, shuffled, path, staging)
-                for protocol, shuffled in test_runs(cfg)]
+        rows = [
+            test_run(cfg, model, net, device, protocol, shuffled, path, staging)
+            for protocol, shuffled in test_runs(cfg)
+        ]
         if du.is_master():
             logger.info("Test results (%s):\n%s", path or "random weights", results_table(rows))
             save_results(rows, staging)
@@ -125,8 +128,9 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> List[Dict]:
     return rows
 
 
-def test_run(cfg, model, net, device, protocol: str, shuffled: bool, checkpoint: Optional[str],
-             staging: Optional[str]) -> Dict:
+def test_run(
+    cfg, model, net, device, protocol: str, shuffled: bool, checkpoint: Optional[str], staging: Optional[str]
+) -> dict:
     """One test pass: inference, metrics, and (master) its predictions written into `staging`."""
     from vtn.datasets import build_loader
 
@@ -135,21 +139,32 @@ def test_run(cfg, model, net, device, protocol: str, shuffled: bool, checkpoint:
     dataset = loader.dataset
     if hasattr(dataset, "check_model"):
         dataset.check_model(net)  # e.g. a feature cache of another backbone
-    result = run_inference(model, loader, cfg, device, desc=f"test {name}",
-                           shuffle_seed=cfg.RNG_SEED if shuffled else None)
+    result = run_inference(
+        model, loader, cfg, device, desc=f"test {name}", shuffle_seed=cfg.RNG_SEED if shuffled else None
+    )
     metrics = compute_metrics(result, cfg.MODEL.NUM_CLASSES, dataset.is_missing)
     scored = metrics["scored"].tolist()
-    fingerprint = dataset_fingerprint([p for p, ok in zip(dataset.paths, scored) if ok],
-                                      [lab for lab, ok in zip(dataset.labels, scored) if ok], dataset.data_root)
+    fingerprint = dataset_fingerprint(
+        [p for p, ok in zip(dataset.paths, scored) if ok],
+        [lab for lab, ok in zip(dataset.labels, scored) if ok],
+        dataset.data_root,
+    )
     extra = {"checkpoint": checkpoint, "shuffle_frames": shuffled, "dataset_fingerprint": fingerprint}
-    row = public_results(metrics, name, dataset.num_views, dataset.class_names, extra,
-                         getattr(dataset, "class_groups", None))
+    row = public_results(
+        metrics, name, dataset.num_views, dataset.class_names, extra, getattr(dataset, "class_groups", None)
+    )
     if du.is_master():
         write_predictions(result, dataset, metrics, staging, name, checkpoint)
     if metrics["num_missing"] or metrics["num_failed"]:
-        logger.warning("%s: %d of %d listed test videos are missing and %d could not be decoded; they are left "
-                       "out of top1/top5 and count as wrong in top1_listed/top5_listed (see predictions_%s.csv)",
-                       name, metrics["num_missing"], metrics["num_listed"], metrics["num_failed"], name)
+        logger.warning(
+            "%s: %d of %d listed test videos are missing and %d could not be decoded; they are left "
+            "out of top1/top5 and count as wrong in top1_listed/top5_listed (see predictions_%s.csv)",
+            name,
+            metrics["num_missing"],
+            metrics["num_listed"],
+            metrics["num_failed"],
+            name,
+        )
     return row
 
 

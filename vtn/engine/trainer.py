@@ -1,5 +1,6 @@
 """The training loop: resume or fine-tune, per-iteration LR, mixed precision, accumulation, clipping, EMA,
 periodic and best checkpoints, validation, and a stop with a clear error on a non-finite loss."""
+
 import logging
 import os
 import time
@@ -74,7 +75,8 @@ def load_initial_weights(model, cfg):
     if report["reinitialised"]:
         logger.warning(
             "Re-initialised %d tensors whose shape differs from the checkpoint (e.g. a new NUM_CLASSES): %s",
-            len(report["reinitialised"]), "; ".join(report["reinitialised"]),
+            len(report["reinitialised"]),
+            "; ".join(report["reinitialised"]),
         )
     return data, report
 
@@ -110,26 +112,37 @@ class Trainer:
         if self.epoch_iters == 0:
             raise UserError(
                 f"The training set has {len(self.train_loader.dataset)} clips: fewer than one batch of "
-                f"{cfg.TRAIN.BATCH_SIZE // du.get_world_size()} per process (TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} over "
+                f"{cfg.TRAIN.BATCH_SIZE // du.get_world_size()} per process "
+                f"(TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} over "
                 f"{du.get_world_size()} processes). Lower TRAIN.BATCH_SIZE or add videos."
             )
         if unreached_steps(cfg):
-            logger.warning("SOLVER.STEPS %s: the LR steps at epochs %s are never reached in SOLVER.MAX_EPOCH = %d "
-                           "epochs", list(cfg.SOLVER.STEPS), unreached_steps(cfg), cfg.SOLVER.MAX_EPOCH)
+            logger.warning(
+                "SOLVER.STEPS %s: the LR steps at epochs %s are never reached in SOLVER.MAX_EPOCH = %d epochs",
+                list(cfg.SOLVER.STEPS),
+                unreached_steps(cfg),
+                cfg.SOLVER.MAX_EPOCH,
+            )
         self.accumulation = cfg.TRAIN.ACCUMULATION_STEPS
         self.meter = TrainMeter(self.epoch_iters, cfg.SOLVER.MAX_EPOCH, self.device)
         if self.master and (self.start_epoch or self.start_iter):
             # the interrupted run may have logged past its last checkpoint: those records are done again now
             dropped = truncate_json_stats(self.output_dir, self.start_epoch + self.start_iter / self.epoch_iters)
             if dropped:
-                logger.info("Resumed: %d records of %s after the checkpoint are replaced by this run's (lines of "
-                            "stdout.log above this one after the same point were the interrupted run's)", dropped,
-                            JSON_STATS_FILE)
+                logger.info(
+                    "Resumed: %d records of %s after the checkpoint are replaced by this run's (lines of "
+                    "stdout.log above this one after the same point were the interrupted run's)",
+                    dropped,
+                    JSON_STATS_FILE,
+                )
         self.bad_steps = 0
         per_process = cfg.TRAIN.BATCH_SIZE // du.get_world_size()
         logger.info(
             "Effective batch: %d per process x %d processes x %d accumulation steps = %d clips per optimizer step",
-            per_process, du.get_world_size(), self.accumulation, per_process * du.get_world_size() * self.accumulation,
+            per_process,
+            du.get_world_size(),
+            self.accumulation,
+            per_process * du.get_world_size() * self.accumulation,
         )
 
     # ------------------------------------------------------------------ seams
@@ -176,7 +189,9 @@ class Trainer:
         if du.get_world_size() == 1:
             return model
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids, output_device=device_ids and device_ids[0])
+        return torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=device_ids, output_device=device_ids and device_ids[0]
+        )
 
     def _resume_or_initialise(self) -> None:
         cfg = self.cfg
@@ -281,8 +296,12 @@ class Trainer:
                 self._optimizer_step()
             iter_time = time.perf_counter() - tick
             self.meter.update(
-                loss, logits, labels if self.mixup is None else None, batch["decode_failures"].to(self.device),
-                data_time, iter_time,
+                loss,
+                logits,
+                labels if self.mixup is None else None,
+                batch["decode_failures"].to(self.device),
+                data_time,
+                iter_time,
             )
             done = it + 1
             if done % cfg.LOG_PERIOD == 0 or done == self.epoch_iters:
@@ -324,8 +343,13 @@ class Trainer:
                 f"{self.cfg.TRAIN.MAX_BAD_STEPS} bad steps; the last good checkpoint in "
                 f"{checkpoint_dir(self.output_dir)} is intact."
             )
-        logger.warning("Non-finite loss at epoch %d, iteration %d: step skipped (%d of at most %d)",
-                       epoch + 1, it + 1, self.bad_steps, self.cfg.TRAIN.MAX_BAD_STEPS)
+        logger.warning(
+            "Non-finite loss at epoch %d, iteration %d: step skipped (%d of at most %d)",
+            epoch + 1,
+            it + 1,
+            self.bad_steps,
+            self.cfg.TRAIN.MAX_BAD_STEPS,
+        )
 
     def _check_finite(self, first_bad: torch.Tensor, epoch: int) -> None:
         """One sync: was any loss since the last check NaN or infinite? Then stop before saving anything."""
@@ -357,8 +381,18 @@ class Trainer:
         if self.master:
             lr = self.optimizer.param_groups[0]["lr"]
             try:
-                save_checkpoint(path, self.cfg, self.model, self.optimizer, self.scaler, self.ema, epoch, iteration,
-                                self.best_metric, lr)
+                save_checkpoint(
+                    path,
+                    self.cfg,
+                    self.model,
+                    self.optimizer,
+                    self.scaler,
+                    self.ema,
+                    epoch,
+                    iteration,
+                    self.best_metric,
+                    lr,
+                )
             except DiskFullError as e:
                 found = list_checkpoints(self.output_dir)
                 kept = f"the newest complete checkpoint is {found[-1][2]}" if found else "no checkpoint was kept"
@@ -392,7 +426,8 @@ class Trainer:
                 copy_as_best(checkpoint_path, self.output_dir)
             else:
                 best = os.path.join(checkpoint_dir(self.output_dir), BEST_NAME)
-                save_checkpoint(best, self.cfg, self.model, self.optimizer, self.scaler, self.ema, epoch + 1, 0,
-                                self.best_metric)
+                save_checkpoint(
+                    best, self.cfg, self.model, self.optimizer, self.scaler, self.ema, epoch + 1, 0, self.best_metric
+                )
         du.barrier()
         return metrics

@@ -1,4 +1,5 @@
 """The model registry and `build_model`."""
+
 import torch
 
 from vtn.utils.registry import Registry

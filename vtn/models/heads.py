@@ -1,4 +1,5 @@
 """Classification heads on the final [CLS] state (paper sec. 3.3)."""
+
 import torch.nn as nn
 
 from vtn.utils.registry import Registry

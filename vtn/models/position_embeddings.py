@@ -18,6 +18,7 @@ the [CLS] token in front, then one per frame.
 In every variant the [CLS] token is also marked by its token-type embedding (`TokenEmbeddings` in
 `temporal_encoders/base.py`).
 """
+
 import math
 
 import torch

@@ -4,6 +4,7 @@ State-dict keys: `backbone.*` (the timm model), `cls_token`, `feature_proj.*` (o
 differs from the backbone's feature size), `temporal_encoder.*` (see temporal_encoders/base.py) and
 `mlp_head.*`, which is also the layout of the authors' released checkpoint.
 """
+
 from typing import Optional
 
 import torch
@@ -106,8 +107,9 @@ class VTN(nn.Module):
         if embeddings is not None:
             dim = self.backbone.feature_dim
             if embeddings.dim() != 3 or embeddings.shape[-1] != dim:
-                raise ValueError(f"VTN expects (B, T, {dim}) frame embeddings of its backbone, got shape "
-                                 f"{tuple(embeddings.shape)}")
+                raise ValueError(
+                    f"VTN expects (B, T, {dim}) frame embeddings of its backbone, got shape {tuple(embeddings.shape)}"
+                )
             return self.forward_embeddings(embeddings, frame_idx, valid, return_attention, frame_order)
         if frames.dim() != 5:
             raise ValueError(f"VTN expects a (B, C, T, H, W) clip tensor, got shape {tuple(frames.shape)}")

@@ -1,9 +1,11 @@
 """The command line shared by every tool: `--cfg FILE [--cfg FILE2 ...] [KEY VALUE ...] [--opts KEY VALUE ...]`,
 and `run_main`, the one way every tool ends on a user error."""
+
 import argparse
 import os
 import sys
-from typing import Callable, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable, Optional
 
 from vtn.config import load_config
 from vtn.utils.errors import UserError
@@ -36,11 +38,15 @@ def run_main(tool: str, body: Callable[[], Optional[int]], on_interrupt: str = "
 
 def add_splits_argument(parser: argparse.ArgumentParser, splits: Sequence[str], verb: str) -> None:
     """`--splits`, the same in every tool: one comma-separated value (`--splits train,val`)."""
-    parser.add_argument("--splits", default=",".join(splits), metavar="SPLIT[,SPLIT...]",
-                        help=f"The splits to {verb}, comma-separated (default: {','.join(splits)}).")
+    parser.add_argument(
+        "--splits",
+        default=",".join(splits),
+        metavar="SPLIT[,SPLIT...]",
+        help=f"The splits to {verb}, comma-separated (default: {','.join(splits)}).",
+    )
 
 
-def parse_splits(parser: argparse.ArgumentParser, args: argparse.Namespace, splits: Sequence[str]) -> List[str]:
+def parse_splits(parser: argparse.ArgumentParser, args: argparse.Namespace, splits: Sequence[str]) -> list[str]:
     """The splits of `--splits` in order; an unknown one, or splits given space-separated, is a usage error."""
     if args.all_opts and args.all_opts[0] in splits:
         parser.error(f"--splits takes one comma-separated value, e.g. --splits {args.splits},{args.all_opts[0]}")

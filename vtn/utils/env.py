@@ -1,4 +1,5 @@
 """A description of the software and hardware a run used, for the log."""
+
 import platform
 
 

@@ -1,10 +1,11 @@
 """Files that are whole or absent: atomic writes, and cleaning up what a killed writer left behind."""
+
 import errno
 import json
 import os
 import shutil
 import tempfile
-from typing import Callable, IO
+from typing import IO, Callable
 
 from vtn.utils.errors import DiskFullError
 
@@ -30,8 +31,10 @@ def atomic_write(path: str, write: Callable[[IO], None], binary: bool = True) ->
             os.unlink(tmp)
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             free = shutil.disk_usage(folder).free
-            raise DiskFullError(f"cannot write {path}: the disk is full ({free / 2**20:.0f} MiB free in {folder}); "
-                                "the file was left as it was") from e
+            raise DiskFullError(
+                f"cannot write {path}: the disk is full ({free / 2**20:.0f} MiB free in {folder}); "
+                "the file was left as it was"
+            ) from e
         raise
     dir_fd = os.open(folder, os.O_RDONLY)
     try:

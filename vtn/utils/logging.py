@@ -1,5 +1,6 @@
 """Logging: human lines on stdout (and OUTPUT_DIR/stdout.log) from the master process, JSON lines in
 OUTPUT_DIR/json_stats.log. Other processes only report warnings and errors."""
+
 import logging
 import os
 import sys
@@ -79,7 +80,9 @@ def truncate_json_stats(output_dir: str, position: float) -> int:
             record = simplejson.loads(line)
         except ValueError:
             record = {}
-        if not isinstance(record, dict) or record.get("epoch_float", 0) <= position + 1e-6:  # epoch_float has 6 decimals
+        if (
+            not isinstance(record, dict) or record.get("epoch_float", 0) <= position + 1e-6
+        ):  # epoch_float has 6 decimals
             kept.append(line)
     if len(kept) < len(lines):
         atomic_write(path, lambda f: f.write("".join(line + "\n" for line in kept)), binary=False)
@@ -93,7 +96,7 @@ def read_json_stats(path: str) -> list:
         for line in f:
             line = line.strip()
             if line.startswith("json_stats:"):
-                line = line[len("json_stats:"):].strip()
+                line = line[len("json_stats:") :].strip()
             try:
                 records.append(simplejson.loads(line))
             except ValueError:

@@ -1,10 +1,12 @@
 """Accuracy metrics on score matrices."""
-from typing import Dict, List, Optional, Sequence
+
+from collections.abc import Sequence
+from typing import Optional
 
 import torch
 
 
-def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> Dict[int, torch.Tensor]:
+def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, torch.Tensor]:
     """Number of samples whose label is among the top-k scores, for each k (device tensors, no sync)."""
     maxk = min(max(ks), scores.shape[1])
     top = scores.topk(maxk, dim=1).indices
@@ -19,7 +21,7 @@ def mean_class_accuracy(pred: torch.Tensor, labels: torch.Tensor, num_classes: i
     return sum(present) / len(present) if present else 0.0
 
 
-def per_class_accuracy(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Dict[int, float]:
+def per_class_accuracy(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[int, float]:
     """Top-1 accuracy (percent) of each class, None for classes without samples."""
     out = {}
     for c in range(num_classes):
@@ -29,7 +31,7 @@ def per_class_accuracy(pred: torch.Tensor, labels: torch.Tensor, num_classes: in
     return out
 
 
-def group_accuracy(per_class: Dict[int, Optional[float]], groups: Dict[str, List[int]]) -> Dict[str, float]:
+def group_accuracy(per_class: dict[int, Optional[float]], groups: dict[str, list[int]]) -> dict[str, float]:
     """Mean per-class top-1 of each named group of classes (classes without samples are left out)."""
     out = {}
     for name, ids in groups.items():

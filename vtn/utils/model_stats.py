@@ -5,9 +5,9 @@ scaled-dot-product attention); that is how the paper's ViT-B figure of 16.87 GFL
 The backbone is counted on one frame and multiplied by the number of frames (frames are independent), then
 the temporal encoder and head are counted on that many frame embeddings.
 """
+
 import logging
 import warnings
-from typing import Dict
 
 import torch
 import torch.nn as nn
@@ -24,7 +24,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def parameter_counts(model: nn.Module) -> Dict[str, int]:
+def parameter_counts(model: nn.Module) -> dict[str, int]:
     m = unwrap(model)
     parts = {
         "backbone": _numel(m.backbone),
@@ -57,7 +57,7 @@ def _fvcore_gflops(module: nn.Module, inputs) -> float:
 
 
 @torch.no_grad()
-def view_gflops(model: nn.Module, num_frames: int, crop_size: int) -> Dict[str, float]:
+def view_gflops(model: nn.Module, num_frames: int, crop_size: int) -> dict[str, float]:
     """GFLOPs of one view of `num_frames` frames of `crop_size` x `crop_size`, split by part."""
     m = unwrap(model)
     was_training = m.training

@@ -1,11 +1,12 @@
 """fvcore registries that name the valid choices, with close-match suggestions, when a name is unknown."""
+
 import difflib
-from typing import Iterable, List
+from collections.abc import Iterable
 
 from fvcore.common.registry import Registry as _FvRegistry
 
 
-def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> List[str]:
+def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """Candidates that look like `name` (case-insensitive), best first."""
     candidates = list(candidates)
     lowered = {c.lower(): c for c in candidates}
@@ -22,7 +23,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 class Registry(_FvRegistry):
     """A name -> object map filled by decorators; `get` explains what is registered when a name is missing."""
 
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         return sorted(self._obj_map)
 
     def register_as(self, name: str):

@@ -1,4 +1,5 @@
 """Seeding of python, numpy and torch."""
+
 import random
 
 import numpy as np

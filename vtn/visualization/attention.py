@@ -6,6 +6,7 @@ shared x axis, and the thumbnail of that frame drawn over the same span in the s
 sits under its frame. The colour scale is fixed to the attention probability range [0, 1], so pictures of
 different videos compare.
 """
+
 import math
 import os
 from collections.abc import Hashable, Sequence
@@ -65,8 +66,9 @@ def _decode_thumbnails(prediction, indices: np.ndarray, thumb_height: int):
     return {int(i): f for i, f in zip(got, frames)}, width
 
 
-def build_attention_figure(prediction, title: str = "", heads: str = "mean", layer: int = 0,
-                           thumbnails: int = 32, thumb_height: int = 64) -> AttentionFigure:
+def build_attention_figure(
+    prediction, title: str = "", heads: str = "mean", layer: int = 0, thumbnails: int = 32, thumb_height: int = 64
+) -> AttentionFigure:
     """The figure of `plot_attention`, not saved (the caller closes it).
 
     `thumbnails` caps the frames drawn in the strip: up to that many cells, every cell has its own thumbnail;
@@ -100,8 +102,7 @@ def build_attention_figure(prediction, title: str = "", heads: str = "mean", lay
     main_w = max(6.5, cell_in * len(groups))
     strip_h = min(2.5, max(0.5, main_w / len(groups) * thumb_height / thumb_w))
     heat_h = max(0.8, 0.32 * len(rows) + 0.2)
-    fig = plt.figure(figsize=(main_w + 1.9, strip_h + heat_h + 1.5 + (0.3 if title else 0.0)),
-                     layout="constrained")
+    fig = plt.figure(figsize=(main_w + 1.9, strip_h + heat_h + 1.5 + (0.3 if title else 0.0)), layout="constrained")
     grid = fig.add_gridspec(2, 2, height_ratios=[strip_h, heat_h], width_ratios=[main_w, 0.22])
     ax_img = fig.add_subplot(grid[0, 0])
     ax_att = fig.add_subplot(grid[1, 0], sharex=ax_img)
@@ -110,21 +111,33 @@ def build_attention_figure(prediction, title: str = "", heads: str = "mean", lay
     # The strip: thumbnail j over cells groups[j] (x in [first cell, last cell + 1]); y from 0 (top) to 1.
     blank = np.full((thumb_height, thumb_w, 3), 128, dtype=np.uint8)
     for g, cell in zip(groups, shown):
-        ax_img.imshow(frames.get(int(idx[cell]), blank), extent=(g.start, g.stop, 1, 0), aspect="auto",
-                      interpolation="antialiased")
+        ax_img.imshow(
+            frames.get(int(idx[cell]), blank),
+            extent=(g.start, g.stop, 1, 0),
+            aspect="auto",
+            interpolation="antialiased",
+        )
     ax_img.set_xlim(0, n)
     ax_img.set_ylim(1, 0)
     ax_img.set_yticks([])
     ax_img.set_ylabel("frames", fontsize=8)
 
-    im = ax_att.imshow(rows, aspect="auto", cmap=CMAP, vmin=0.0, vmax=1.0, extent=(0, n, len(rows), 0),
-                       interpolation="nearest")
+    im = ax_att.imshow(
+        rows, aspect="auto", cmap=CMAP, vmin=0.0, vmax=1.0, extent=(0, n, len(rows), 0), interpolation="nearest"
+    )
     if n <= 40 and len(rows) <= 16:  # the values, when the cells are wide enough to hold them
         for r in range(len(rows)):
             for c in range(n):
                 v = float(rows[r, c])
-                ax_att.text(c + 0.5, r + 0.5, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                            color="black" if v > 0.6 else "white")
+                ax_att.text(
+                    c + 0.5,
+                    r + 0.5,
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="black" if v > 0.6 else "white",
+                )
     for g in groups[1:]:  # thumbnail boundaries, through both axes
         ax_img.axvline(g.start, color="white", lw=0.8)
         ax_att.axvline(g.start, color="white", lw=0.8)
@@ -136,8 +149,9 @@ def build_attention_figure(prediction, title: str = "", heads: str = "mean", lay
     ax_att.set_xticks([c + 0.5 for c in shown], [str(int(idx[c])) for c in shown])
     ax_img.tick_params(axis="x", labelbottom=True, labelsize=7, length=2)
     ax_att.tick_params(axis="x", labelsize=7)
-    ax_att.set_xlabel(f"frame index in the video  (layer {layer + 1} [CLS] attention over the "
-                      f"{n} sampled frames)", fontsize=8)
+    ax_att.set_xlabel(
+        f"frame index in the video  (layer {layer + 1} [CLS] attention over the {n} sampled frames)", fontsize=8
+    )
 
     bar = fig.colorbar(im, cax=ax_bar)
     bar.set_ticks([0.0, 0.5, 1.0] if heat_h < 1.6 else [0.0, 0.25, 0.5, 0.75, 1.0])
@@ -148,8 +162,15 @@ def build_attention_figure(prediction, title: str = "", heads: str = "mean", lay
     return AttentionFigure(fig, ax_img, ax_att, bar)
 
 
-def plot_attention(prediction, output: str, title: str = "", heads: str = "mean", layer: int = 0,
-                   thumbnails: int = 32, thumb_height: int = 64) -> str:
+def plot_attention(
+    prediction,
+    output: str,
+    title: str = "",
+    heads: str = "mean",
+    layer: int = 0,
+    thumbnails: int = 32,
+    thumb_height: int = 64,
+) -> str:
     """Draw `build_attention_figure` to the PNG `output`; returns `output`."""
     drawn = build_attention_figure(prediction, title, heads, layer, thumbnails, thumb_height)
     import matplotlib.pyplot as plt

@@ -1,5 +1,6 @@
 """Training curves from json_stats.log (the paper's Fig. 4 and 5 style): top-1 accuracy of training
 (solid) and validation (dashed) per epoch, the training loss and the learning rate, for one or more runs."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,17 @@ def load_curves(path: str) -> dict:
     if not os.path.isfile(path):
         raise CurvesError(f"{path} does not exist; expected OUTPUT_DIR/json_stats.log of a training run")
     records = read_json_stats(path)
-    curves = {"train_epoch": [], "train_acc": [], "train_loss": [], "train_lr": [], "val_epoch": [], "val_acc": [],
-              "iter_epoch": [], "iter_loss": [], "lr": []}
+    curves = {
+        "train_epoch": [],
+        "train_acc": [],
+        "train_loss": [],
+        "train_lr": [],
+        "val_epoch": [],
+        "val_acc": [],
+        "iter_epoch": [],
+        "iter_loss": [],
+        "lr": [],
+    }
     for r in records:
         kind, x = r.get("_type"), r.get("epoch_float")
         if x is None:
@@ -66,8 +76,14 @@ def build_figure(logs: Sequence[str], labels: list[str] | None = None, title: st
         if acc:
             ax_acc.plot(*zip(*acc), "-", color=color, label=f"{name} train", **_marker(len(acc), always=True))
         if c["val_epoch"]:
-            ax_acc.plot(c["val_epoch"], c["val_acc"], "--", color=color, label=f"{name} val",
-                        **_marker(len(c["val_epoch"]), always=True, shape="s"))
+            ax_acc.plot(
+                c["val_epoch"],
+                c["val_acc"],
+                "--",
+                color=color,
+                label=f"{name} val",
+                **_marker(len(c["val_epoch"]), always=True, shape="s"),
+            )
         if c["iter_epoch"]:
             xs, losses, lrs = c["iter_epoch"], c["iter_loss"], c["lr"]
         else:  # no iteration records: the per-epoch loss and learning rate

@@ -1,6 +1,6 @@
 """A video, or a strip of its frames, with the prediction written on it (tools/demo_net.py --output)."""
+
 import os
-from typing import List
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -9,7 +9,7 @@ from vtn.datasets.decoder import PyAVDecoder
 from vtn.datasets.synthetic import encode_video
 
 
-def _caption(img: Image.Image, lines: List[str]) -> Image.Image:
+def _caption(img: Image.Image, lines: list[str]) -> Image.Image:
     draw = ImageDraw.Draw(img)
     height = 12 * len(lines) + 6
     draw.rectangle([0, 0, img.width, height], fill=(0, 0, 0))
@@ -28,7 +28,7 @@ def frame_strip(path: str, num: int = 8, height: int = 112) -> np.ndarray:
     return np.concatenate(list(frames), axis=1)
 
 
-def write_prediction(path: str, output: str, lines: List[str]) -> str:
+def write_prediction(path: str, output: str, lines: list[str]) -> str:
     """A copy of the video with `lines` on every frame (.mp4, .mkv, .avi), or a frame strip (.png, .jpg)."""
     os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
     ext = os.path.splitext(output)[1].lower()

@@ -1,4 +1,5 @@
 """TensorBoard scalars (TENSORBOARD.ENABLE), written by the master process only."""
+
 import os
 
 

@@ -4,6 +4,8 @@ A backbone is an `nn.Module` mapping `(N, C, H, W)` frames to `(N, D)` features,
 and `family` ("transformer" or "cnn", which sets the derived Longformer FFN size). The paper's six
 backbones are registered in `timm_backbones.py`; any other timm model name works through the same path.
 """
+
+from vtn.models.backbones import timm_backbones  # noqa: F401  (registers the paper's backbones)
 from vtn.models.backbones.registry import (
     BACKBONE_REGISTRY,
     PretrainedWeightsError,
@@ -12,7 +14,12 @@ from vtn.models.backbones.registry import (
     build_backbone,
     known_backbone_names,
 )
-from vtn.models.backbones import timm_backbones  # noqa: F401  (registers the paper's backbones)
 
-__all__ = ["BACKBONE_REGISTRY", "PretrainedWeightsError", "build_backbone", "backbone_exists", "backbone_weights",
-           "known_backbone_names"]
+__all__ = [
+    "BACKBONE_REGISTRY",
+    "PretrainedWeightsError",
+    "build_backbone",
+    "backbone_exists",
+    "backbone_weights",
+    "known_backbone_names",
+]

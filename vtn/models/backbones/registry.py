@@ -1,8 +1,8 @@
 """The backbone registry and the timm path that builds any timm model as a per-frame feature extractor."""
+
 import functools
 import logging
 import os
-from typing import List
 
 import torch.nn as nn
 
@@ -31,7 +31,7 @@ def backbone_exists(name: str) -> bool:
     return name in BACKBONE_REGISTRY or _timm_arch(name) in _timm_names()
 
 
-def known_backbone_names(registered_only: bool = False) -> List[str]:
+def known_backbone_names(registered_only: bool = False) -> list[str]:
     names = BACKBONE_REGISTRY.names()
     return names if registered_only else names + sorted(_timm_names())
 
@@ -85,8 +85,9 @@ def create_timm_backbone(cfg, timm_name: str) -> nn.Module:
     try:
         model = timm.create_model(timm_name, pretrained=pretrained, num_classes=0, **kwargs)
     except TypeError as e:  # a keyword the model does not take
-        raise BackboneError(f"VTN.BACKBONE_KWARGS = {dict(cfg.VTN.BACKBONE_KWARGS)} does not fit the timm model "
-                            f"{timm_name!r}: {e}") from e
+        raise BackboneError(
+            f"VTN.BACKBONE_KWARGS = {dict(cfg.VTN.BACKBONE_KWARGS)} does not fit the timm model {timm_name!r}: {e}"
+        ) from e
     except (OSError, RuntimeError, ValueError) as e:  # hub errors are OSErrors; a bad file raises the others
         if not pretrained:
             raise
@@ -97,8 +98,9 @@ def create_timm_backbone(cfg, timm_name: str) -> nn.Module:
             "file elsewhere and set VTN.PRETRAINED_PATH to it (or VTN.PRETRAINED False for random weights)."
         ) from e
     if pretrained:
-        logger.info("Backbone %s: pretrained weights %s from %s", timm_name, backbone_weights(timm_name),
-                    local or "timm's hub")
+        logger.info(
+            "Backbone %s: pretrained weights %s from %s", timm_name, backbone_weights(timm_name), local or "timm's hub"
+        )
     model.family = cnn_or_transformer(model)
     return model
 

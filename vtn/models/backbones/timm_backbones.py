@@ -17,6 +17,7 @@ ViT-B: Table 1's "ImageNet-21K (84.0)" is an ImageNet-1K top-1, i.e. a model pre
 fine-tuned on ImageNet-1K; the authors' release used exactly that file (jx_vit_base_p16_224, timm's
 `orig_in21k_ft_in1k`). The 21K-only weights are one override away: `VTN.BACKBONE vit_base_patch16_224.orig_in21k`.
 """
+
 from vtn.models.backbones.registry import BACKBONE_REGISTRY, create_timm_backbone
 
 PAPER_BACKBONES = {

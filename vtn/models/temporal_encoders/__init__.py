@@ -1,4 +1,9 @@
 """Temporal attention-based encoders (paper sec. 3.2), chosen by VTN.TEMPORAL_ENCODER."""
+
+from vtn.models.temporal_encoders import (
+    longformer,  # noqa: F401  (registers "longformer")
+    longformer_hf,  # noqa: F401  (registers "longformer_hf")
+)
 from vtn.models.temporal_encoders.base import (
     GLOBAL,
     LOCAL,
@@ -8,8 +13,6 @@ from vtn.models.temporal_encoders.base import (
     TemporalEncoder,
     build_temporal_encoder,
 )
-from vtn.models.temporal_encoders import longformer  # noqa: F401  (registers "longformer")
-from vtn.models.temporal_encoders import longformer_hf  # noqa: F401  (registers "longformer_hf")
 
 __all__ = [
     "TEMPORAL_ENCODER_REGISTRY",

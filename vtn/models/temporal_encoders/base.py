@@ -15,8 +15,9 @@ Call: `encoder(tokens, frame_idx, mask)` with `tokens (B, 1+T, D)` ([CLS] first)
 `mask (B, 1+T)` long: 0 = padding (never attended to; its output is meaningless), 1 = local (sliding
 window) attention, 2 = global attention (the [CLS] token).
 """
+
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -91,7 +92,7 @@ class TemporalEncoder(nn.Module):
 
     def encode(
         self, hidden: torch.Tensor, mask: torch.Tensor, return_attention: bool
-    ) -> Tuple[torch.Tensor, Optional[List[torch.Tensor]]]:
+    ) -> tuple[torch.Tensor, Optional[list[torch.Tensor]]]:
         """Run the layers. Returns hidden states and, when asked, the [CLS] attention per layer
         `(B, heads, L)` over all tokens."""
         raise NotImplementedError

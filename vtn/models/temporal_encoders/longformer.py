@@ -34,8 +34,9 @@ How the work is kept small:
   forward+backward, a fifth of the time; in chunks it is under 1 GB (benchmarks/temporal_encoder.py). On
   other devices (caching allocators) the sequence stays in one piece.
 """
+
 import math
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -64,7 +65,7 @@ def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(b, length, heads, dim // heads).transpose(1, 2)
 
 
-def _head_weights(linear: nn.Linear, heads: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def _head_weights(linear: nn.Linear, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A (D_out x D_in) projection as per-head weights (H, d, D_in) and biases (H, d)."""
     out_dim, in_dim = linear.weight.shape
     return linear.weight.view(heads, out_dim // heads, in_dim), linear.bias.view(heads, out_dim // heads)
@@ -206,7 +207,7 @@ class LocalGlobalSelfAttention(nn.Module):
             q, k = self.query(x), self.key(ext)
         return self._blocked_local(q, k, self.value(ext), key_ok, left.shape[1], x.shape[1], kg, vg, glob_slot)
 
-    def forward(self, chunks: List[torch.Tensor], mask: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor]:
+    def forward(self, chunks: list[torch.Tensor], mask: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """chunks: consecutive pieces (B, L_i, D) of the sequence, mask (B, L) -> the context, in the same
         pieces, and the global slots' probabilities (B, H, G, L)."""
         b, length = mask.shape
@@ -272,7 +273,7 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(spec)
         self.output = ResidualOutput(spec, spec.intermediate_size)
 
-    def forward(self, chunks: List[torch.Tensor], mask: torch.Tensor):
+    def forward(self, chunks: list[torch.Tensor], mask: torch.Tensor):
         ctx, probs = self.attention.self(chunks, mask)
         out = []
         for c, x in zip(ctx, chunks):  # everything after the attention is per token: chunk by chunk
@@ -309,7 +310,7 @@ class TorchLongformerEncoder(TemporalEncoder):
                 "or use VTN.TEMPORAL_ENCODER longformer_hf, which takes them anywhere."
             )
 
-    def chunk_sizes(self, hidden: torch.Tensor) -> List[int]:
+    def chunk_sizes(self, hidden: torch.Tensor) -> list[int]:
         """How the sequence is cut for the layers: on the CPU into near-equal chunks of at most
         `chunk_bytes` per activation; elsewhere (a caching allocator) one piece."""
         b, length, _ = hidden.shape
@@ -317,15 +318,18 @@ class TorchLongformerEncoder(TemporalEncoder):
         c = self.encoder.layer[0].attention.self.block
         if hidden.device.type != "cpu" or length <= DENSE_MAX_TOKENS:
             return [length]
-        per_token = b * hidden.element_size() * max(spec.intermediate_size, spec.hidden_size,
-                                                    spec.num_heads * (3 * c + self.num_global))
+        per_token = (
+            b
+            * hidden.element_size()
+            * max(spec.intermediate_size, spec.hidden_size, spec.num_heads * (3 * c + self.num_global))
+        )
         most = max(self.chunk_bytes // per_token, 2 * c)
         n = -(-length // most)
         return [length // n + (1 if i < length % n else 0) for i in range(n)]
 
     def encode(
         self, hidden: torch.Tensor, mask: torch.Tensor, return_attention: bool
-    ) -> Tuple[torch.Tensor, Optional[List[torch.Tensor]]]:
+    ) -> tuple[torch.Tensor, Optional[list[torch.Tensor]]]:
         self._check_mask(mask)
         attention = []
         sizes = self.chunk_sizes(hidden)

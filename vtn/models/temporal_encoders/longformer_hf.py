@@ -5,7 +5,8 @@ is ours (`base.TokenEmbeddings`), so no word-embedding table is built and frame 
 The sequence is padded here to a multiple of the attention window, as transformers' sliding-chunk
 attention requires; padded tokens carry mask 0, so real tokens never attend to them.
 """
-from typing import List, Optional, Tuple
+
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,7 @@ class HFLongformerEncoder(TemporalEncoder):
 
     def encode(
         self, hidden: torch.Tensor, mask: torch.Tensor, return_attention: bool
-    ) -> Tuple[torch.Tensor, Optional[List[torch.Tensor]]]:
+    ) -> tuple[torch.Tensor, Optional[list[torch.Tensor]]]:
         length = hidden.shape[1]
         window = self.spec.attention_window
         pad = (window - length % window) % window

@@ -236,7 +236,7 @@ def bench_throughput(args) -> None:
     from vtn.datasets import transforms
     from vtn.engine.streaming import VideoPredictor, frame_indices
     from vtn.models import build_model
-    from vtn.utils.model_stats import view_gflops
+    from vtn.models.model_stats import view_gflops
 
     video = synthetic_long_video(10)
     cfg = load_cfg(VITB_CFG, ["TEST.FULL_VIDEO_FRAMES", args.frames, *args.opts])

@@ -5,6 +5,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import vtn.engine.cli  # noqa: E402, F401  (as in the tools: every package registers its config checks)
+
 
 @pytest.fixture(autouse=True)
 def _seeded():

@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from tests.helpers import REPO, code_lines, load_tool
-from vtn.utils.cli import config_from_args, parse
+from vtn.engine.cli import config_from_args, parse
 
 DOCS = ["README.md", "INSTALL.md", "GETTING_STARTED.md", "projects/vtn/README.md", "benchmarks/README.md"]
 SCRIPT = re.compile(r"(?:^|\s)((?:tools|benchmarks)/[\w/]+\.py)(?=\s|$)")

@@ -10,7 +10,7 @@ Exits with status 1 when a video is unreadable (training would skip it with a wa
 
 from vtn.datasets.build import SPLITS
 from vtn.datasets.check import format_report, scan_split
-from vtn.utils.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
+from vtn.engine.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
 
 
 def build_parser():

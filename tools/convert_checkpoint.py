@@ -11,9 +11,9 @@ every tensor must fit exactly, or nothing is written.
 import os
 
 from vtn.engine.checkpoint import atomic_save, load_checkpoint_file, load_weights, save_checkpoint
+from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 from vtn.engine.convert import detect_format, to_vtn_state, vtn_to_release
 from vtn.models import build_model
-from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 
 DEFAULT_CFG = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "Kinetics", "VIT_B_VTN_RELEASE.yaml"

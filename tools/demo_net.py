@@ -9,8 +9,8 @@ streams through the backbone in chunks (TEST.FULL_VIDEO_FRAMES frames spread ove
 frame), so a long video needs no more memory than a short one. Works on CPU (NUM_GPUS 0).
 """
 
+from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 from vtn.engine.demo import run_demo
-from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():

@@ -11,7 +11,7 @@ TRAIN.DATASET features TEST.DATASET features VTN.FREEZE_BACKBONE True (see GETTI
 """
 
 from vtn.datasets.build import SPLITS
-from vtn.utils.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
+from vtn.engine.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
 
 
 def build_parser():

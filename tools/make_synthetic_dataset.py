@@ -12,7 +12,7 @@ import os
 import time
 
 from vtn.datasets.synthetic import CLASSES, SyntheticSpec, make_synthetic_dataset
-from vtn.utils.cli import base_parser, config_from_args, parse, run_main
+from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():

@@ -6,9 +6,9 @@
 Builds on the CPU with random weights (no download): the counts do not depend on the weights.
 """
 
+from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 from vtn.models import build_model
-from vtn.utils.cli import base_parser, config_from_args, parse, run_main
-from vtn.utils.model_stats import model_report
+from vtn.models.model_stats import model_report
 
 
 def build_parser():

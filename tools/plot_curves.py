@@ -8,7 +8,7 @@
 
 import argparse
 
-from vtn.utils.cli import run_main
+from vtn.engine.cli import run_main
 from vtn.visualization.curves import plot_curves
 
 

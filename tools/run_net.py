@@ -8,9 +8,9 @@
 Phases follow TRAIN.ENABLE and TEST.ENABLE; see GETTING_STARTED.md.
 """
 
+from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 from vtn.engine.distributed import launch_job
 from vtn.engine.launch import run_job
-from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():

@@ -10,8 +10,8 @@ and resumes from the newest checkpoint of OUTPUT_DIR (TRAIN.AUTO_RESUME).
 
 import os
 
+from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 from vtn.engine.slurm import submit
-from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():

@@ -12,8 +12,8 @@ draws at most N of them, taken round-robin over the classes of the csv.
 import os
 
 from vtn.datasets.annotations import find_class_names, read_path_label_csv, resolve_path
+from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 from vtn.engine.demo import describe, load_predictor
-from vtn.utils.cli import base_parser, config_from_args, parse, run_main
 from vtn.visualization.attention import plot_attention, spread_over_classes
 
 

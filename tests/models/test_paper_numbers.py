@@ -7,7 +7,7 @@ import pytest
 from tests.helpers import REPO
 from vtn.config import load_config
 from vtn.models import build_model
-from vtn.utils.model_stats import parameter_counts, view_gflops
+from vtn.models.model_stats import parameter_counts, view_gflops
 
 # config, Table 3 params (M), Table 4 GFLOPs: multi-view / 30 views, full video (None: not in Table 4)
 ROWS = [

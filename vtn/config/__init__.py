@@ -1,7 +1,18 @@
 """Configuration: the YACS defaults tree, loading with `_BASE_` and overrides, validation."""
 
 from vtn.config.defaults import get_cfg
-from vtn.config.loading import ConfigError, dump_config, load_config, overrides_to_dict
-from vtn.config.validation import validate_config, world_size
+from vtn.config.loading import dump_config, load_config, overrides_to_dict
+from vtn.config.validation import register_check, register_choices, validate_config, world_size
+from vtn.utils.errors import ConfigError
 
-__all__ = ["get_cfg", "load_config", "dump_config", "overrides_to_dict", "validate_config", "world_size", "ConfigError"]
+__all__ = [
+    "get_cfg",
+    "load_config",
+    "dump_config",
+    "overrides_to_dict",
+    "validate_config",
+    "register_check",
+    "register_choices",
+    "world_size",
+    "ConfigError",
+]

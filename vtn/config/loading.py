@@ -11,14 +11,12 @@ from typing import Any, Optional, Union
 
 import yaml
 from fvcore.common.config import CfgNode
+from iopath.common.file_io import g_pathmgr
 
 from vtn.config.defaults import get_cfg
-from vtn.utils.errors import UserError
+from vtn.config.validation import validate_config
+from vtn.utils.errors import ConfigError
 from vtn.utils.registry import did_you_mean
-
-
-class ConfigError(UserError, ValueError):
-    """A config file, override or value that cannot be used; the message says which and why."""
 
 
 def _all_keys(node: CfgNode, prefix: str = "") -> list[str]:
@@ -188,8 +186,6 @@ def load_config(
     if opts:
         _merge_dict(cfg, overrides_to_dict(opts), "command line", cfg)
     if validate:
-        from vtn.config.validation import validate_config
-
         validate_config(cfg)
     if freeze:
         cfg.freeze()
@@ -198,8 +194,6 @@ def load_config(
 
 def dump_config(cfg: CfgNode, path: str) -> None:
     """Write the resolved config as YAML that `load_config(path)` reads back to an equal config."""
-    from iopath.common.file_io import g_pathmgr
-
     g_pathmgr.mkdirs(os.path.dirname(os.path.abspath(path)))
     with g_pathmgr.open(path, "w") as f:
         f.write(cfg.dump())

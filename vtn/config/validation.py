@@ -1,14 +1,17 @@
 """Checks of a merged config: each rule names the key, the value and what is allowed.
 
-Rules are data, not an if-chain: `RULES` holds value checks, `CHOICES` holds keys whose value must be one
-of a set of names (often a registry, read lazily so that the config package imports nothing heavy).
+Rules are data, not an if-chain: `RULES` holds value checks, `CHOICES` holds keys whose value must be one of a
+set of names, `CHECKS` holds whole-config checks. The names of a registry (backbones, datasets, optimizers, ...)
+and the checks that need a package (a RandAugment string, a backbone name) are registered by the package that
+owns them (`register_choices`, `register_check`), so this package imports nothing of vtn but vtn.utils; the
+tools' command line (vtn/engine/cli.py) imports every package first, so a bad value fails at load time there.
 """
 
 from typing import Callable
 
 from fvcore.common.config import CfgNode
 
-from vtn.config.loading import ConfigError
+from vtn.utils.errors import ConfigError
 from vtn.utils.registry import did_you_mean
 
 
@@ -34,12 +37,6 @@ def _positive(v, _cfg) -> bool:
 
 def _non_negative(v, _cfg) -> bool:
     return v >= 0
-
-
-def _rand_augment_problem(policy: str):
-    from vtn.datasets.augment import rand_augment_policy_problem
-
-    return rand_augment_policy_problem(policy)
 
 
 def _len3_positive(v, _cfg) -> bool:
@@ -187,11 +184,6 @@ RULES: list[tuple[str, Callable, Callable]] = [
     ("MIXUP.LABEL_SMOOTH_VALUE", _prob, lambda c: "a value in [0, 1)"),
     ("AUG.RE_PROB", lambda v, c: 0.0 <= v <= 1.0, lambda c: "a probability in [0, 1]"),
     ("AUG.RE_COUNT", _positive, lambda c: "an integer >= 1"),
-    (
-        "AUG.AA_TYPE",
-        lambda v, c: v == "" or _rand_augment_problem(v) is None,
-        lambda c: f'"" (no RandAugment) or a timm RandAugment string: {_rand_augment_problem(c.AUG.AA_TYPE)}',
-    ),
     ("MIXUP.ALPHA", _non_negative, lambda c: "a number >= 0 (0 disables mixup)"),
     ("MIXUP.CUTMIX_ALPHA", _non_negative, lambda c: "a number >= 0 (0 disables cutmix)"),
     (
@@ -202,54 +194,38 @@ RULES: list[tuple[str, Callable, Callable]] = [
 ]
 
 
-def _registry_names(module: str, attr: str) -> Callable[[], list[str]]:
-    def names() -> list[str]:
-        import importlib
-
-        return importlib.import_module(module).__dict__[attr].names()
-
-    return names
-
-
 def _fixed(*names: str) -> Callable[[], list[str]]:
     return lambda: list(names)
 
 
-# key -> the names it may take
+# key -> the names it may take (packages add the names of their registries with `register_choices`)
 CHOICES: dict[str, Callable[[], list[str]]] = {
-    "MODEL.MODEL_NAME": _registry_names("vtn.models.build", "MODEL_REGISTRY"),
-    "VTN.TEMPORAL_ENCODER": _registry_names("vtn.models.temporal_encoders", "TEMPORAL_ENCODER_REGISTRY"),
-    "VTN.POS_EMBED": _registry_names("vtn.models.position_embeddings", "POS_EMBED_REGISTRY"),
-    "VTN.HEAD": _registry_names("vtn.models.heads", "HEAD_REGISTRY"),
     "VTN.POS_INDEX_MODE": _fixed("modulo", "clamp"),
     "DATA.ENSEMBLE_METHOD": _fixed("sum", "max"),
     "DATA.SHORT_VIDEO_MODE": _fixed("clamp", "loop"),
     "TEST.CHECKPOINT_SELECT": _fixed("last", "best"),
     "TRAIN.AMP_DTYPE": _fixed("float16", "bfloat16"),
     "SYNTHETIC.CODEC": _fixed("h264", "mpeg4"),
-    "MODEL.LOSS_FUNC": _fixed("cross_entropy"),
-    "TRAIN.DATASET": _registry_names("vtn.datasets", "DATASET_REGISTRY"),
-    "TEST.DATASET": _registry_names("vtn.datasets", "DATASET_REGISTRY"),
-    "DATA.DECODING_BACKEND": _registry_names("vtn.datasets", "DECODER_REGISTRY"),
-    "DATA.FEATURES_SOURCE": lambda: [""] + _registry_names("vtn.datasets", "DATASET_REGISTRY")(),
-    "SOLVER.OPTIMIZING_METHOD": _registry_names("vtn.engine.optimizer", "OPTIMIZER_REGISTRY"),
-    "SOLVER.LR_POLICY": _registry_names("vtn.engine.lr_policy", "LR_POLICY_REGISTRY"),
     "AUG.RE_MODE": _fixed("const", "rand", "pixel"),
     "DATA_LOADER.REPEATED_AUG_EPOCH": _fixed("dataset", "repeated"),
     "AUG.INTERPOLATION": _fixed("bicubic", "bilinear", "random"),
+    "MODEL.LOSS_FUNC": _fixed("cross_entropy"),
 }
 
+# whole-config checks registered by packages: `check(cfg)` raises ConfigError
+CHECKS: list[Callable[[CfgNode], None]] = []
 
-def _check_backbone(cfg: CfgNode) -> None:
-    from vtn.models.backbones import backbone_exists, known_backbone_names
 
-    name = cfg.VTN.BACKBONE
-    if not backbone_exists(name):
-        raise ConfigError(
-            f"VTN.BACKBONE = {name!r} is neither a registered backbone nor a timm model name. Registered: "
-            f"{', '.join(known_backbone_names(registered_only=True))}; any name of timm.list_models() also works."
-            + did_you_mean(name, known_backbone_names())
-        )
+def register_choices(key: str, names: Callable[[], list[str]]) -> None:
+    """`key` must be one of `names()` (e.g. a registry's `names`), checked when a config is loaded."""
+    CHOICES[key] = names
+
+
+def register_check(check: Callable[[CfgNode], None]) -> Callable[[CfgNode], None]:
+    """Run `check(cfg)` (it raises ConfigError) on every config loaded from now on; usable as a decorator."""
+    if check not in CHECKS:
+        CHECKS.append(check)
+    return check
 
 
 def validate_config(cfg: CfgNode) -> None:
@@ -265,4 +241,5 @@ def validate_config(cfg: CfgNode) -> None:
             raise ConfigError(
                 f"{key} = {value!r} is not one of: {', '.join(map(repr, allowed))}." + did_you_mean(value, allowed)
             )
-    _check_backbone(cfg)
+    for check in CHECKS:
+        check(cfg)

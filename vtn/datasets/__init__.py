@@ -1,6 +1,6 @@
 """Data: decoding, temporal sampling, spatial transforms, datasets (kinetics, mit, synthetic) and loaders."""
 
-from vtn.datasets import features, kinetics, mit, synthetic  # noqa: F401  (register the datasets)
+from vtn.datasets import augment, features, kinetics, mit, synthetic  # noqa: F401  (register datasets and checks)
 from vtn.datasets.build import (
     DATASET_REGISTRY,
     EpochSampler,

@@ -24,6 +24,9 @@ from PIL import Image
 from timm.data.auto_augment import rand_augment_transform
 from timm.data.random_erasing import RandomErasing
 
+from vtn.config import register_check
+from vtn.utils.errors import ConfigError
+
 # Sections of a timm RandAugment string after the leading "rand" (timm 1.0's grammar): key -> value pattern.
 _INT = r"\d+"
 _FLOAT = r"\d+(?:\.\d+)?"
@@ -68,6 +71,17 @@ def rand_augment_policy_problem(policy: str) -> Optional[str]:
             return f"section {key!r} is given twice"
         seen.add(key)
     return None
+
+
+@register_check
+def check_rand_augment_policy(cfg) -> None:
+    """AUG.AA_TYPE must be "" or a well-formed timm RandAugment string (checked when a config is loaded)."""
+    problem = rand_augment_policy_problem(cfg.AUG.AA_TYPE) if cfg.AUG.AA_TYPE != "" else None
+    if problem:
+        raise ConfigError(
+            f'AUG.AA_TYPE = {cfg.AUG.AA_TYPE!r} is not allowed: expected "" (no RandAugment) or a timm RandAugment '
+            f"string: {problem}."
+        )
 
 
 def _check_uint8_clip(frames: torch.Tensor) -> None:
@@ -206,8 +220,6 @@ def build_train_augmentations(cfg) -> tuple[Optional[Callable], Optional[Callabl
     off or AUG.AA_TYPE is empty). after_normalize: ClipRandomErasing on the normalised (C, T, H, W) clip (None
     when AUG.ENABLE is off or AUG.RE_PROB is 0).
     """
-    from vtn.config import ConfigError
-
     if not cfg.AUG.ENABLE:
         return None, None
     before = after = None

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from vtn.config import register_choices
 from vtn.datasets.sampling import PROTOCOLS
 from vtn.utils.errors import DatasetError
 from vtn.utils.registry import Registry
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 DATASET_REGISTRY = Registry("dataset")
 DATASET_REGISTRY.__doc__ = "Builders `f(cfg, split, protocol) -> Dataset` (see video_dataset.py for items)."
+register_choices("TRAIN.DATASET", DATASET_REGISTRY.names)
+register_choices("TEST.DATASET", DATASET_REGISTRY.names)
+register_choices("DATA.FEATURES_SOURCE", lambda: [""] + DATASET_REGISTRY.names())
 
 SPLITS = ("train", "val", "test")
 

@@ -25,11 +25,13 @@ from typing import Optional
 
 import numpy as np
 
+from vtn.config import register_choices
 from vtn.utils.errors import UserError
 from vtn.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
 DECODER_REGISTRY = Registry("video decoder")
+register_choices("DATA.DECODING_BACKEND", DECODER_REGISTRY.names)
 
 # Frames whose spacing differs from the median spacing by more than this fraction make a timeline uneven.
 UNEVEN_SPACING = 0.25

@@ -217,10 +217,9 @@ class FeatureDataset(torch.utils.data.Dataset):
         return bool(self.videos[video_idx].get("missing"))
 
     def check_model(self, model) -> None:
-        """Fail early and clearly when the model's backbone cannot have produced these embeddings."""
-        from vtn.utils.model_stats import unwrap
-
-        m = unwrap(model)
+        """Fail early and clearly when the model's backbone cannot have produced these embeddings (`model`: the
+        bare VTN, not a DistributedDataParallel wrapper)."""
+        m = model
         dim = getattr(getattr(m, "backbone", None), "feature_dim", None)
         made_by = f"backbone {self.manifest['backbone']!r} {self.manifest.get('backbone_kwargs') or {}}"
         if dim is not None and int(dim) != self.feature_dim:

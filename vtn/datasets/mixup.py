@@ -14,6 +14,8 @@ import torch
 from timm.data.mixup import Mixup, mixup_target
 from timm.loss import SoftTargetCrossEntropy
 
+from vtn.utils.errors import ConfigError
+
 __all__ = ["VideoMixup", "build_mixup", "soft_target_cross_entropy", "SoftTargetCrossEntropy"]
 
 
@@ -117,8 +119,6 @@ def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> to
 
 def build_mixup(cfg) -> Optional[VideoMixup]:
     """The configured VideoMixup, or None when MIXUP.ENABLE is False."""
-    from vtn.config import ConfigError
-
     if not cfg.MIXUP.ENABLE:
         return None
     try:

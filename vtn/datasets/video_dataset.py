@@ -25,6 +25,7 @@ from iopath.common.file_io import g_pathmgr
 
 from vtn.datasets import sampling, transforms
 from vtn.datasets.annotations import check_label_range
+from vtn.datasets.augment import build_train_augmentations
 from vtn.datasets.decoder import VideoDecodeError, VideoInfo, build_decoder
 from vtn.utils.errors import DatasetError
 
@@ -119,8 +120,6 @@ class VideoDataset(torch.utils.data.Dataset):
         self.crop = cfg.DATA.TRAIN_CROP_SIZE if protocol == "train_clip" else cfg.DATA.TEST_CROP_SIZE
         self.before_normalize = self.after_normalize = None
         if protocol == "train_clip" and cfg.AUG.ENABLE:
-            from vtn.datasets.augment import build_train_augmentations
-
             self.before_normalize, self.after_normalize = build_train_augmentations(cfg)
         self._info: dict[str, VideoInfo] = {}
         self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR  # paths are reported relative to it

@@ -23,9 +23,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from vtn.engine.distributed import unwrap
 from vtn.utils.errors import UserError
 from vtn.utils.files import TEMP_PREFIX, atomic_write, remove_temporaries
-from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
 

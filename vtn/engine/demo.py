@@ -4,10 +4,12 @@ import logging
 from typing import Optional
 
 from vtn.datasets.annotations import find_class_names
+from vtn.datasets.decoder import VideoDecodeError
 from vtn.engine import distributed as du
 from vtn.engine.streaming import VideoPrediction, VideoPredictor
 from vtn.engine.tester import find_test_checkpoint, load_for_test
 from vtn.models import build_model
+from vtn.visualization.overlay import write_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +34,6 @@ def describe(prediction: VideoPrediction, class_names, k: int) -> list:
 
 
 def run_demo(cfg, video: str, output: Optional[str] = None, top_k: Optional[int] = None) -> VideoPrediction:
-    from vtn.datasets.decoder import VideoDecodeError
-
     if not video:
         raise VideoDecodeError("no video given: pass --video PATH (or set DEMO.INPUT_VIDEO)")
     predictor = load_predictor(cfg)
@@ -49,8 +49,6 @@ def run_demo(cfg, video: str, output: Optional[str] = None, top_k: Optional[int]
     for line in lines:
         print("  " + line)
     if output:
-        from vtn.visualization.overlay import write_prediction
-
         write_prediction(video, output, lines[:3])
         print(f"wrote {output}")
     return prediction

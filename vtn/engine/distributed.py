@@ -51,6 +51,11 @@ def device_for(cfg) -> torch.device:
     return torch.device("cpu")
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel (or EMA) wrapper."""
+    return getattr(model, "module", model)
+
+
 def barrier() -> None:
     if is_initialized():
         dist.barrier()

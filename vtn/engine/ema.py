@@ -5,7 +5,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from vtn.utils.model_stats import unwrap
+from vtn.engine.distributed import unwrap
 
 
 class ModelEMA:

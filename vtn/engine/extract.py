@@ -40,11 +40,14 @@ from vtn.datasets.features import (
     split_index_path,
 )
 from vtn.engine import distributed as du
-from vtn.engine.checkpoint import atomic_save
+from vtn.engine.checkpoint import atomic_save, load_checkpoint_file, load_weights
+from vtn.engine.convert import to_vtn_state
+from vtn.engine.distributed import unwrap
 from vtn.engine.meters import format_eta
 from vtn.engine.streaming import VideoPredictor, frame_indices
+from vtn.models import build_model
 from vtn.utils.files import remove_temporaries, write_json_atomic
-from vtn.utils.model_stats import unwrap
+from vtn.utils.rng import seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -214,15 +217,9 @@ def extract_split(cfg, predictor: VideoPredictor, split: str) -> dict[str, int]:
 def build_extraction_model(cfg, checkpoint: str = ""):
     """The config's model (its backbone initialised exactly as a training run of the same config would, from
     RNG_SEED), or a checkpoint's weights when one is named."""
-    from vtn.models import build_model
-    from vtn.utils.rng import seed_everything
-
     seed_everything(cfg.RNG_SEED)
     model = build_model(cfg)
     if checkpoint:
-        from vtn.engine.checkpoint import load_checkpoint_file, load_weights
-        from vtn.engine.convert import to_vtn_state
-
         load_weights(model, to_vtn_state(load_checkpoint_file(checkpoint), checkpoint, cfg), checkpoint)
     return model.eval()
 

@@ -4,9 +4,15 @@ import logging
 import os
 from typing import Optional
 
+from vtn.datasets import check_splits
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import BEST_NAME, checkpoint_dir, remove_stale_temporaries
+from vtn.engine.demo import run_demo
+from vtn.engine.distributed import unwrap
 from vtn.engine.output_dir import RunLock, check_output_dir, save_run_config
+from vtn.engine.tester import test
+from vtn.engine.trainer import Trainer
+from vtn.models.model_stats import model_report
 from vtn.utils.env import collect_env_info
 from vtn.utils.logging import setup_logging
 from vtn.utils.rng import seed_everything
@@ -44,22 +50,16 @@ def run_job(cfg) -> None:
 def run_phases(cfg) -> None:
     """The phases the config enables: train, test, demo. The config is written into OUTPUT_DIR only once the
     run's checkpoint has been checked against it (see output_dir.py)."""
-    from vtn.datasets import check_splits
-
     check_splits(cfg)  # the data first: a missing dataset is reported before any weight download
     checkpoint = None
     if cfg.TRAIN.ENABLE:
-        from vtn.engine.trainer import Trainer
-        from vtn.utils.model_stats import model_report, unwrap
-
         trainer = Trainer(cfg)
         if du.is_master():
             save_run_config(cfg, changed=bool(trainer.config_changes))
             check_output_dir(cfg, unwrap(trainer.model))
             if cfg.LOG_MODEL_INFO:
-                logger.info(
-                    "Model:\n%s", model_report(trainer.model, cfg, cfg.DATA.NUM_FRAMES, cfg.TEST.FULL_VIDEO_FRAMES)
-                )
+                report = model_report(unwrap(trainer.model), cfg, cfg.DATA.NUM_FRAMES, cfg.TEST.FULL_VIDEO_FRAMES)
+                logger.info("Model:\n%s", report)
         checkpoint = trainer.train()
         best = os.path.join(checkpoint_dir(cfg.OUTPUT_DIR), BEST_NAME)
         if cfg.TEST.CHECKPOINT_SELECT == "best" and os.path.isfile(best):
@@ -67,10 +67,6 @@ def run_phases(cfg) -> None:
     elif du.is_master() and (cfg.TEST.ENABLE or cfg.DEMO.ENABLE):
         save_run_config(cfg, testing=True)
     if cfg.TEST.ENABLE:
-        from vtn.engine.tester import test
-
         test(cfg, checkpoint=None if cfg.TEST.CHECKPOINT_FILE_PATH else checkpoint)
     if cfg.DEMO.ENABLE and du.is_master():
-        from vtn.engine.demo import run_demo
-
         run_demo(cfg, cfg.DEMO.INPUT_VIDEO, cfg.DEMO.OUTPUT_FILE)

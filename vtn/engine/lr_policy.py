@@ -8,9 +8,11 @@ A linear warmup from WARMUP_START_LR to the policy's value at WARMUP_EPOCHS repl
 import bisect
 import math
 
+from vtn.config import register_choices
 from vtn.utils.registry import Registry
 
 LR_POLICY_REGISTRY = Registry("LR policy")
+register_choices("SOLVER.LR_POLICY", LR_POLICY_REGISTRY.names)
 
 
 @LR_POLICY_REGISTRY.register_as("steps_with_relative_lrs")

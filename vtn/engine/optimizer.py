@@ -7,11 +7,13 @@ import logging
 import torch
 import torch.nn as nn
 
-from vtn.utils.model_stats import unwrap
+from vtn.config import register_choices
+from vtn.engine.distributed import unwrap
 from vtn.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
 OPTIMIZER_REGISTRY = Registry("optimizer")
+register_choices("SOLVER.OPTIMIZING_METHOD", OPTIMIZER_REGISTRY.names)
 
 # parameter names (substrings) that never get weight decay: learned tokens and embedding tables
 NO_DECAY_NAMES = ("cls_token", "dist_token", "pos_embed", "position_embeddings", "token_type_embeddings")

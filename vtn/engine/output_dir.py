@@ -24,6 +24,7 @@ from typing import Optional
 import yaml
 
 from vtn.config import dump_config, get_cfg
+from vtn.engine.checkpoint import checkpoint_dir
 from vtn.utils.errors import OutputDirError, UserError
 
 logger = logging.getLogger(__name__)
@@ -107,8 +108,6 @@ def checkpoints_kept(cfg) -> int:
 def check_output_dir(cfg, model=None) -> None:
     """Fail at start-up, not after an epoch, when OUTPUT_DIR is unwritable or its disk cannot hold the
     checkpoints the run will keep (`model` given)."""
-    from vtn.engine.checkpoint import checkpoint_dir
-
     folder = checkpoint_dir(cfg.OUTPUT_DIR)
     try:
         os.makedirs(folder, exist_ok=True)

@@ -5,6 +5,9 @@ import logging
 import os
 import socket
 
+from vtn.engine.distributed import launch_job
+from vtn.engine.launch import run_job
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,9 +35,6 @@ class SlurmJob:
         os.environ["WORLD_SIZE"] = str(env.num_tasks)
 
     def __call__(self):
-        from vtn.engine.distributed import launch_job
-        from vtn.engine.launch import run_job
-
         self._set_world_env()
         launch_job(self.cfg, run_job)
         return self.cfg.OUTPUT_DIR

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from vtn.datasets import transforms
-from vtn.datasets.decoder import VideoInfo, build_decoder
+from vtn.datasets.decoder import VideoDecodeError, VideoInfo, build_decoder
 from vtn.datasets.sampling import full_video_indices, rate_indices
-from vtn.utils.model_stats import unwrap
+from vtn.engine.distributed import unwrap
 
 DEFAULT_CHUNK = 64
 
@@ -72,8 +72,6 @@ class VideoPredictor:
             parts.append(self.model.embed_frames(clip))
             idx.append(torch.from_numpy(got))
         if not parts:
-            from vtn.datasets.decoder import VideoDecodeError
-
             raise VideoDecodeError(f"{path}: no frame could be decoded")
         return torch.cat(parts), torch.cat(idx)
 

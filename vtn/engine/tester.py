@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from typing import Optional
 
+from vtn.datasets import build_loader
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
     BEST_NAME,
@@ -17,6 +18,7 @@ from vtn.engine.checkpoint import (
     load_weights,
 )
 from vtn.engine.convert import to_vtn_state
+from vtn.engine.distributed import unwrap
 from vtn.engine.evaluator import (
     compute_metrics,
     dataset_fingerprint,
@@ -29,7 +31,6 @@ from vtn.engine.evaluator import (
 from vtn.engine.output_dir import check_same_config
 from vtn.models import build_model
 from vtn.utils.files import TEMP_PREFIX
-from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,6 @@ def test_run(
     cfg, model, net, device, protocol: str, shuffled: bool, checkpoint: Optional[str], staging: Optional[str]
 ) -> dict:
     """One test pass: inference, metrics, and (master) its predictions written into `staging`."""
-    from vtn.datasets import build_loader
-
     name = run_name(protocol, shuffled)
     loader = build_loader(cfg, "test", protocol)
     dataset = loader.dataset

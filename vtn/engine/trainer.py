@@ -10,6 +10,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from vtn.datasets import build_loader, shuffle_dataset
+from vtn.datasets.mixup import build_mixup
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
     BEST_NAME,
@@ -26,6 +28,8 @@ from vtn.engine.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from vtn.engine.convert import to_vtn_state
+from vtn.engine.distributed import unwrap
 from vtn.engine.ema import ModelEMA
 from vtn.engine.evaluator import autocast_for, compute_metrics, run_inference
 from vtn.engine.inputs import model_inputs
@@ -36,7 +40,6 @@ from vtn.engine.output_dir import check_same_config
 from vtn.models import build_model
 from vtn.utils.errors import DiskFullError, UserError
 from vtn.utils.logging import JSON_STATS_FILE, log_json_stats, truncate_json_stats
-from vtn.utils.model_stats import unwrap
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +61,6 @@ def load_initial_weights(model, cfg):
     """Initialise `model` from TRAIN.CHECKPOINT_FILE_PATH (ours, PySlowFast's or the authors' release): tensors of
     another shape (a new head) are re-initialised and named. A file that fills less than half of the model's
     tensors was made for another model: an error unless TRAIN.CHECKPOINT_PARTIAL_LOAD. Returns (data, report)."""
-    from vtn.engine.convert import to_vtn_state
-
     path = cfg.TRAIN.CHECKPOINT_FILE_PATH
     data = load_checkpoint_file(path)  # an explicitly named bad file is an error, never ignored
     report = load_weights(model, to_vtn_state(data, path, cfg), path)
@@ -152,21 +153,16 @@ class Trainer:
 
     @classmethod
     def build_train_loader(cls, cfg):
-        from vtn.datasets import build_loader
-
         return build_loader(cfg, "train")
 
     @classmethod
     def build_val_loader(cls, cfg):
-        from vtn.datasets import build_loader
-
         return build_loader(cfg, "val")
 
     @classmethod
     def build_mixup(cls, cfg):
         if not cfg.MIXUP.ENABLE:
             return None
-        from vtn.datasets.mixup import build_mixup
 
         return build_mixup(cfg)
 
@@ -246,8 +242,6 @@ class Trainer:
     def _epoch_batches(self, epoch: int, start_iter: int):
         """The batches of `epoch` from `start_iter` on, in the order of an uninterrupted run (the sampler
         skips finished batches without decoding them)."""
-        from vtn.datasets import shuffle_dataset
-
         shuffle_dataset(self.train_loader, epoch, start_iter)
         # Creating the iterator may draw a seed from the global torch RNG; keep that RNG untouched so that a
         # resumed run continues with exactly the random numbers (dropout, mixup) of an uninterrupted one.

@@ -2,10 +2,13 @@
 
 import torch
 
+import vtn.models.vtn  # noqa: F401  (registers "VTN")
+from vtn.config import register_choices
 from vtn.utils.registry import Registry
 
 MODEL_REGISTRY = Registry("model")
 MODEL_REGISTRY.__doc__ = "Whole video models, built from a config: `cls(cfg) -> nn.Module`."
+register_choices("MODEL.MODEL_NAME", MODEL_REGISTRY.names)
 
 
 def build_model(cfg, gpu_id=None) -> torch.nn.Module:
@@ -13,8 +16,6 @@ def build_model(cfg, gpu_id=None) -> torch.nn.Module:
 
     Distributed wrapping (DDP) is the engine's job, not the builder's.
     """
-    import vtn.models.vtn  # noqa: F401  (registers "VTN")
-
     model = MODEL_REGISTRY.get(cfg.MODEL.MODEL_NAME)(cfg)
     if cfg.NUM_GPUS > 0:
         if not torch.cuda.is_available():

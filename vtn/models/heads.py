@@ -2,9 +2,11 @@
 
 import torch.nn as nn
 
+from vtn.config import register_choices
 from vtn.utils.registry import Registry
 
 HEAD_REGISTRY = Registry("head")
+register_choices("VTN.HEAD", HEAD_REGISTRY.names)
 
 
 @HEAD_REGISTRY.register_as("mlp")

@@ -24,9 +24,11 @@ import math
 import torch
 import torch.nn as nn
 
+from vtn.config import register_choices
 from vtn.utils.registry import Registry
 
 POS_EMBED_REGISTRY = Registry("position embedding")
+register_choices("VTN.POS_EMBED", POS_EMBED_REGISTRY.names)
 
 
 def _map_index(frame_idx: torch.Tensor, size: int, mode: str) -> torch.Tensor:

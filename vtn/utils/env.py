@@ -1,13 +1,12 @@
 """A description of the software and hardware a run used, for the log."""
 
+import importlib
 import platform
+
+import torch
 
 
 def collect_env_info() -> str:
-    import importlib
-
-    import torch
-
     lines = [f"python {platform.python_version()} on {platform.platform()}"]
     for name in ("torch", "torchvision", "timm", "transformers", "fvcore", "av", "numpy"):
         try:

@@ -9,6 +9,10 @@ class UserError(Exception):
     """A problem the user can fix; the message names the thing and says what is expected."""
 
 
+class ConfigError(UserError, ValueError):
+    """A config file, override or value that cannot be used; the message says which and why."""
+
+
 class DatasetError(UserError, ValueError):
     """A dataset that cannot be built as configured."""
 

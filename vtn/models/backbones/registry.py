@@ -6,8 +6,9 @@ import os
 
 import torch.nn as nn
 
-from vtn.utils.errors import UserError
-from vtn.utils.registry import Registry
+from vtn.config import register_check
+from vtn.utils.errors import ConfigError, UserError
+from vtn.utils.registry import Registry, did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,18 @@ def _timm_arch(name: str) -> str:
 
 def backbone_exists(name: str) -> bool:
     return name in BACKBONE_REGISTRY or _timm_arch(name) in _timm_names()
+
+
+@register_check
+def check_backbone_name(cfg) -> None:
+    """VTN.BACKBONE must be a registered backbone or a timm model name (checked when a config is loaded)."""
+    name = cfg.VTN.BACKBONE
+    if not backbone_exists(name):
+        raise ConfigError(
+            f"VTN.BACKBONE = {name!r} is neither a registered backbone nor a timm model name. Registered: "
+            f"{', '.join(known_backbone_names(registered_only=True))}; any name of timm.list_models() also works."
+            + did_you_mean(name, known_backbone_names())
+        )
 
 
 def known_backbone_names(registered_only: bool = False) -> list[str]:

@@ -22,10 +22,12 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+from vtn.config import register_choices
 from vtn.models.position_embeddings import build_position_embedding
 from vtn.utils.registry import Registry
 
 TEMPORAL_ENCODER_REGISTRY = Registry("temporal encoder")
+register_choices("VTN.TEMPORAL_ENCODER", TEMPORAL_ENCODER_REGISTRY.names)
 
 PAD, LOCAL, GLOBAL = 0, 1, 2
 

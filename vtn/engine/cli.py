@@ -1,5 +1,10 @@
 """The command line shared by every tool: `--cfg FILE [--cfg FILE2 ...] [KEY VALUE ...] [--opts KEY VALUE ...]`,
-and `run_main`, the one way every tool ends on a user error."""
+and `run_main`, the one way every tool ends on a user error.
+
+Importing this module imports every package whose registries or checks a config is validated against
+(datasets, models, the engine's optimizers, LR policies and losses), so a bad value fails when the tool loads
+its config, before any work starts.
+"""
 
 import argparse
 import os
@@ -7,7 +12,10 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
 
+import vtn.datasets  # noqa: F401  (registers dataset names, decoders and the RandAugment check)
+import vtn.models  # noqa: F401  (registers model, backbone, encoder, head and position-embedding names)
 from vtn.config import load_config
+from vtn.engine import lr_policy, optimizer  # noqa: F401  (register their names)
 from vtn.utils.errors import UserError
 
 USER_ERROR_STATUS = 2

@@ -19,13 +19,8 @@ def _numel(module) -> int:
     return sum(p.numel() for p in module.parameters()) if module is not None else 0
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside DDP / EMA wrappers."""
-    return getattr(model, "module", model)
-
-
 def parameter_counts(model: nn.Module) -> dict[str, int]:
-    m = unwrap(model)
+    m = model  # the bare VTN (the engine unwraps DistributedDataParallel)
     parts = {
         "backbone": _numel(m.backbone),
         "temporal_encoder": _numel(m.temporal_encoder) + m.cls_token.numel() + _numel(m.feature_proj),
@@ -59,7 +54,7 @@ def _fvcore_gflops(module: nn.Module, inputs) -> float:
 @torch.no_grad()
 def view_gflops(model: nn.Module, num_frames: int, crop_size: int) -> dict[str, float]:
     """GFLOPs of one view of `num_frames` frames of `crop_size` x `crop_size`, split by part."""
-    m = unwrap(model)
+    m = model  # the bare VTN (the engine unwraps DistributedDataParallel)
     was_training = m.training
     m.eval()
     try:

@@ -13,7 +13,7 @@ Models (configs read at run time, random weights, VTN.PRETRAINED False, NUM_GPUS
 Each runs once per temporal encoder registered in TEMPORAL_ENCODER_REGISTRY (listed at run time), except
 that r50 only uses the config's encoder (the memory format concerns the backbone).
 
-A step is what the trainer does: `model(frames, frame_idx)`, the loss of vtn.engine.trainer.compute_loss,
+A step is what the trainer does: `model(frames, frame_idx)`, the loss of MODEL.LOSS_FUNC (vtn.engine.losses),
 backward, the optimizer of vtn.engine.optimizer.build_optimizer (the config's SOLVER), zero_grad. No data
 loading or decoding: the input is a random (B, C, T, H, W) tensor. Reported: the median step time over
 --repeats steps after --warmup steps, and clips/s = batch / median; the variants of one model take their steps
@@ -44,23 +44,23 @@ class StepRunner:
     def __init__(self, cfg, batch, frames, crop):
         import torch
 
+        from vtn.engine.losses import build_loss
         from vtn.engine.optimizer import build_optimizer
         from vtn.models import build_model
 
         torch.manual_seed(0)
         self.model = build_model(cfg).train()
         self.optimizer = build_optimizer(self.model, cfg)
+        self.loss_fn = build_loss(cfg)
         self.clip = torch.randn(batch, 3, frames, crop, crop)
         self.frame_idx = torch.arange(frames).expand(batch, frames) * 8
         self.labels = torch.randint(0, cfg.MODEL.NUM_CLASSES, (batch,))
         self.walls, self.cpus = [], []
 
     def step(self, record=True):
-        from vtn.engine.trainer import compute_loss
-
         wall, cpu = time.perf_counter(), time.process_time()
         logits = self.model(frames=self.clip, frame_idx=self.frame_idx)
-        loss = compute_loss(logits.float(), self.labels)
+        loss = self.loss_fn(logits.float(), self.labels)
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

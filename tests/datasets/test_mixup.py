@@ -5,10 +5,9 @@ import random
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vtn.config import ConfigError, get_cfg, load_config
-from vtn.datasets.mixup import VideoMixup, build_mixup, soft_target_cross_entropy
+from vtn.datasets.mixup import VideoMixup, build_mixup
 
 SHAPE = (3, 4, 16, 20)  # C, T, H, W
 
@@ -145,20 +144,6 @@ def test_bad_input_is_rejected():
         mix(torch.zeros(2, *SHAPE), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="both 0"):
         VideoMixup(mixup_alpha=0.0, cutmix_alpha=0.0)
-
-
-def test_soft_target_cross_entropy_matches_torch():
-    seed_all(0)
-    logits = torch.randn(5, 7, requires_grad=True)
-    labels = torch.tensor([0, 6, 2, 2, 5])
-    mix = VideoMixup(prob=0.0, label_smoothing=0.1, num_classes=7)
-    _, targets = mix(torch.zeros(5, *SHAPE), labels)
-    loss = soft_target_cross_entropy(logits, targets)
-    assert torch.allclose(loss, F.cross_entropy(logits, labels, label_smoothing=0.1))
-    loss.backward()
-    assert logits.grad is not None
-    with pytest.raises(ValueError, match="same shape"):
-        soft_target_cross_entropy(logits, targets[:, :6])
 
 
 def test_build_mixup_from_config():

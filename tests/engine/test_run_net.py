@@ -42,7 +42,14 @@ def trained(synthetic_dir, tmp_path_factory):
     proc = run_tool(
         "run_net.py",
         *run_opts(
-            synthetic_dir, out, "TEST.BOTH_PROTOCOLS", True, "TRAIN.CHECKPOINT_ITERS", 2, "TENSORBOARD.ENABLE", True
+            synthetic_dir,
+            out,
+            "TEST.PROTOCOLS",
+            ["multi_view", "full_video"],
+            "TRAIN.CHECKPOINT_ITERS",
+            2,
+            "TENSORBOARD.ENABLE",
+            True,
         ),
     )
     return out, proc
@@ -92,7 +99,7 @@ def test_test_results_and_predictions(trained):
         rows = open(os.path.join(out, f"predictions_{protocol}.csv")).read().splitlines()
         assert rows[0].startswith("path,label,label_name") and len(rows) == 7
     top = json.load(open(os.path.join(out, "test_results.json")))
-    # the headline is the config's primary protocol (multi-view: TEST.FULL_VIDEO is off), not the last one run
+    # the headline is the first of TEST.PROTOCOLS (multi-view), not the last one run
     assert top["protocol"] == "multi_view" and [r["protocol"] for r in top["all_protocols"]] == [
         "multi_view",
         "full_video",
@@ -105,7 +112,6 @@ def test_checkpoint_holds_every_state_item(trained):
     assert {
         "model_state",
         "optimizer_state",
-        "scheduler_state",
         "scaler_state",
         "ema_state",
         "epoch",

@@ -15,25 +15,38 @@ test_run.__test__ = False
 run_test.__test__ = False
 
 
-def test_runs_put_the_primary_protocol_first_and_shuffled_passes_only_for_the_ablation():
+def test_runs_are_the_listed_protocols_in_order_then_the_shuffle_ablation():
     assert test_runs(tiny_cfg()) == [("multi_view", False)]
-    assert test_runs(tiny_cfg("TEST.BOTH_PROTOCOLS", True, "TEST.SHUFFLE_ABLATION", True)) == [
+    both = ["multi_view", "full_video"]
+    assert test_runs(tiny_cfg("TEST.PROTOCOLS", both, "TEST.SHUFFLE_ABLATION", True)) == [
         ("multi_view", False),
         ("full_video", False),
         ("multi_view", True),
         ("full_video", True),
     ]
-    # full video is the primary protocol when TEST.FULL_VIDEO is on, also with both protocols
-    assert test_runs(tiny_cfg("TEST.FULL_VIDEO", True, "TEST.BOTH_PROTOCOLS", True, "TEST.SHUFFLE_ABLATION", True)) == [
-        ("full_video", False),
-        ("multi_view", False),
-        ("full_video", True),
-        ("multi_view", True),
-    ]
-    # A run that shuffles everything has nothing to compare against.
-    assert test_runs(tiny_cfg("TEST.FULL_VIDEO", True, "TEST.SHUFFLE_FRAMES", True, "TEST.SHUFFLE_ABLATION", True)) == [
-        ("full_video", True)
-    ]
+    # the first protocol listed is the headline
+    assert test_runs(tiny_cfg("TEST.PROTOCOLS", both[::-1]))[0] == ("full_video", False)
+    # a shuffled protocol as the primary test: nothing else runs, and nothing is shuffled twice
+    shuffled = tiny_cfg("TEST.PROTOCOLS", ["full_video_shuffled"], "TEST.SHUFFLE_ABLATION", True)
+    assert test_runs(shuffled) == [("full_video", True)]
+
+
+def test_test_protocols_are_validated_and_old_keys_say_the_new_spelling():
+    from vtn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="TEST.PROTOCOLS = .*'full_vid'.*multi_view, full_video"):
+        tiny_cfg("TEST.PROTOCOLS", ["full_vid"])
+    with pytest.raises(ConfigError, match="a list of different test protocols"):
+        tiny_cfg("TEST.PROTOCOLS", ["multi_view", "multi_view"])
+    for old, new in (
+        ("TEST.FULL_VIDEO", "TEST.PROTOCOLS ['full_video']"),
+        ("TEST.BOTH_PROTOCOLS", "TEST.PROTOCOLS ['multi_view', 'full_video']"),
+        ("TEST.SHUFFLE_FRAMES", "TEST.PROTOCOLS ['full_video_shuffled']"),
+        ("TRAIN.EVAL_FULL_VIDEO", "TRAIN.EVAL_PROTOCOL full_video"),
+    ):
+        with pytest.raises(ConfigError) as e:
+            tiny_cfg(old, True)
+        assert f"{old} no longer exists; write" in str(e.value) and new in str(e.value) and "\n" not in str(e.value)
 
 
 def test_results_table_marks_the_headline_and_has_a_column_per_class_group():
@@ -83,10 +96,8 @@ def ablation_run(synthetic_dir, tmp_path_factory):
         str(out),
         "TEST.ALLOW_RANDOM_INIT",
         True,
-        "TEST.FULL_VIDEO",
-        True,
-        "TEST.BOTH_PROTOCOLS",
-        True,
+        "TEST.PROTOCOLS",
+        ["full_video", "multi_view"],
         "TEST.SHUFFLE_ABLATION",
         True,
         "VTN.ATTENTION_WINDOW",
@@ -126,10 +137,10 @@ def test_shuffle_ablation_reports_groups_differs_from_the_plain_run_and_is_repro
     assert scores("multi_view") != scores("multi_view_shuffled")
     # ... and the shuffle is seeded from the config: the same again, in a run with another batch size
     first = scores("full_video_shuffled")
-    again = run_test(tiny_cfg(*opts, "TEST.BOTH_PROTOCOLS", False, "TEST.BATCH_SIZE", 2))
+    again = run_test(tiny_cfg(*opts, "TEST.PROTOCOLS", ["full_video"], "TEST.BATCH_SIZE", 2))
     assert [r["protocol"] for r in again] == ["full_video", "full_video_shuffled"]
     assert scores("full_video_shuffled") == pytest.approx(first, abs=1e-5)
-    other_seed = run_test(tiny_cfg(*opts, "TEST.BOTH_PROTOCOLS", False, "RNG_SEED", 5))
+    other_seed = run_test(tiny_cfg(*opts, "TEST.PROTOCOLS", ["full_video"], "RNG_SEED", 5))
     assert other_seed[0]["protocol"] == "full_video"
     assert scores("full_video_shuffled") != first
 
@@ -144,7 +155,13 @@ def test_missing_and_undecodable_videos_are_counted_apart_and_as_wrong_in_listed
     out = tmp_path / "out"
     rows = run_test(
         tiny_cfg(
-            *synthetic_opts(str(data)), "OUTPUT_DIR", str(out), "TEST.ALLOW_RANDOM_INIT", True, "TEST.FULL_VIDEO", True
+            *synthetic_opts(str(data)),
+            "OUTPUT_DIR",
+            str(out),
+            "TEST.ALLOW_RANDOM_INIT",
+            True,
+            "TEST.PROTOCOLS",
+            ["full_video"],
         )
     )
     r = json.loads((out / "test_results.json").read_text())
@@ -161,8 +178,8 @@ def test_missing_and_undecodable_videos_are_counted_apart_and_as_wrong_in_listed
             str(tmp_path / "clean"),
             "TEST.ALLOW_RANDOM_INIT",
             True,
-            "TEST.FULL_VIDEO",
-            True,
+            "TEST.PROTOCOLS",
+            ["full_video"],
         )
     )
     assert clean[0]["dataset_fingerprint"] == r["dataset_fingerprint"] and clean[0]["num_listed"] == 6
@@ -185,10 +202,8 @@ def test_a_killed_test_run_leaves_the_previous_results_whole_and_a_full_one_repl
         str(tmp_path),
         "TEST.ALLOW_RANDOM_INIT",
         True,
-        "TEST.FULL_VIDEO",
-        True,
-        "TEST.BOTH_PROTOCOLS",
-        True,
+        "TEST.PROTOCOLS",
+        ["full_video", "multi_view"],
     ]
     first = run_test(tiny_cfg(*opts))
     before = {f: (tmp_path / f).read_text() for f in os.listdir(tmp_path) if f.startswith(("test_", "pred"))}

@@ -68,8 +68,8 @@ def test_ema_weights_are_saved_and_used_for_testing(synthetic_dir, tmp_path):
             "0",
             "TRAIN.EMA_DECAY",
             "0.5",
-            "TEST.FULL_VIDEO",
-            "True",
+            "TEST.PROTOCOLS",
+            "['full_video']",
         ),
     )
     assert "(EMA weights)" in proc.stderr + proc.stdout

@@ -64,8 +64,8 @@ def test_train_and_test_on_the_cache_then_end_to_end(cache, synthetic_dir, tmp_p
             1,
             "LOG_PERIOD",
             1,
-            "TEST.BOTH_PROTOCOLS",
-            True,
+            "TEST.PROTOCOLS",
+            ["multi_view", "full_video"],
         ),
     )
     assert "train_epoch" in proc.stdout and "val_epoch" in proc.stdout
@@ -88,8 +88,8 @@ def test_train_and_test_on_the_cache_then_end_to_end(cache, synthetic_dir, tmp_p
             False,
             "TEST.DATASET",
             "synthetic",
-            "TEST.FULL_VIDEO",
-            True,
+            "TEST.PROTOCOLS",
+            ["full_video"],
             "TEST.CHECKPOINT_FILE_PATH",
             ckpt,
         ),

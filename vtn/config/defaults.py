@@ -40,8 +40,9 @@ _C.TRAIN.DATASET = "kinetics"
 _C.TRAIN.BATCH_SIZE = 16
 # Validate every EVAL_PERIOD epochs (0 disables validation).
 _C.TRAIN.EVAL_PERIOD = 1
-# Validate with the full-video protocol (TEST.FULL_VIDEO_FRAMES frames, one view) instead of one center clip.
-_C.TRAIN.EVAL_FULL_VIDEO = False
+# Validation protocol: "single_view" (one center clip per video) or "full_video" (TEST.FULL_VIDEO_FRAMES frames
+# over the whole video, one view; the paper's Fig. 5).
+_C.TRAIN.EVAL_PROTOCOL = "single_view"
 # Save a checkpoint every CHECKPOINT_PERIOD epochs.
 _C.TRAIN.CHECKPOINT_PERIOD = 1
 # Also save a checkpoint every CHECKPOINT_ITERS iterations inside an epoch (0 = only at epoch ends).
@@ -92,16 +93,15 @@ _C.TEST.ALLOW_RANDOM_INIT = False
 _C.TEST.NUM_ENSEMBLE_VIEWS = 10
 # Multi-view protocol: spatial crops per clip (3: left/center/right or top/center/bottom; 1: center).
 _C.TEST.NUM_SPATIAL_CROPS = 3
-# Full-video protocol (paper sec. 4.1): one view of FULL_VIDEO_FRAMES frames covering the whole video.
-_C.TEST.FULL_VIDEO = False
+# Test passes, in order; the first is the headline result (the top level of test_results.json). Each is
+# "multi_view" (NUM_ENSEMBLE_VIEWS clips x NUM_SPATIAL_CROPS crops) or "full_video" (paper sec. 4.1: one view of
+# FULL_VIDEO_FRAMES frames over the whole video), with "_shuffled" for frames in random order (sec. 5.1).
+_C.TEST.PROTOCOLS = ["multi_view"]
 # Frames of the full-video view (sub- or up-sampled uniformly from all frames of the video).
 _C.TEST.FULL_VIDEO_FRAMES = 250
-# Ablation (Table 2b): shuffle frame embeddings before the position embedding is added (eval only).
-_C.TEST.SHUFFLE_FRAMES = False
-# Ablation report: run every protocol a second time with frames shuffled and compare per class group.
+# Shuffle ablation (Table 2b): after TEST.PROTOCOLS, run each of them again with its frame embeddings shuffled
+# before the position embedding is added, and compare per class group.
 _C.TEST.SHUFFLE_ABLATION = False
-# Run both protocols (multi-view, then full-video) and print one table (the demo does this).
-_C.TEST.BOTH_PROTOCOLS = False
 
 # ---------------------------------------------------------------------------- #
 # Data
@@ -255,8 +255,11 @@ _C.MODEL = CfgNode()
 _C.MODEL.MODEL_NAME = "VTN"
 # Number of classes of the classification head.
 _C.MODEL.NUM_CLASSES = 400
-# Training loss: "cross_entropy" (soft targets with mixup are handled automatically).
+# Registered training loss (vtn/engine/losses.py): "cross_entropy" (class ids, or mixup's soft targets),
+# "soft_target_cross_entropy" or "label_smoothing_cross_entropy" (with MODEL.LABEL_SMOOTHING; not with mixup).
 _C.MODEL.LOSS_FUNC = "cross_entropy"
+# Label smoothing of "label_smoothing_cross_entropy".
+_C.MODEL.LABEL_SMOOTHING = 0.1
 
 # ---------------------------------------------------------------------------- #
 # Video Transformer Network
@@ -346,7 +349,7 @@ _C.TENSORBOARD.LOG_DIR = ""
 # Demo (tools/demo_net.py, or DEMO.ENABLE in tools/run_net.py)
 # ---------------------------------------------------------------------------- #
 _C.DEMO = CfgNode()
-# Run the demo phase in tools/run_net.py.
+# tools/run_net.py runs the demo on DEMO.INPUT_VIDEO instead of training and testing.
 _C.DEMO.ENABLE = False
 # Video to classify.
 _C.DEMO.INPUT_VIDEO = ""

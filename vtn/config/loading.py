@@ -70,6 +70,15 @@ class _WholeValue(dict):
     free-form group instead of merging into it."""
 
 
+# keys of earlier versions -> how to write them now (one line each, never a silent "unknown key")
+REPLACED_KEYS = {
+    "TEST.FULL_VIDEO": "TEST.PROTOCOLS ['full_video'] (or ['multi_view']); the first protocol is the headline",
+    "TEST.BOTH_PROTOCOLS": "TEST.PROTOCOLS ['multi_view', 'full_video']; the first protocol is the headline",
+    "TEST.SHUFFLE_FRAMES": "a shuffled protocol in TEST.PROTOCOLS, e.g. TEST.PROTOCOLS ['full_video_shuffled']",
+    "TRAIN.EVAL_FULL_VIDEO": "TRAIN.EVAL_PROTOCOL full_video (or single_view)",
+}
+
+
 def _merge_dict(cfg: CfgNode, updates: dict, source: str, root: CfgNode, prefix: str = "") -> None:
     for k, v in updates.items():
         full = prefix + k
@@ -80,6 +89,8 @@ def _merge_dict(cfg: CfgNode, updates: dict, source: str, root: CfgNode, prefix:
             if cfg.is_new_allowed():
                 cfg[k] = CfgNode(v, new_allowed=True) if isinstance(v, dict) else v
                 continue
+            if full in REPLACED_KEYS:
+                raise ConfigError(f"{source}: {full} no longer exists; write {REPLACED_KEYS[full]}.")
             raise ConfigError(f"{source}: unknown config key {full}." + did_you_mean(full, _all_keys(root)))
         old = cfg[k]
         if isinstance(old, CfgNode):

@@ -39,6 +39,10 @@ def _non_negative(v, _cfg) -> bool:
     return v >= 0
 
 
+# the names TEST.PROTOCOLS may list: a protocol, and the same with its frames shuffled (sec. 5.1)
+TEST_PROTOCOL_NAMES = ("multi_view", "full_video", "multi_view_shuffled", "full_video_shuffled")
+
+
 def _len3_positive(v, _cfg) -> bool:
     return len(v) == 3 and all(x > 0 for x in v)
 
@@ -74,6 +78,11 @@ RULES: list[tuple[str, Callable, Callable]] = [
     ("TEST.NUM_ENSEMBLE_VIEWS", _positive, lambda c: "an integer >= 1"),
     ("TEST.NUM_SPATIAL_CROPS", lambda v, c: v in (1, 3), lambda c: "1 (center) or 3 (left, center, right)"),
     ("TEST.FULL_VIDEO_FRAMES", _positive, lambda c: "an integer >= 1"),
+    (
+        "TEST.PROTOCOLS",
+        lambda v, c: len(v) >= 1 and len(set(v)) == len(v) and all(p in TEST_PROTOCOL_NAMES for p in v),
+        lambda c: f"a list of different test protocols, the headline first, each of {', '.join(TEST_PROTOCOL_NAMES)}",
+    ),
     ("DATA.NUM_FRAMES", _positive, lambda c: "an integer >= 1"),
     ("DATA.SAMPLING_RATE", _positive, lambda c: "an integer >= 1"),
     ("DATA.TARGET_FPS", _positive, lambda c: "a frame rate > 0"),
@@ -157,6 +166,7 @@ RULES: list[tuple[str, Callable, Callable]] = [
         lambda c: f"one non-negative multiplier per SOLVER.STEPS entry ({len(c.SOLVER.STEPS)})",
     ),
     ("MODEL.NUM_CLASSES", _positive, lambda c: "an integer >= 1"),
+    ("MODEL.LABEL_SMOOTHING", _prob, lambda c: "a value in [0, 1)"),
     ("VTN.NUM_LAYERS", _positive, lambda c: "an integer >= 1"),
     ("VTN.NUM_HEADS", _positive, lambda c: "an integer >= 1"),
     (
@@ -204,12 +214,12 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "DATA.ENSEMBLE_METHOD": _fixed("sum", "max"),
     "DATA.SHORT_VIDEO_MODE": _fixed("clamp", "loop"),
     "TEST.CHECKPOINT_SELECT": _fixed("last", "best"),
+    "TRAIN.EVAL_PROTOCOL": _fixed("single_view", "full_video"),
     "TRAIN.AMP_DTYPE": _fixed("float16", "bfloat16"),
     "SYNTHETIC.CODEC": _fixed("h264", "mpeg4"),
     "AUG.RE_MODE": _fixed("const", "rand", "pixel"),
     "DATA_LOADER.REPEATED_AUG_EPOCH": _fixed("dataset", "repeated"),
     "AUG.INTERPOLATION": _fixed("bicubic", "bilinear", "random"),
-    "MODEL.LOSS_FUNC": _fixed("cross_entropy"),
 }
 
 # whole-config checks registered by packages: `check(cfg)` raises ConfigError

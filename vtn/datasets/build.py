@@ -38,8 +38,8 @@ def default_protocol(cfg, split: str) -> str:
     if split == "train":
         return "train_clip"
     if split == "val":
-        return "full_video" if cfg.TRAIN.EVAL_FULL_VIDEO else "single_view"
-    return "full_video" if cfg.TEST.FULL_VIDEO else "multi_view"
+        return cfg.TRAIN.EVAL_PROTOCOL
+    return cfg.TEST.PROTOCOLS[0].replace("_shuffled", "")  # the headline's frames (shuffling is the model's input)
 
 
 def build_dataset(cfg, split: str, protocol: Optional[str] = None):

@@ -5,18 +5,17 @@ blends whole clips (mixup) or pastes one box, cut through every channel of every
 (cutmix), corrects lambda for the box area clipped at the borders, and builds the smoothed mixed targets. The
 view shares memory with the clip tensor, so nothing of timm's logic is rewritten here.
 
-The engine trains on the soft targets with `soft_target_cross_entropy` (timm's SoftTargetCrossEntropy).
+The engine trains on the soft targets with the loss of MODEL.LOSS_FUNC (vtn/engine/losses.py).
 """
 
 from typing import Optional
 
 import torch
 from timm.data.mixup import Mixup, mixup_target
-from timm.loss import SoftTargetCrossEntropy
 
 from vtn.utils.errors import ConfigError
 
-__all__ = ["VideoMixup", "build_mixup", "soft_target_cross_entropy", "SoftTargetCrossEntropy"]
+__all__ = ["VideoMixup", "build_mixup"]
 
 
 class VideoMixup:
@@ -102,19 +101,6 @@ class VideoMixup:
             f"{type(self).__name__}(mixup_alpha={m.mixup_alpha}, cutmix_alpha={m.cutmix_alpha}, prob={m.mix_prob}, "
             f"switch_prob={m.switch_prob}, label_smoothing={m.label_smoothing}, num_classes={m.num_classes})"
         )
-
-
-_SOFT_TARGET_CE = SoftTargetCrossEntropy()
-
-
-def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of the cross entropy between logits (B, K) and soft targets (B, K) (timm's loss)."""
-    if logits.shape != targets.shape:
-        raise ValueError(
-            f"soft_target_cross_entropy: logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must "
-            f"have the same shape (B, NUM_CLASSES)."
-        )
-    return _SOFT_TARGET_CE(logits, targets)
 
 
 def build_mixup(cfg) -> Optional[VideoMixup]:

@@ -6,10 +6,10 @@ Layout of OUTPUT_DIR/checkpoints/:
                                               counted from 1 in names, as in the log ("epoch 4/25")
     checkpoint_best.pyth                      best validation top-1 so far (kept apart from pruning)
 
-A checkpoint is a dict: `model_state` (PySlowFast's key), `optimizer_state`, `scheduler_state`,
-`scaler_state`, `ema_state`, `epoch` and `iteration` (the position to continue from: epoch index in
-progress and iterations already done in it), `rng_state` (python, numpy, torch, cuda), `cfg` (the
-resolved config as YAML text), `best_metric`, `format`. It loads with `torch.load(weights_only=True)`.
+A checkpoint is a dict: `model_state` (PySlowFast's key), `optimizer_state`, `scaler_state`, `ema_state`,
+`epoch` and `iteration` (the position to continue from: epoch index in progress and iterations already done in
+it; the learning rate is recomputed from it), `rng_state` (python, numpy, torch, cuda), `cfg` (the resolved
+config as YAML text), `best_metric`, `format`. It loads with `torch.load(weights_only=True)`.
 """
 
 import logging
@@ -156,13 +156,11 @@ def save_checkpoint(
     epoch: int = 0,
     iteration: int = 0,
     best_metric: Optional[float] = None,
-    lr: Optional[float] = None,
 ) -> str:
     state = {
         "format": FORMAT,
         "model_state": unwrap(model).state_dict(),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler_state": {"policy": cfg.SOLVER.LR_POLICY, "lr": lr, "epoch": epoch, "iteration": iteration},
         "scaler_state": scaler.state_dict() if scaler is not None else None,
         "ema_state": ema.state_dict() if ema is not None else None,
         "epoch": epoch,

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import vtn.datasets  # noqa: F401  (registers dataset names, decoders and the RandAugment check)
 import vtn.models  # noqa: F401  (registers model, backbone, encoder, head and position-embedding names)
 from vtn.config import load_config
-from vtn.engine import lr_policy, optimizer  # noqa: F401  (register their names)
+from vtn.engine import losses, lr_policy, optimizer  # noqa: F401  (register their names)
 from vtn.utils.errors import UserError
 
 USER_ERROR_STATUS = 2

@@ -48,8 +48,14 @@ def run_job(cfg) -> None:
 
 
 def run_phases(cfg) -> None:
-    """The phases the config enables: train, test, demo. The config is written into OUTPUT_DIR only once the
-    run's checkpoint has been checked against it (see output_dir.py)."""
+    """What the config asks for: the demo alone when DEMO.ENABLE, else the training and test phases that
+    TRAIN.ENABLE and TEST.ENABLE enable. The config is written into OUTPUT_DIR only once the run's checkpoint has
+    been checked against it (see output_dir.py)."""
+    if cfg.DEMO.ENABLE:
+        if du.is_master():
+            save_run_config(cfg, testing=True)
+            run_demo(cfg, cfg.DEMO.INPUT_VIDEO, cfg.DEMO.OUTPUT_FILE)
+        return
     check_splits(cfg)  # the data first: a missing dataset is reported before any weight download
     checkpoint = None
     if cfg.TRAIN.ENABLE:
@@ -64,9 +70,7 @@ def run_phases(cfg) -> None:
         best = os.path.join(checkpoint_dir(cfg.OUTPUT_DIR), BEST_NAME)
         if cfg.TEST.CHECKPOINT_SELECT == "best" and os.path.isfile(best):
             checkpoint = best
-    elif du.is_master() and (cfg.TEST.ENABLE or cfg.DEMO.ENABLE):
+    elif du.is_master() and cfg.TEST.ENABLE:
         save_run_config(cfg, testing=True)
     if cfg.TEST.ENABLE:
         test(cfg, checkpoint=None if cfg.TEST.CHECKPOINT_FILE_PATH else checkpoint)
-    if cfg.DEMO.ENABLE and du.is_master():
-        run_demo(cfg, cfg.DEMO.INPUT_VIDEO, cfg.DEMO.OUTPUT_FILE)

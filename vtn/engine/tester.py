@@ -75,26 +75,12 @@ def load_for_test(model, path: str, cfg) -> None:
     logger.info("Testing %s%s", path, " (EMA weights)" if use_ema else "")
 
 
-def primary_protocol(cfg) -> str:
-    """The protocol of the headline result: full video when TEST.FULL_VIDEO, else multi-view."""
-    return "full_video" if cfg.TEST.FULL_VIDEO else "multi_view"
-
-
-def protocols_for(cfg) -> list[str]:
-    """The protocols to test, the primary one first (TEST.BOTH_PROTOCOLS adds the other)."""
-    primary = primary_protocol(cfg)
-    if cfg.TEST.BOTH_PROTOCOLS:
-        return [primary] + [p for p in ("multi_view", "full_video") if p != primary]
-    return [primary]
-
-
 def test_runs(cfg) -> list[tuple[str, bool]]:
-    """(protocol, shuffled frames) of each test pass, the headline first: every protocol (shuffled when
-    TEST.SHUFFLE_FRAMES asks for it), then every protocol shuffled when TEST.SHUFFLE_ABLATION asks for the
-    comparison."""
-    runs = [(p, cfg.TEST.SHUFFLE_FRAMES) for p in protocols_for(cfg)]
-    if cfg.TEST.SHUFFLE_ABLATION and not cfg.TEST.SHUFFLE_FRAMES:
-        runs += [(p, True) for p in protocols_for(cfg)]
+    """(protocol, shuffled frames) of each test pass: TEST.PROTOCOLS in order (the first is the headline), then,
+    with TEST.SHUFFLE_ABLATION, each unshuffled one again with its frames shuffled."""
+    runs = [(name.replace("_shuffled", ""), name.endswith("_shuffled")) for name in cfg.TEST.PROTOCOLS]
+    if cfg.TEST.SHUFFLE_ABLATION:
+        runs += [(p, True) for p, shuffled in list(runs) if not shuffled and (p, True) not in runs]
     return runs
 
 

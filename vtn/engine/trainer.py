@@ -8,7 +8,6 @@ from contextlib import nullcontext
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from vtn.datasets import build_loader, shuffle_dataset
 from vtn.datasets.mixup import build_mixup
@@ -33,6 +32,7 @@ from vtn.engine.distributed import unwrap
 from vtn.engine.ema import ModelEMA
 from vtn.engine.evaluator import autocast_for, compute_metrics, run_inference
 from vtn.engine.inputs import model_inputs
+from vtn.engine.losses import build_loss
 from vtn.engine.lr_policy import get_lr_at_epoch, set_lr, unreached_steps
 from vtn.engine.meters import TrainMeter, format_stats
 from vtn.engine.optimizer import build_optimizer
@@ -46,15 +46,6 @@ logger = logging.getLogger(__name__)
 
 class NonFiniteLossError(UserError, RuntimeError):
     """Training produced a NaN or infinite loss; the message names the epoch and iteration."""
-
-
-def compute_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross entropy with hard labels (B,) or soft targets (B, C) (mixup / cutmix)."""
-    if targets.dim() == 2:
-        from vtn.datasets.mixup import soft_target_cross_entropy
-
-        return soft_target_cross_entropy(logits, targets)
-    return F.cross_entropy(logits, targets)
 
 
 def load_initial_weights(model, cfg):
@@ -100,6 +91,7 @@ class Trainer:
         self.train_loader = self.build_train_loader(cfg)
         self.val_loader = self.build_val_loader(cfg) if cfg.TRAIN.EVAL_PERIOD > 0 else None
         self.mixup = self.build_mixup(cfg)
+        self.loss_fn = self.build_loss(cfg)
         self.tb = self._build_tensorboard(cfg)
         self.start_epoch, self.start_iter, self.best_metric = 0, 0, None
         self.config_changes = []  # keys TRAIN.RESUME_ALLOW_CHANGED accepted when resuming
@@ -161,10 +153,11 @@ class Trainer:
 
     @classmethod
     def build_mixup(cls, cfg):
-        if not cfg.MIXUP.ENABLE:
-            return None
+        return build_mixup(cfg) if cfg.MIXUP.ENABLE else None
 
-        return build_mixup(cfg)
+    @classmethod
+    def build_loss(cls, cfg):
+        return build_loss(cfg)
 
     # ------------------------------------------------------------------ setup helpers
     def _build_scaler(self, cfg):
@@ -275,7 +268,7 @@ class Trainer:
             with sync:
                 with autocast_for(cfg):
                     logits = model(**inputs)
-                    loss = compute_loss(logits.float(), targets)
+                    loss = self.loss_fn(logits.float(), targets)
                 finite = torch.isfinite(loss)
                 if cfg.TRAIN.MAX_BAD_STEPS > 0:
                     # one sync per step, only when skipping is allowed; collective so all processes agree
@@ -373,20 +366,9 @@ class Trainer:
     def save(self, epoch: int, iteration: int) -> Optional[str]:
         path = os.path.join(checkpoint_dir(self.output_dir), checkpoint_name(epoch, iteration))
         if self.master:
-            lr = self.optimizer.param_groups[0]["lr"]
             try:
-                save_checkpoint(
-                    path,
-                    self.cfg,
-                    self.model,
-                    self.optimizer,
-                    self.scaler,
-                    self.ema,
-                    epoch,
-                    iteration,
-                    self.best_metric,
-                    lr,
-                )
+                state = (self.model, self.optimizer, self.scaler, self.ema)
+                save_checkpoint(path, self.cfg, *state, epoch, iteration, self.best_metric)
             except DiskFullError as e:
                 found = list_checkpoints(self.output_dir)
                 kept = f"the newest complete checkpoint is {found[-1][2]}" if found else "no checkpoint was kept"

@@ -2,7 +2,6 @@
 
 import torch
 
-import vtn.models.vtn  # noqa: F401  (registers "VTN")
 from vtn.config import register_choices
 from vtn.utils.registry import Registry
 
@@ -14,7 +13,8 @@ register_choices("MODEL.MODEL_NAME", MODEL_REGISTRY.names)
 def build_model(cfg, gpu_id=None) -> torch.nn.Module:
     """The model named by MODEL.MODEL_NAME, on the current CUDA device when NUM_GPUS > 0, else on the CPU.
 
-    Distributed wrapping (DDP) is the engine's job, not the builder's.
+    Distributed wrapping (DDP) is the engine's job, not the builder's. The models register themselves when the
+    package is imported (vtn/models/__init__.py imports vtn.models.vtn).
     """
     model = MODEL_REGISTRY.get(cfg.MODEL.MODEL_NAME)(cfg)
     if cfg.NUM_GPUS > 0:

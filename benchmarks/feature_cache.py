@@ -117,10 +117,11 @@ def epoch_times(cfg, repeats, warmup):
 
     seed_everything(cfg.RNG_SEED)
     trainer = Trainer(cfg)
+    trainer.before_train()
     times = []
     for epoch in range(warmup + repeats):
         start = time.perf_counter()
-        trainer.train_epoch(epoch)
+        trainer.run_epoch(epoch)
         if epoch >= warmup:
             times.append(time.perf_counter() - start)
     return times, trainer.epoch_iters * cfg.TRAIN.BATCH_SIZE

@@ -1,11 +1,13 @@
-"""The training loop: resume or fine-tune, per-iteration LR, mixed precision, accumulation, clipping, EMA,
-periodic and best checkpoints, validation, and a stop with a clear error on a non-finite loss."""
+"""The VTN trainer: resume or fine-tune, then the training loop of train_loop.py with the hooks of hooks.py
+(per-iteration LR, metrics and logs, periodic and best checkpoints, validation); the step itself holds mixed
+precision, accumulation, clipping, EMA, and a stop with a clear error on a non-finite loss."""
 
+import functools
 import logging
 import os
 import time
 from contextlib import nullcontext
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -31,15 +33,16 @@ from vtn.engine.convert import to_vtn_state
 from vtn.engine.distributed import unwrap
 from vtn.engine.ema import ModelEMA
 from vtn.engine.evaluator import autocast_for, compute_metrics, run_inference
+from vtn.engine.hooks import EvalHook, LRScheduler, MetricsWriter, PeriodicCheckpointer
 from vtn.engine.inputs import model_inputs
 from vtn.engine.losses import build_loss
 from vtn.engine.lr_policy import get_lr_at_epoch, set_lr, unreached_steps
-from vtn.engine.meters import TrainMeter, format_stats
 from vtn.engine.optimizer import build_optimizer
 from vtn.engine.output_dir import check_same_config
+from vtn.engine.train_loop import TrainerBase
 from vtn.models import build_model
 from vtn.utils.errors import DiskFullError, UserError
-from vtn.utils.logging import JSON_STATS_FILE, log_json_stats, truncate_json_stats
+from vtn.utils.logging import JSON_STATS_FILE, truncate_json_stats
 
 logger = logging.getLogger(__name__)
 
@@ -73,27 +76,31 @@ def load_initial_weights(model, cfg):
     return data, report
 
 
-class Trainer:
-    """Builds everything from the config; `train()` runs the remaining epochs and returns the last checkpoint.
+class Trainer(TrainerBase):
+    """The VTN trainer: builds everything from the config, resumes or initialises, and trains with the hooks
+    of `build_hooks`. `train()` runs the remaining epochs and returns the last checkpoint.
 
-    The build_* methods are the seams a research project overrides (as in detectron2's DefaultTrainer).
+    The build_* methods are the seams a project overrides by subclassing (detectron2's DefaultTrainer idea):
+    `build_model`, `build_optimizer`, `build_lr_policy`, `build_loader`, `build_mixup`, `build_loss`,
+    `build_evaluator`, `build_hooks`. `run_step` is one step: data, forward, loss, backward, optimizer step.
     """
 
     def __init__(self, cfg):
+        super().__init__()
         self.cfg = cfg
         self.device = du.device_for(cfg)
         self.output_dir = cfg.OUTPUT_DIR
         self.master = du.is_master()
         self.model = self.build_model(cfg)
-        self.optimizer = build_optimizer(self.model, cfg)
+        self.optimizer = self.build_optimizer(cfg, self.model)
+        self.lr_policy = self.build_lr_policy(cfg)
         self.scaler = self._build_scaler(cfg)
         self.ema = ModelEMA(self.model, cfg.TRAIN.EMA_DECAY) if cfg.TRAIN.EMA_DECAY > 0 else None
-        self.train_loader = self.build_train_loader(cfg)
-        self.val_loader = self.build_val_loader(cfg) if cfg.TRAIN.EVAL_PERIOD > 0 else None
+        self.train_loader = self.build_loader(cfg, "train")
+        self.val_loader = self.build_loader(cfg, "val") if cfg.TRAIN.EVAL_PERIOD > 0 else None
         self.mixup = self.build_mixup(cfg)
         self.loss_fn = self.build_loss(cfg)
-        self.tb = self._build_tensorboard(cfg)
-        self.start_epoch, self.start_iter, self.best_metric = 0, 0, None
+        self.best_metric = None
         self.config_changes = []  # keys TRAIN.RESUME_ALLOW_CHANGED accepted when resuming
         self._rng_to_restore = None
         self._resume_or_initialise()
@@ -102,6 +109,7 @@ class Trainer:
                 loader.dataset.check_model(self.model)  # e.g. a feature cache of another backbone
         self.model = self._wrap_distributed(self.model)
         self.epoch_iters = len(self.train_loader)
+        self.max_epoch = cfg.SOLVER.MAX_EPOCH
         if self.epoch_iters == 0:
             raise UserError(
                 f"The training set has {len(self.train_loader.dataset)} clips: fewer than one batch of "
@@ -117,7 +125,6 @@ class Trainer:
                 cfg.SOLVER.MAX_EPOCH,
             )
         self.accumulation = cfg.TRAIN.ACCUMULATION_STEPS
-        self.meter = TrainMeter(self.epoch_iters, cfg.SOLVER.MAX_EPOCH, self.device)
         if self.master and (self.start_epoch or self.start_iter):
             # the interrupted run may have logged past its last checkpoint: those records are done again now
             dropped = truncate_json_stats(self.output_dir, self.start_epoch + self.start_iter / self.epoch_iters)
@@ -129,6 +136,9 @@ class Trainer:
                     JSON_STATS_FILE,
                 )
         self.bad_steps = 0
+        self.lr = self.lr_policy(self.start_epoch + self.start_iter / self.epoch_iters)
+        self.step_output = None  # what run_step leaves for the hooks (None: a skipped step)
+        self.last_checkpoint = None
         per_process = cfg.TRAIN.BATCH_SIZE // du.get_world_size()
         logger.info(
             "Effective batch: %d per process x %d processes x %d accumulation steps = %d clips per optimizer step",
@@ -137,6 +147,7 @@ class Trainer:
             self.accumulation,
             per_process * du.get_world_size() * self.accumulation,
         )
+        self.register_hooks(self.build_hooks())
 
     # ------------------------------------------------------------------ seams
     @classmethod
@@ -144,12 +155,17 @@ class Trainer:
         return build_model(cfg)
 
     @classmethod
-    def build_train_loader(cls, cfg):
-        return build_loader(cfg, "train")
+    def build_optimizer(cls, cfg, model):
+        return build_optimizer(model, cfg)
 
     @classmethod
-    def build_val_loader(cls, cfg):
-        return build_loader(cfg, "val")
+    def build_lr_policy(cls, cfg) -> Callable[[float], float]:
+        """The learning rate at a fractional epoch (SOLVER.LR_POLICY with warmup)."""
+        return functools.partial(get_lr_at_epoch, cfg)
+
+    @classmethod
+    def build_loader(cls, cfg, split: str):
+        return build_loader(cfg, split)
 
     @classmethod
     def build_mixup(cls, cfg):
@@ -158,6 +174,28 @@ class Trainer:
     @classmethod
     def build_loss(cls, cfg):
         return build_loss(cfg)
+
+    def build_evaluator(self, cfg, loader) -> Callable:
+        """`evaluate(model) -> (metrics, protocol)` on the validation loader (see evaluator.compute_metrics)."""
+
+        def evaluate(model):
+            result = run_inference(model, loader, cfg, self.device, desc="val")
+            return compute_metrics(result, cfg.MODEL.NUM_CLASSES, loader.dataset.is_missing), loader.dataset.protocol
+
+        return evaluate
+
+    def build_hooks(self) -> list:
+        """LR schedule, metrics and logs, periodic checkpoints and validation, in that order."""
+        cfg = self.cfg
+        metrics = MetricsWriter(cfg.LOG_PERIOD, self._build_tensorboard(cfg))
+        hooks = [
+            LRScheduler(self.lr_policy, set_lr),
+            metrics,
+            PeriodicCheckpointer(cfg.TRAIN.CHECKPOINT_PERIOD, cfg.TRAIN.CHECKPOINT_ITERS),
+        ]
+        if self.val_loader is not None:
+            hooks.append(EvalHook(cfg.TRAIN.EVAL_PERIOD, self.build_evaluator(cfg, self.val_loader), metrics.emit))
+        return hooks
 
     # ------------------------------------------------------------------ setup helpers
     def _build_scaler(self, cfg):
@@ -170,7 +208,7 @@ class Trainer:
     def _build_tensorboard(self, cfg):
         if not (cfg.TENSORBOARD.ENABLE and self.master):
             return None
-        from vtn.visualization.tensorboard import TensorboardWriter
+        from vtn.visualization.tensorboard import TensorboardWriter  # optional: imports tensorboard only when on
 
         return TensorboardWriter(cfg)
 
@@ -211,26 +249,31 @@ class Trainer:
             self.ema = ModelEMA(self.model, cfg.TRAIN.EMA_DECAY)
 
     # ------------------------------------------------------------------ the loop
-    def train(self) -> str:
-        cfg = self.cfg
-        last = None
+    def train(self) -> Optional[str]:
+        """Train the remaining epochs; the path of the last checkpoint (that of a finished run when nothing was
+        left to train)."""
+        super().train()
+        if self.last_checkpoint is None:  # nothing left to train: the run was complete already
+            found = find_resume_checkpoint(self.output_dir)
+            self.last_checkpoint = found[0] if found else None
+        return self.last_checkpoint
+
+    def before_train(self) -> None:
         if self._rng_to_restore is not None:
             restore_rng_state(self._rng_to_restore)
-        for epoch in range(self.start_epoch, cfg.SOLVER.MAX_EPOCH):
-            start_iter = self.start_iter if epoch == self.start_epoch else 0
-            self.train_epoch(epoch, start_iter)
-            done = epoch + 1
-            is_last = done == cfg.SOLVER.MAX_EPOCH
-            if done % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or is_last:
-                last = self.save(done, 0)
-            if self.val_loader is not None and (done % cfg.TRAIN.EVAL_PERIOD == 0 or is_last):
-                self.validate(epoch, last if last and last.endswith(checkpoint_name(done)) else None)
-        if last is None:  # nothing left to train: the run was complete already
-            found = find_resume_checkpoint(self.output_dir)
-            last = found[0] if found else None
-        if self.tb is not None:
-            self.tb.close()
-        return last
+        super().before_train()
+
+    def before_epoch(self) -> None:
+        self.model.train()
+        self._batches = self._epoch_batches(self.epoch, self.first_iter(self.epoch))
+        self.optimizer.zero_grad(set_to_none=True)
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        super().before_epoch()
+        self._tick = time.perf_counter()
+
+    def after_step(self) -> None:
+        super().after_step()
+        self._tick = time.perf_counter()  # the next step's data time starts after the hooks
 
     def _epoch_batches(self, epoch: int, start_iter: int):
         """The batches of `epoch` from `start_iter` on, in the order of an uninterrupted run (the sampler
@@ -243,66 +286,45 @@ class Trainer:
         torch.set_rng_state(state)
         return iterator
 
-    def train_epoch(self, epoch: int, start_iter: int = 0) -> None:
-        cfg = self.cfg
-        model = self.model
-        model.train()
-        batches = self._epoch_batches(epoch, start_iter)
-        self.optimizer.zero_grad(set_to_none=True)
-        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-        tick = time.perf_counter()
-        lr = get_lr_at_epoch(cfg, epoch + start_iter / self.epoch_iters)
-        for it in range(start_iter, self.epoch_iters):
-            batch = next(batches)
-            data_time = time.perf_counter() - tick
-            inputs = model_inputs(batch, self.device)  # frames or cached embeddings, and frame_idx
-            labels = batch["label"].to(self.device, non_blocking=True)
-            targets = labels
-            if self.mixup is not None:
-                # CPU labels: the mixup's label check is then no per-step host sync with the device
-                inputs["frames"], targets = self.mixup(inputs["frames"], batch["label"])
-            lr = get_lr_at_epoch(cfg, epoch + it / self.epoch_iters)
-            set_lr(self.optimizer, lr)
-            step_now = (it + 1) % self.accumulation == 0 or it + 1 == self.epoch_iters
-            sync = model.no_sync() if (not step_now and hasattr(model, "no_sync")) else nullcontext()
-            with sync:
-                with autocast_for(cfg):
-                    logits = model(**inputs)
-                    loss = self.loss_fn(logits.float(), targets)
-                finite = torch.isfinite(loss)
-                if cfg.TRAIN.MAX_BAD_STEPS > 0:
-                    # one sync per step, only when skipping is allowed; collective so all processes agree
-                    if int(du.all_reduce_sum((~finite).long())) > 0:
-                        self._skip_bad_step(epoch, it)
-                        tick = time.perf_counter()
-                        continue
-                first_bad = torch.where(~finite & (first_bad < 0), torch.full_like(first_bad, it), first_bad)
-                scaled = loss / self.accumulation
-                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-            if step_now:
-                self._optimizer_step()
-            iter_time = time.perf_counter() - tick
-            self.meter.update(
-                loss,
-                logits,
-                labels if self.mixup is None else None,
-                batch["decode_failures"].to(self.device),
-                data_time,
-                iter_time,
+    def run_step(self) -> None:
+        """One training step: data, (mixup), forward, loss, backward, and every TRAIN.ACCUMULATION_STEPS steps the
+        optimizer step. Leaves `step_output` for the hooks; no host sync unless TRAIN.MAX_BAD_STEPS asks for one."""
+        cfg, it = self.cfg, self.iter
+        batch = next(self._batches)
+        data_time = time.perf_counter() - self._tick
+        inputs = model_inputs(batch, self.device)  # frames or cached embeddings, and frame_idx
+        labels = batch["label"].to(self.device, non_blocking=True)
+        targets = labels
+        if self.mixup is not None:
+            # CPU labels: the mixup's label check is then no per-step host sync with the device
+            inputs["frames"], targets = self.mixup(inputs["frames"], batch["label"])
+        step_now = (it + 1) % self.accumulation == 0 or it + 1 == self.epoch_iters
+        sync = self.model.no_sync() if (not step_now and hasattr(self.model, "no_sync")) else nullcontext()
+        self.step_output = None
+        with sync:
+            with autocast_for(cfg):
+                logits = self.model(**inputs)
+                loss = self.loss_fn(logits.float(), targets)
+            finite = torch.isfinite(loss)
+            # one sync per step, only when skipping is allowed; collective so all processes agree
+            if cfg.TRAIN.MAX_BAD_STEPS > 0 and int(du.all_reduce_sum((~finite).long())) > 0:
+                self._skip_bad_step()
+                return
+            self._first_bad = torch.where(
+                ~finite & (self._first_bad < 0), torch.full_like(self._first_bad, it), self._first_bad
             )
-            done = it + 1
-            if done % cfg.LOG_PERIOD == 0 or done == self.epoch_iters:
-                self._check_finite(first_bad, epoch)
-                self._log_iter(epoch, it, lr)
-            if cfg.TRAIN.CHECKPOINT_ITERS and done % cfg.TRAIN.CHECKPOINT_ITERS == 0 and done < self.epoch_iters:
-                self._check_finite(first_bad, epoch)
-                self.save(epoch, done)
-            tick = time.perf_counter()
-        self._check_finite(first_bad, epoch)
-        stats = self.meter.log_epoch(epoch, lr)
-        if start_iter:  # resumed mid-epoch: the summary covers the iterations of this run
-            stats["iters"] = f"{start_iter + 1}-{self.epoch_iters} (resumed mid-epoch)"
-        self._emit(stats, "train_epoch", (epoch + 1) * self.epoch_iters)
+            scaled = loss / self.accumulation
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        if step_now:
+            self._optimizer_step()
+        self.step_output = {
+            "loss": loss,
+            "logits": logits,
+            "labels": labels if self.mixup is None else None,
+            "decode_failures": batch["decode_failures"].to(self.device),
+            "data_time": data_time,
+            "iter_time": time.perf_counter() - self._tick,
+        }
 
     def _optimizer_step(self) -> None:
         clip = self.cfg.SOLVER.CLIP_GRAD_L2NORM
@@ -321,9 +343,10 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
 
-    def _skip_bad_step(self, epoch: int, it: int) -> None:
+    def _skip_bad_step(self) -> None:
         self.bad_steps += 1
         self.optimizer.zero_grad(set_to_none=True)
+        epoch, it = self.epoch, self.iter
         if self.bad_steps > self.cfg.TRAIN.MAX_BAD_STEPS:
             raise NonFiniteLossError(
                 f"Non-finite loss at epoch {epoch + 1}, iteration {it + 1}: more than TRAIN.MAX_BAD_STEPS = "
@@ -338,32 +361,21 @@ class Trainer:
             self.cfg.TRAIN.MAX_BAD_STEPS,
         )
 
-    def _check_finite(self, first_bad: torch.Tensor, epoch: int) -> None:
-        """One sync: was any loss since the last check NaN or infinite? Then stop before saving anything."""
-        bad = du.all_reduce_sum((first_bad >= 0).long().clone())
+    def check_finite(self) -> None:
+        """One sync: was any loss since the start of the epoch NaN or infinite? Then stop before saving anything.
+        (The hooks call it before a log line, a checkpoint and the epoch summary.)"""
+        bad = du.all_reduce_sum((self._first_bad >= 0).long().clone())
         if int(bad) > 0:
-            where = int(first_bad) + 1 if int(first_bad) >= 0 else "unknown (another process)"
+            where = int(self._first_bad) + 1 if int(self._first_bad) >= 0 else "unknown (another process)"
             raise NonFiniteLossError(
-                f"Non-finite (NaN or infinite) loss at epoch {epoch + 1}, iteration {where}. Training stopped; "
+                f"Non-finite (NaN or infinite) loss at epoch {self.epoch + 1}, iteration {where}. Training stopped; "
                 f"the last good checkpoint in {checkpoint_dir(self.output_dir)} is intact. Lower SOLVER.BASE_LR, "
                 "enable SOLVER.CLIP_GRAD_L2NORM, or allow skipping with TRAIN.MAX_BAD_STEPS."
             )
 
-    def _log_iter(self, epoch: int, it: int, lr: float) -> None:
-        mem = torch.cuda.max_memory_allocated() / 2**30 if self.device.type == "cuda" else None
-        stats = self.meter.log_iter(epoch, it, lr, mem)
-        self._emit(stats, "train", epoch * self.epoch_iters + it + 1)
-
-    def _emit(self, stats: dict, prefix: str, step: int) -> None:
-        if not self.master:
-            return
-        logger.info("%s: %s", stats.get("_type", prefix), format_stats(stats))
-        log_json_stats(stats, self.output_dir)
-        if self.tb is not None:
-            self.tb.add_scalars(stats, step, prefix)
-
-    # ------------------------------------------------------------------ checkpoints and validation
+    # ------------------------------------------------------------------ checkpoints
     def save(self, epoch: int, iteration: int) -> Optional[str]:
+        """A checkpoint of the position (epoch index, iterations done in it), written by the master process."""
         path = os.path.join(checkpoint_dir(self.output_dir), checkpoint_name(epoch, iteration))
         if self.master:
             try:
@@ -378,32 +390,14 @@ class Trainer:
         du.barrier()
         return path
 
-    def validate(self, epoch: int, checkpoint_path: Optional[str]) -> dict:
-        model = self.ema.module if self.ema is not None else self.model
-        result = run_inference(model, self.val_loader, self.cfg, self.device, desc="val")
-        metrics = compute_metrics(result, self.cfg.MODEL.NUM_CLASSES)
-        stats = {
-            "_type": "val_epoch",
-            "epoch": f"{epoch + 1}/{self.cfg.SOLVER.MAX_EPOCH}",
-            "epoch_float": float(epoch + 1),
-            "top1_err": 100.0 - metrics["top1"],
-            "top5_err": 100.0 - metrics["top5"],
-            "mean_class_acc": metrics["mean_class_acc"],
-            "num_failed": metrics["num_failed"],
-            "protocol": self.val_loader.dataset.protocol,
-        }
-        improved = self.best_metric is None or metrics["top1"] > self.best_metric
-        if improved:
-            self.best_metric = metrics["top1"]
-        stats["best_top1"] = self.best_metric
-        self._emit(stats, "val", (epoch + 1) * self.epoch_iters)
-        if improved and self.master:
-            if checkpoint_path is not None:
-                copy_as_best(checkpoint_path, self.output_dir)
+    def save_best(self, saved: Optional[str]) -> None:
+        """Keep the current weights as the best checkpoint: a copy of `saved` (this epoch's checkpoint) when there
+        is one, else a checkpoint of its own."""
+        if self.master:
+            if saved is not None:
+                copy_as_best(saved, self.output_dir)
             else:
                 best = os.path.join(checkpoint_dir(self.output_dir), BEST_NAME)
-                save_checkpoint(
-                    best, self.cfg, self.model, self.optimizer, self.scaler, self.ema, epoch + 1, 0, self.best_metric
-                )
+                state = (self.model, self.optimizer, self.scaler, self.ema)
+                save_checkpoint(best, self.cfg, *state, self.epoch + 1, 0, self.best_metric)
         du.barrier()
-        return metrics

@@ -301,14 +301,19 @@ class TorchLongformerEncoder(TemporalEncoder):
         self.encoder = LayerStack(spec, num_global)
 
     def _check_mask(self, mask: torch.Tensor) -> None:
+        """Global tokens only where this encoder takes them; without a host sync (on a GPU the assertion runs on
+        the device, asynchronously)."""
         if torch.compiler.is_compiling() or torch.jit.is_tracing():
             return
-        if bool((mask[:, self.num_global :] == GLOBAL).any()):
-            raise ValueError(
-                f"The 'longformer' temporal encoder takes global attention (mask 2) only on the first "
-                f"{self.num_global} token(s) (the [CLS] token); got it further on. Put global tokens first, "
-                "or use VTN.TEMPORAL_ENCODER longformer_hf, which takes them anywhere."
-            )
+        message = (
+            f"The 'longformer' temporal encoder takes global attention (mask 2) only on the first "
+            f"{self.num_global} token(s) (the [CLS] token); got it further on. Put global tokens first, "
+            "or use VTN.TEMPORAL_ENCODER longformer_hf, which takes them anywhere."
+        )
+        try:
+            torch._assert_async((mask[:, self.num_global :] != GLOBAL).all(), message)
+        except RuntimeError:  # raised at once on the CPU
+            raise ValueError(message) from None
 
     def chunk_sizes(self, hidden: torch.Tensor) -> list[int]:
         """How the sequence is cut for the layers: on the CPU into near-equal chunks of at most

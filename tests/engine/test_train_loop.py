@@ -1,0 +1,117 @@
+"""The training loop's skeleton and hooks, and a trainer extended from outside the package without editing it."""
+
+import torch
+
+from tests.helpers import synthetic_opts, tiny_cfg
+from vtn.engine.train_loop import HookBase, TrainerBase
+
+
+class Recorder(HookBase):
+    def __init__(self):
+        self.events = []
+
+    def before_train(self):
+        self.events.append("before_train")
+
+    def after_train(self):
+        self.events.append("after_train")
+
+    def before_epoch(self):
+        self.events.append(f"before_epoch {self.trainer.epoch}")
+
+    def after_epoch(self):
+        self.events.append(f"after_epoch {self.trainer.epoch}")
+
+    def before_step(self):
+        self.events.append(f"before_step {self.trainer.epoch}.{self.trainer.iter}")
+
+    def after_step(self):
+        self.events.append(f"after_step {self.trainer.epoch}.{self.trainer.iter}")
+
+
+class Counting(TrainerBase):
+    def __init__(self, start_epoch=0, start_iter=0):
+        super().__init__()
+        self.epoch_iters, self.max_epoch = 2, 2
+        self.start_epoch, self.start_iter = start_epoch, start_iter
+        self.steps = []
+
+    def run_step(self):
+        self.steps.append((self.epoch, self.iter))
+
+
+def test_the_loop_runs_hooks_around_every_step_and_epoch_and_resumes_mid_epoch():
+    trainer, hook = Counting(), Recorder()
+    trainer.register_hooks([hook, None])
+    trainer.train()
+    assert trainer.steps == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert hook.events[:5] == ["before_train", "before_epoch 0", "before_step 0.0", "after_step 0.0", "before_step 0.1"]
+    assert hook.events[-3:] == ["after_step 1.1", "after_epoch 1", "after_train"]
+    resumed = Counting(start_epoch=1, start_iter=1)
+    resumed.train()
+    assert resumed.steps == [(1, 1)]  # only what the interrupted run had left
+
+
+def test_after_train_runs_when_a_step_fails():
+    class Failing(Counting):
+        def run_step(self):
+            raise RuntimeError("boom")
+
+    trainer, hook = Failing(), Recorder()
+    trainer.register_hooks([hook])
+    try:
+        trainer.train()
+    except RuntimeError:
+        pass
+    assert hook.events[-1] == "after_train"
+
+
+def test_a_project_adds_a_hook_and_its_own_optimizer_by_subclassing(synthetic_dir, tmp_path):
+    from vtn.engine.trainer import Trainer
+
+    class LossLog(HookBase):
+        def __init__(self):
+            self.losses, self.lrs = [], []
+
+        def after_step(self):
+            self.losses.append(float(self.trainer.step_output["loss"].detach()))
+            self.lrs.append(self.trainer.optimizer.param_groups[0]["lr"])
+
+    class MyTrainer(Trainer):
+        @classmethod
+        def build_optimizer(cls, cfg, model):
+            return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.SOLVER.BASE_LR)
+
+        def build_hooks(self):
+            self.loss_log = LossLog()
+            return super().build_hooks() + [self.loss_log]
+
+    cfg = tiny_cfg(
+        *synthetic_opts(synthetic_dir),
+        "OUTPUT_DIR",
+        str(tmp_path),
+        "SOLVER.MAX_EPOCH",
+        2,
+        "TRAIN.EVAL_PERIOD",
+        1,
+        "SOLVER.LR_POLICY",
+        "cosine",
+        "SOLVER.BASE_LR",
+        0.01,
+        "DATA.TRAIN_JITTER_SCALES",
+        [32, 40],
+    )
+    trainer = MyTrainer(cfg)
+    last = trainer.train()
+    assert isinstance(trainer.optimizer, torch.optim.Adam)
+    assert len(trainer.loss_log.losses) == 6 and all(loss > 0 for loss in trainer.loss_log.losses)
+    # the LR hook set the cosine schedule on the project's optimizer, step by step
+    assert trainer.loss_log.lrs[0] == 0.01 and trainer.loss_log.lrs == sorted(trainer.loss_log.lrs, reverse=True)
+    assert last.endswith("checkpoint_epoch_00002.pyth") and trainer.best_metric is not None
+    assert [type(h).__name__ for h in trainer.hooks] == [
+        "LRScheduler",
+        "MetricsWriter",
+        "PeriodicCheckpointer",
+        "EvalHook",
+        "LossLog",
+    ]

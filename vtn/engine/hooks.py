@@ -1,0 +1,145 @@
+"""The hooks of the default trainer (trainer.py builds them in `build_hooks`, in this order):
+
+- `LRScheduler`: the learning rate of every step, from the fractional epoch (the trainer's LR policy).
+- `MetricsWriter`: training statistics with one host sync per log line (and the loss check with it), one
+  human line and one JSON line every LOG_PERIOD steps, the epoch summary, TensorBoard scalars.
+- `PeriodicCheckpointer`: a checkpoint every TRAIN.CHECKPOINT_ITERS steps inside an epoch and every
+  TRAIN.CHECKPOINT_PERIOD epochs (and after the last one).
+- `EvalHook`: validation every TRAIN.EVAL_PERIOD epochs (and after the last one), keeping the best checkpoint.
+
+A step the trainer skipped (a non-finite loss under TRAIN.MAX_BAD_STEPS) has no `step_output`: the hooks leave it
+out. Hooks of a project subclass `HookBase` and are added with `trainer.register_hooks` or `build_hooks`.
+"""
+
+import logging
+from typing import Callable, Optional
+
+import torch
+
+from vtn.engine import distributed as du
+from vtn.engine.checkpoint import checkpoint_name
+from vtn.engine.meters import TrainMeter, format_stats
+from vtn.engine.train_loop import HookBase
+from vtn.utils.logging import log_json_stats
+
+logger = logging.getLogger(__name__)
+
+
+class LRScheduler(HookBase):
+    """Sets the learning rate of every step: `policy(epoch + iter / epoch_iters)`."""
+
+    def __init__(self, policy: Callable[[float], float], set_lr: Callable):
+        self.policy, self.set_lr = policy, set_lr
+
+    def before_epoch(self) -> None:
+        t = self.trainer
+        t.lr = self.policy(t.epoch + t.first_iter(t.epoch) / t.epoch_iters)
+
+    def before_step(self) -> None:
+        t = self.trainer
+        t.lr = self.policy(t.epoch + t.iter / t.epoch_iters)
+        self.set_lr(t.optimizer, t.lr)
+
+
+class MetricsWriter(HookBase):
+    """Loss, accuracy and times of the steps, reduced over processes once per LOG_PERIOD steps."""
+
+    def __init__(self, log_period: int, tensorboard=None):
+        self.log_period = log_period
+        self.tb = tensorboard
+        self.meter: Optional[TrainMeter] = None
+
+    def before_train(self) -> None:
+        t = self.trainer
+        self.meter = TrainMeter(t.epoch_iters, t.max_epoch, t.device)
+
+    def after_step(self) -> None:
+        t, out = self.trainer, self.trainer.step_output
+        if out is None:
+            return
+        self.meter.update(
+            out["loss"], out["logits"], out["labels"], out["decode_failures"], out["data_time"], out["iter_time"]
+        )
+        done = t.iter + 1
+        if done % self.log_period == 0 or done == t.epoch_iters:
+            t.check_finite()
+            mem = torch.cuda.max_memory_allocated() / 2**30 if t.device.type == "cuda" else None
+            self.emit(self.meter.log_iter(t.epoch, t.iter, t.lr, mem), "train", t.epoch * t.epoch_iters + done)
+
+    def after_epoch(self) -> None:
+        t = self.trainer
+        t.check_finite()
+        stats = self.meter.log_epoch(t.epoch, t.lr)
+        first = t.first_iter(t.epoch)
+        if first:  # resumed mid-epoch: the summary covers the iterations of this run
+            stats["iters"] = f"{first + 1}-{t.epoch_iters} (resumed mid-epoch)"
+        self.emit(stats, "train_epoch", (t.epoch + 1) * t.epoch_iters)
+
+    def emit(self, stats: dict, prefix: str, step: int) -> None:
+        """One human line in the log, one JSON line in OUTPUT_DIR/json_stats.log, TensorBoard scalars."""
+        if not du.is_master():
+            return
+        logger.info("%s: %s", stats.get("_type", prefix), format_stats(stats))
+        log_json_stats(stats, self.trainer.output_dir)
+        if self.tb is not None:
+            self.tb.add_scalars(stats, step, prefix)
+
+    def after_train(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+class PeriodicCheckpointer(HookBase):
+    """Checkpoints inside epochs (every `iters` steps, 0: none) and after every `period` epochs and the last."""
+
+    def __init__(self, period: int, iters: int):
+        self.period, self.iters = period, iters
+
+    def after_step(self) -> None:
+        t = self.trainer
+        done = t.iter + 1
+        if t.step_output is not None and self.iters and done % self.iters == 0 and done < t.epoch_iters:
+            t.check_finite()
+            t.save(t.epoch, done)
+
+    def after_epoch(self) -> None:
+        t = self.trainer
+        done = t.epoch + 1
+        if done % self.period == 0 or done == t.max_epoch:
+            t.last_checkpoint = t.save(done, 0)
+
+
+class EvalHook(HookBase):
+    """Validation every `period` epochs and after the last; the best top-1 so far is kept as the best
+    checkpoint (a copy of the epoch's checkpoint when there is one)."""
+
+    def __init__(self, period: int, evaluate: Callable, emit: Callable):
+        self.period, self.evaluate, self.emit = period, evaluate, emit
+
+    def after_epoch(self) -> None:
+        t = self.trainer
+        done = t.epoch + 1
+        if done % self.period and done != t.max_epoch:
+            return
+        model = t.ema.module if t.ema is not None else t.model
+        metrics, protocol = self.evaluate(model)
+        stats = {
+            "_type": "val_epoch",
+            "epoch": f"{done}/{t.max_epoch}",
+            "epoch_float": float(done),
+            "top1_err": 100.0 - metrics["top1"],
+            "top5_err": 100.0 - metrics["top5"],
+            "mean_class_acc": metrics["mean_class_acc"],
+            "num_failed": metrics["num_failed"],
+            "protocol": protocol,
+        }
+        improved = t.best_metric is None or metrics["top1"] > t.best_metric
+        if improved:
+            t.best_metric = metrics["top1"]
+        stats["best_top1"] = t.best_metric
+        self.emit(stats, "val", done * t.epoch_iters)
+        if improved:
+            saved = (
+                t.last_checkpoint if t.last_checkpoint and t.last_checkpoint.endswith(checkpoint_name(done)) else None
+            )
+            t.save_best(saved)

@@ -10,7 +10,7 @@ Phases follow TRAIN.ENABLE and TEST.ENABLE; see GETTING_STARTED.md.
 
 from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 from vtn.engine.distributed import launch_job
-from vtn.engine.launch import run_job
+from vtn.engine.run import run_process
 
 
 def build_parser():
@@ -35,7 +35,7 @@ def main(argv=None):
         extra += ["SHARD_ID", args.shard_id]
     run_main(
         "run_net",
-        lambda: launch_job(config_from_args(args, extra), run_job, init_method=args.init_method),
+        lambda: launch_job(config_from_args(args, extra), run_process, init_method=args.init_method),
         on_interrupt="run the same command again to continue from the newest checkpoint of OUTPUT_DIR",
     )
 

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from vtn.engine import distributed as du
+from vtn.engine.aggregation import VideoAggregator
 from vtn.engine.distributed import unwrap
 from vtn.engine.inputs import model_inputs
-from vtn.engine.meters import VideoAggregator, format_eta
+from vtn.engine.meters import format_eta
 from vtn.models.vtn import shuffled_frame_order
 from vtn.utils.files import atomic_write, write_json_atomic
 from vtn.utils.metrics import group_accuracy, per_class_accuracy, topk_correct

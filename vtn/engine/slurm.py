@@ -6,7 +6,7 @@ import os
 import socket
 
 from vtn.engine.distributed import launch_job
-from vtn.engine.launch import run_job
+from vtn.engine.run import run_process
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class SlurmJob:
 
     def __call__(self):
         self._set_world_env()
-        launch_job(self.cfg, run_job)
+        launch_job(self.cfg, run_process)
         return self.cfg.OUTPUT_DIR
 
     def checkpoint(self):

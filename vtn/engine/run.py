@@ -38,7 +38,9 @@ def setup_run(cfg) -> Optional[RunLock]:
     return lock
 
 
-def run_job(cfg) -> None:
+def run_process(cfg) -> None:
+    """What every process of tools/run_net.py runs (launch_job starts the processes): set-up, the phases,
+    and the OUTPUT_DIR lock released at the end."""
     lock = setup_run(cfg)
     try:
         run_phases(cfg)

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from vtn.engine.aggregation import VideoAggregator
 from vtn.engine.evaluator import compute_metrics
-from vtn.engine.meters import VideoAggregator
 
 
 def one_hot_scores(classes, num_classes=4):

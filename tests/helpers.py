@@ -85,6 +85,18 @@ def section_commands(doc, heading):
     return [line for line in code_lines(section) if line.startswith("python tools/")]
 
 
+def section_code(doc, heading, language="python"):
+    """{first-line comment (a file name): code} of the fenced ```language blocks under the `## heading` of `doc`."""
+    import re
+
+    text = open(os.path.join(REPO, doc), encoding="utf-8").read()
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    section = text[start : end if end > 0 else len(text)]
+    blocks = re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
+    return {block.splitlines()[0].lstrip("# ").strip(): block for block in blocks}
+
+
 def load_tool(script):
     """The module of `tools/<name>.py` (or any script path relative to the repository), to call its main(argv)."""
     import importlib.util

@@ -100,3 +100,9 @@ def test_a_bad_config_key_is_one_line_with_status_2(tool, capsys):
     code = run_main(tool, *argv)
     err = one_line_error(capsys, tool[:-3])
     assert code == 2 and "unknown config key VTN.NUM_LAYRS" in err and "'VTN.NUM_LAYERS'" in err
+
+
+def test_an_import_that_cannot_be_loaded_is_one_line(tmp_path, capsys):
+    code = run_main("model_info.py", "--import", tmp_path / "nope.py")
+    err = one_line_error(capsys, "model_info")
+    assert code == 2 and "--import" in err and "nope.py: cannot be imported" in err

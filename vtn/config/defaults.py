@@ -70,6 +70,8 @@ _C.TRAIN.MIXED_PRECISION = False
 _C.TRAIN.AMP_DTYPE = "float16"
 # Exponential moving average of the weights; 0 disables it, e.g. 0.9998 enables it.
 _C.TRAIN.EMA_DECAY = 0.0
+# Registered hooks (vtn.engine.hooks.HOOK_REGISTRY, e.g. a project's, loaded with --import) to add to training.
+_C.TRAIN.HOOKS = []
 # Skip at most this many optimizer steps with a NaN/infinite loss before stopping (0: stop at the first).
 _C.TRAIN.MAX_BAD_STEPS = 0
 
@@ -279,7 +281,7 @@ _C.VTN.DROP_PATH_RATE = 0.0
 _C.VTN.FREEZE_BACKBONE = False
 # Frames per backbone pass at inference (bounds memory on long videos); 0 = all frames in one pass.
 _C.VTN.BACKBONE_CHUNK_SIZE = 0
-# Run the backbone in channels_last memory format (same results; faster convolutions: 1.19x per R50-VTN step here).
+# Run the backbone in channels_last memory format (same results; faster convolutions: benchmarks/README.md).
 _C.VTN.CHANNELS_LAST = False
 # Registered temporal encoder implementation: "longformer" (pure PyTorch, linear-time, exportable) or
 # "longformer_hf" (transformers' LongformerEncoder, for reference); same weights and outputs.

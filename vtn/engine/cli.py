@@ -7,6 +7,8 @@ its config, before any work starts.
 """
 
 import argparse
+import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -15,8 +17,8 @@ from typing import Callable, Optional
 import vtn.datasets  # noqa: F401  (registers dataset names, decoders and the RandAugment check)
 import vtn.models  # noqa: F401  (registers model, backbone, encoder, head and position-embedding names)
 from vtn.config import load_config
-from vtn.engine import losses, lr_policy, optimizer  # noqa: F401  (register their names)
-from vtn.utils.errors import UserError
+from vtn.engine import hooks, losses, lr_policy, optimizer  # noqa: F401  (register their names and checks)
+from vtn.utils.errors import ConfigError, UserError
 
 USER_ERROR_STATUS = 2
 INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -76,6 +78,15 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         help="A YAML config file; repeat to merge several in order (later files win).",
     )
     parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="A Python module or .py file to import first, e.g. a project's registered backbone or dataset; repeat "
+        "for several.",
+    )
+    parser.add_argument(
         "--opts", nargs=argparse.REMAINDER, default=[], help="Config overrides as KEY VALUE pairs (also accepted bare)."
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY VALUE", help="Config overrides, e.g. SOLVER.BASE_LR 0.01.")
@@ -89,6 +100,29 @@ def parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None)
     return args
 
 
+def import_extensions(imports: Sequence[str]) -> None:
+    """Import a project's modules (names on the Python path, or .py files) so that what they register (a
+    backbone, dataset, encoder, loss, LR policy, ...) is known before a config is loaded and checked."""
+    for name in imports:
+        try:
+            if name.endswith(".py"):
+                spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(name))[0], name)
+                if spec is None or not os.path.isfile(name):
+                    raise FileNotFoundError(name)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except (ImportError, FileNotFoundError) as e:
+            raise ConfigError(
+                f"--import {name}: cannot be imported ({e.__class__.__name__}: {e}); give a module on the Python "
+                "path or the path of a .py file"
+            ) from e
+
+
 def config_from_args(args: argparse.Namespace, extra_opts: Sequence = ()):
-    """Load the config named by `--cfg` with the overrides of the command line, then `extra_opts` on top."""
+    """Import the modules of `--import`, then load the config named by `--cfg` with the overrides of the command
+    line, then `extra_opts` on top."""
+    import_extensions(getattr(args, "imports", []))
     return load_config(args.cfg_files, list(args.all_opts) + list(extra_opts))

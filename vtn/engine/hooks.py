@@ -8,7 +8,8 @@
 - `EvalHook`: validation every TRAIN.EVAL_PERIOD epochs (and after the last one), keeping the best checkpoint.
 
 A step the trainer skipped (a non-finite loss under TRAIN.MAX_BAD_STEPS) has no `step_output`: the hooks leave it
-out. Hooks of a project subclass `HookBase` and are added with `trainer.register_hooks` or `build_hooks`.
+out. Hooks of a project subclass `HookBase`; registered in HOOK_REGISTRY (`f(cfg) -> HookBase`), they are added
+after these by naming them in TRAIN.HOOKS, or a Trainer subclass adds them in `build_hooks`.
 """
 
 import logging
@@ -16,13 +17,31 @@ from typing import Callable, Optional
 
 import torch
 
+from vtn.config import register_check
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import checkpoint_name
 from vtn.engine.meters import TrainMeter, format_stats
 from vtn.engine.train_loop import HookBase
+from vtn.utils.errors import ConfigError
 from vtn.utils.logging import log_json_stats
+from vtn.utils.registry import Registry, did_you_mean
 
 logger = logging.getLogger(__name__)
+
+HOOK_REGISTRY = Registry("hook")
+HOOK_REGISTRY.__doc__ = "Builders `f(cfg) -> HookBase` of hooks that TRAIN.HOOKS adds to a training run."
+
+
+@register_check
+def check_hook_names(cfg) -> None:
+    """Every name of TRAIN.HOOKS is a registered hook (checked when a config is loaded)."""
+    for name in cfg.TRAIN.HOOKS:
+        if name not in HOOK_REGISTRY:
+            raise ConfigError(
+                f"TRAIN.HOOKS names {name!r}, which is not a registered hook (registered: "
+                f"{', '.join(HOOK_REGISTRY.names()) or 'none'}; a project registers its own in HOOK_REGISTRY and "
+                "loads them with --import)." + did_you_mean(name, HOOK_REGISTRY.names())
+            )
 
 
 class LRScheduler(HookBase):

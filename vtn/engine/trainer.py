@@ -33,7 +33,7 @@ from vtn.engine.convert import to_vtn_state
 from vtn.engine.distributed import unwrap
 from vtn.engine.ema import ModelEMA
 from vtn.engine.evaluator import autocast_for, compute_metrics, run_inference
-from vtn.engine.hooks import EvalHook, LRScheduler, MetricsWriter, PeriodicCheckpointer
+from vtn.engine.hooks import HOOK_REGISTRY, EvalHook, LRScheduler, MetricsWriter, PeriodicCheckpointer
 from vtn.engine.inputs import model_inputs
 from vtn.engine.losses import build_loss
 from vtn.engine.lr_policy import get_lr_at_epoch, set_lr, unreached_steps
@@ -185,7 +185,8 @@ class Trainer(TrainerBase):
         return evaluate
 
     def build_hooks(self) -> list:
-        """LR schedule, metrics and logs, periodic checkpoints and validation, in that order."""
+        """LR schedule, metrics and logs, periodic checkpoints and validation, in that order, then the registered
+        hooks TRAIN.HOOKS names."""
         cfg = self.cfg
         metrics = MetricsWriter(cfg.LOG_PERIOD, self._build_tensorboard(cfg))
         hooks = [
@@ -195,7 +196,7 @@ class Trainer(TrainerBase):
         ]
         if self.val_loader is not None:
             hooks.append(EvalHook(cfg.TRAIN.EVAL_PERIOD, self.build_evaluator(cfg, self.val_loader), metrics.emit))
-        return hooks
+        return hooks + [HOOK_REGISTRY.get(name)(cfg) for name in cfg.TRAIN.HOOKS]
 
     # ------------------------------------------------------------------ setup helpers
     def _build_scaler(self, cfg):

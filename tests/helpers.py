@@ -107,11 +107,47 @@ def load_tool(script):
     return module
 
 
-def run_tool(tool, *args, check=True, timeout=600, env=None, cwd=None):
-    """Run `python tools/<tool> args...` as a user would, importing vtn from this checkout.
+def run_tool(tool, *args, check=True, timeout=600, env=None, cwd=None, subprocess=False):
+    """Run `tools/<tool> args...` as a user would: its `main(argv)` in this process (stdout and stderr captured,
+    the exit status from SystemExit), or with `subprocess=True` as `python tools/<tool>` in a fresh interpreter
+    (the few smoke tests of the real command line, and whatever must be killed or spawn processes).
 
-    Returns the CompletedProcess (text mode, stdout and stderr captured).
+    Returns a CompletedProcess (text mode, stdout and stderr captured).
     """
+    if subprocess:
+        return _run_tool_subprocess(tool, args, check, timeout, env, cwd)
+    import contextlib
+    import io
+    import logging
+    import sys
+    from subprocess import CompletedProcess
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    code = 0
+    try:
+        os.environ.update(env or {})
+        os.chdir(cwd or REPO)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                load_tool(os.path.join("tools", tool)).main(argv)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                if not isinstance(e.code, (int, type(None))):
+                    print(e.code, file=sys.stderr)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        logging.getLogger().handlers.clear()  # a run's log file handler ends with the run, as the process would
+    proc = CompletedProcess([tool, *argv], code, out.getvalue(), err.getvalue())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{tool} exited with {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def _run_tool_subprocess(tool, args, check, timeout, env, cwd):
     import subprocess
     import sys
 
@@ -181,3 +217,42 @@ def synthetic_opts(data_dir):
         "DATA_LOADER.NUM_WORKERS",
         0,
     ]
+
+
+def run_opts(synthetic_dir, output_dir, *extra):
+    """Command-line overrides of a tiny run_net.py run on the tests' synthetic dataset (2 epochs, cosine LR)."""
+    import json
+
+    opts = (
+        TINY_MODEL_OPTS
+        + synthetic_opts(synthetic_dir)
+        + [
+            "OUTPUT_DIR",
+            output_dir,
+            "SOLVER.MAX_EPOCH",
+            2,
+            "SOLVER.BASE_LR",
+            0.05,
+            "SOLVER.LR_POLICY",
+            "cosine",
+            "LOG_PERIOD",
+            1,
+            "TEST.FULL_VIDEO_FRAMES",
+            8,
+            "DATA.TRAIN_JITTER_SCALES",
+            [32, 40],
+        ]
+    )
+    return [str(o) if not isinstance(o, list) else json.dumps(o) for o in opts + list(extra)]
+
+
+def assert_same(a, b, atol=0.0):
+    """Two state dicts with the same keys and equal tensors (within `atol` when given)."""
+    import torch
+
+    assert a.keys() == b.keys()
+    for k in a:
+        if atol == 0.0:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            assert (a[k] - b[k]).abs().max() <= atol, k

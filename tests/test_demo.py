@@ -44,6 +44,7 @@ def test_shortened_demo_learns_and_reports_both_protocols_and_the_shuffle_ablati
         data,
         *SHORT,
         timeout=1800,
+        subprocess=True,  # the README's command as a user runs it
     )
     assert "Generating the synthetic dataset" in proc.stdout and "eta" in proc.stdout
     table = proc.stdout[proc.stdout.index("Test results") :]

@@ -10,8 +10,7 @@ import sys
 import pytest
 import yaml
 
-from tests.engine.test_run_net import run_opts
-from tests.helpers import load_tool, tiny_cfg, tiny_model
+from tests.helpers import load_tool, run_opts, tiny_cfg, tiny_model
 from vtn.engine.output_dir import (
     EXECUTION_KEYS,
     LOCK_NAME,

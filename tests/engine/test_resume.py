@@ -11,8 +11,7 @@ import time
 import pytest
 import torch
 
-from tests.engine.test_run_net import run_opts
-from tests.helpers import REPO, run_tool
+from tests.helpers import REPO, assert_same, run_opts, run_tool
 from vtn.engine.checkpoint import checkpoint_dir, list_checkpoints, load_checkpoint_file
 
 # dropout on, so that restoring the RNG state matters; workers on, so that their seeding matters
@@ -41,15 +40,6 @@ RESUME_OPTS = [
 def final_weights(out):
     data = load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_epoch_00003.pyth"))
     return data["model_state"], data["optimizer_state"]
-
-
-def assert_same(a, b, atol=0.0):
-    assert a.keys() == b.keys()
-    for k in a:
-        if atol == 0.0:
-            assert torch.equal(a[k], b[k]), k
-        else:
-            assert (a[k] - b[k]).abs().max() <= atol, k
 
 
 @pytest.mark.slow

@@ -8,32 +8,8 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import TINY_MODEL_OPTS, run_tool, synthetic_opts
+from tests.helpers import run_opts, run_tool
 from vtn.engine.checkpoint import checkpoint_dir, load_checkpoint_file
-
-
-def run_opts(synthetic_dir, output_dir, *extra):
-    opts = (
-        TINY_MODEL_OPTS
-        + synthetic_opts(synthetic_dir)
-        + [
-            "OUTPUT_DIR",
-            output_dir,
-            "SOLVER.MAX_EPOCH",
-            2,
-            "SOLVER.BASE_LR",
-            0.05,
-            "SOLVER.LR_POLICY",
-            "cosine",
-            "LOG_PERIOD",
-            1,
-            "TEST.FULL_VIDEO_FRAMES",
-            8,
-            "DATA.TRAIN_JITTER_SCALES",
-            [32, 40],
-        ]
-    )
-    return [str(o) if not isinstance(o, list) else json.dumps(o) for o in opts + list(extra)]
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,7 @@ import os
 import pytest
 import torch
 
-from tests.engine.test_resume import assert_same
-from tests.engine.test_run_net import run_opts
-from tests.helpers import run_tool
+from tests.helpers import assert_same, run_opts, run_tool
 from vtn.engine.checkpoint import checkpoint_dir, load_checkpoint_file
 
 # Deterministic steps: no dropout, a constant LR (one step of the steps policy, no warmup), no evaluation.

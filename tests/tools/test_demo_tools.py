@@ -5,8 +5,7 @@ import os
 import pytest
 from PIL import Image
 
-from tests.engine.test_run_net import run_opts
-from tests.helpers import run_tool
+from tests.helpers import run_opts, run_tool
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ def test_model_info_prints_parameters_and_gflops():
         "8",
         "VTN.NUM_LAYERS",
         "1",
+        subprocess=True,  # the real command line in a fresh interpreter: no warning at import time either
     )
     out = proc.stdout
     assert "Warning" not in proc.stderr, proc.stderr  # e.g. torch.jit.script's FutureWarning from fvcore

@@ -104,12 +104,17 @@ def synthetic_videos():
     return sorted(glob.glob(os.path.join(root, "videos", "train", "*.mp4")))
 
 
-def main():
+def build_parser():
+    """The command line of this benchmark (tests/test_docs.py parses the documented commands with it)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--videos", nargs="*", default=None, help="video files (default: the synthetic set)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--short-side", type=int, default=0, help="resize while converting (0: native size)")
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     paths = args.videos or synthetic_videos()
     decoder = PyAVDecoder()
     print(f"{len(paths)} videos; short side {args.short_side or 'native'}; median of {args.repeats} passes")

@@ -127,7 +127,8 @@ def epoch_times(cfg, repeats, warmup):
     return times, trainer.epoch_iters * cfg.TRAIN.BATCH_SIZE
 
 
-def main():
+def build_parser():
+    """The command line of this benchmark (tests/test_docs.py parses the documented commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--backbone", default="deit_small_patch16_224", help="timm backbone (random weights)")
     parser.add_argument("--size", type=int, default=112, help="frame crop size")
@@ -140,7 +141,11 @@ def main():
         default=os.path.join(REPO, "data_cache", "bench_feature_cache"),
         help="synthetic dataset folder (generated when missing)",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main():
+    args = build_parser().parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     import torch

@@ -318,7 +318,8 @@ def bench_throughput(args) -> None:
     )
 
 
-def main():
+def build_parser():
+    """The command line of this benchmark (tests/test_docs.py parses the documented commands with it)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("all", "memory", "throughput"), default="all")
     p.add_argument("--memory-cfg", default=TINY_CFG, help="model of the memory cases (default: the demo config)")
@@ -331,7 +332,11 @@ def main():
     p.add_argument("--video", help=argparse.SUPPRESS)
     p.add_argument("--fps", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides (KEY VALUE ...) for every model")
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     if args.child_memory:
         return child_memory(args)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared: timings are noisy)")

@@ -149,14 +149,19 @@ def capture_checks(models):
     return results
 
 
-def main():
+def build_parser():
+    """The command line of this benchmark (tests/test_docs.py parses the documented commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[17, 251, 1001, 4001, 16001])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (the figures get noisier)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--no-profile", action="store_true", help="skip the linear/attention time shares")
     parser.add_argument("--compile", action="store_true", help="also time ours under torch.compile (inductor)")
-    opts = parser.parse_args()
+    return parser
+
+
+def main():
+    opts = build_parser().parse_args()
     if opts.threads:
         torch.set_num_threads(opts.threads)
     repeats = QUICK_REPEATS if opts.quick else REPEATS

@@ -71,14 +71,19 @@ class StepRunner:
             raise RuntimeError("non-finite loss in the benchmark")
 
 
-def main():
+def build_parser():
+    """The command line of this benchmark (tests/test_docs.py parses the documented commands with it)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     p.add_argument("--batch", type=int, default=1, help="batch of the ViT-B and R50 rows")
     p.add_argument("--frames", type=int, default=16, help="frames of the ViT-B and R50 rows")
     p.add_argument("--repeats", type=int, default=0, help="timed steps (0: 10 tiny, 2 vitb, 3 r50)")
     p.add_argument("--warmup", type=int, default=1)
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
 
     import torch
 

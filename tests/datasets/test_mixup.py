@@ -71,14 +71,17 @@ def test_switch_prob_chooses_between_mixup_and_cutmix(switch_prob, cutmix):
     mix = VideoMixup(mixup_alpha=1.0, cutmix_alpha=1.0, switch_prob=switch_prob, label_smoothing=0.0, num_classes=4)
     seed_all(0)
     clips = constant_clips(2)
+    pasted = 0
     for _ in range(5):
         out, _ = mix(clips.clone(), torch.tensor([0, 1]))
         values = out[0].unique()
-        # mixup: one blended value; cutmix: the clip's own value and the pasted one (or only its own)
+        # mixup: one blended value; cutmix: the clip's own value and, where the box lies, the other clip's
         if cutmix:
             assert set(values.tolist()) <= {1.0, 2.0}
+            pasted += set(values.tolist()) == {1.0, 2.0}
         else:
             assert values.numel() == 1 and values.item() not in (1.0, 2.0)
+    assert not cutmix or pasted >= 3  # boxes were really pasted (a draw may clip one to nothing now and then)
 
 
 def test_prob_zero_leaves_frames_and_gives_exact_smoothed_targets():

@@ -25,7 +25,8 @@ def test_round_trip_of_every_state_item(tmp_path):
     cfg = tiny_cfg("OUTPUT_DIR", str(tmp_path))
     model, opt = trained_state(cfg)
     scaler = torch.amp.GradScaler("cpu", init_scale=512.0)
-    ema = ModelEMA(model, 0.9)
+    ema = ModelEMA(tiny_model(seed=5), 0.9)  # an average that differs from the model's weights
+    ema.update(model)
     random.seed(3), np.random.seed(3), torch.manual_seed(3)
     path = str(tmp_path / "c.pyth")
     ck.save_checkpoint(path, cfg, model, opt, scaler, ema, epoch=2, iteration=7, best_metric=55.5)
@@ -50,6 +51,10 @@ def test_round_trip_of_every_state_item(tmp_path):
     ema2 = ModelEMA(fresh, 0.9)
     ema2.load_state_dict(data["ema_state"])
     assert all(torch.equal(a, b) for a, b in zip(ema.state_dict().values(), ema2.state_dict().values()))
+    # the EMA saved is the average, not the weights saved again
+    assert any(
+        not torch.equal(data["ema_state"][k], v) for k, v in data["model_state"].items() if v.is_floating_point()
+    )
     random.seed(0), np.random.seed(0), torch.manual_seed(0)
     ck.restore_rng_state(data["rng_state"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected

@@ -245,3 +245,27 @@ def test_training_with_strong_augmentation_and_mixup(synthetic_dir, tmp_path):
     train = [s for s in stats if s["_type"] == "train_iter"]
     assert train and all(math.isfinite(s["loss"]) for s in train)
     assert "top1_err" not in train[0]  # soft targets: no hard-label accuracy during training
+
+
+def test_a_corrupt_training_and_test_video_are_counted_and_reported(synthetic_dir, tmp_path):
+    import shutil
+
+    from tests.datasets.bad_files import make_bad_files
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    good = next((data / "videos" / "train").glob("*.mp4"))
+    bad = make_bad_files(str(data / "bad"), str(good))
+    with open(data / "train.csv", "a") as f:
+        f.write(f"{os.path.relpath(bad['truncated'], data)} triangle\n")
+    with open(data / "test.csv", "a") as f:
+        f.write(f"{os.path.relpath(bad['not_a_video'], data)} stripes\n")
+    out = str(tmp_path / "out")
+    run_tool("run_net.py", *run_opts(str(data), out, "SOLVER.MAX_EPOCH", 3, "TRAIN.EVAL_PERIOD", 0))
+    stats = [json.loads(line) for line in open(os.path.join(out, "json_stats.log"))]
+    failures = sum(s["decode_failures"] for s in stats if s["_type"] == "train_epoch")
+    assert failures >= 1  # 13 videos, 3 epochs: the truncated one was drawn and replaced at least once
+    results = json.load(open(os.path.join(out, "test_results.json")))
+    assert (results["num_failed"], results["num_missing"], results["num_videos"], results["num_listed"]) == (1, 0, 6, 7)
+    rows = {os.path.basename(r["path"]): r for r in json.load(open(os.path.join(out, "predictions_multi_view.json")))}
+    assert rows["notes.mp4"]["status"] == "failed" and rows["notes.mp4"]["top5_ids"] == []

@@ -233,3 +233,33 @@ def test_a_killed_test_run_leaves_the_previous_results_whole_and_a_full_one_repl
         assert {p["checkpoint"] for p in json.loads((tmp_path / f"{name}.json").read_text())} == {"random weights"}
         assert (tmp_path / f"{name}.csv").read_text().splitlines()[0].endswith(",checkpoint")
     assert first[0]["checkpoint"] is None
+
+
+def test_multi_view_scores_are_the_sum_of_the_softmax_of_each_videos_six_views(synthetic_dir, tmp_path):
+    """2 clips x 3 crops: each video's score is the sum of the softmax of its 6 views, computed here view by view;
+    the headline top-1 is what the predictions file says."""
+    import torch
+
+    from tests.helpers import tiny_model
+    from vtn.datasets import build_dataset
+
+    cfg = tiny_cfg(*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(tmp_path), "TEST.ALLOW_RANDOM_INIT", True)
+    model = tiny_model("MODEL.NUM_CLASSES", 6, seed=3)
+    rows = run_test(cfg, model=model)
+    dataset = build_dataset(cfg, "test", "multi_view")
+    assert dataset.num_views == 6 and cfg.TEST.NUM_ENSEMBLE_VIEWS == 2 and cfg.TEST.NUM_SPATIAL_CROPS == 3
+    preds = json.loads((tmp_path / "predictions_multi_view.json").read_text())
+    with torch.no_grad():
+        for v, pred in enumerate(preds):
+            views = [dataset[v * 6 + k] for k in range(6)]
+            assert sorted((int(x["temporal_idx"]), int(x["spatial_idx"])) for x in views) == [
+                (t, s) for t in range(2) for s in range(3)
+            ]
+            frames = torch.stack([x["frames"] for x in views])
+            frame_idx = torch.stack([x["frame_idx"] for x in views])
+            summed = model(frames=frames, frame_idx=frame_idx).softmax(-1).sum(0)
+            top = (summed / 6).topk(5)
+            assert pred["top5_ids"] == top.indices.tolist()
+            assert pred["top5_scores"] == pytest.approx(top.values.tolist(), abs=1e-5)
+    top1 = 100.0 * sum(p["top5_ids"][0] == p["label"] for p in preds) / len(preds)
+    assert rows[0]["top1"] == pytest.approx(top1, abs=1e-3)  # the json keeps 4 decimals

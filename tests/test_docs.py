@@ -1,8 +1,8 @@
 """The documented commands cannot rot: every `python tools/...` and `python benchmarks/...` command in the docs
 names a script that exists and parses with that script's own command line, and (for tools that take a config)
 loads its config files and overrides; a doc of the list that is missing fails. Paths to data and checkpoints are
-not opened: the commands are checked, not run (the tools themselves are run at a tiny size by the tests under tests/tools/
-and tests/engine/, and the README's demo by tests/test_demo.py)."""
+not opened: the commands are checked, not run (the tools themselves are run at a tiny size by the tests under
+tests/tools/ and tests/engine/, and the README's demo by tests/test_demo.py)."""
 
 import os
 import re

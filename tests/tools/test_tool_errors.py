@@ -106,3 +106,28 @@ def test_an_import_that_cannot_be_loaded_is_one_line(tmp_path, capsys):
     code = run_main("model_info.py", "--import", tmp_path / "nope.py")
     err = one_line_error(capsys, "model_info")
     assert code == 2 and "--import" in err and "nope.py: cannot be imported" in err
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        "run_net.py",
+        "demo_net.py",
+        "model_info.py",
+        "check_dataset.py",
+        "extract_features.py",
+        "visualize_attention.py",
+        "make_synthetic_dataset.py",
+        "convert_checkpoint.py",
+        "submit.py",
+    ],
+)
+def test_a_missing_config_file_is_one_line_with_status_2(tool, tmp_path, capsys):
+    argv = ["--cfg", tmp_path / "missing.yaml"]
+    if tool == "convert_checkpoint.py":
+        argv += ["--input", "a.pyth", "--output", "b.pyth"]
+    if tool == "visualize_attention.py":
+        argv += ["--video", "a.mp4"]
+    code = run_main(tool, *argv)
+    err = one_line_error(capsys, tool[:-3])
+    assert code == 2 and "missing.yaml does not exist" in err

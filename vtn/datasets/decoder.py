@@ -110,7 +110,7 @@ class PyAVDecoder:
 
     # ------------------------------------------------------------------ helpers
     def _open(self, path: str):
-        import av
+        import av  # heavy (FFmpeg libraries): only when a video is opened
 
         _check_file(path)
         try:

@@ -169,7 +169,7 @@ def render_video(
 
 
 def encode_video(path: str, frames: np.ndarray, fps: int, codec: str = "mpeg4") -> None:
-    import av
+    import av  # heavy (FFmpeg libraries): only when videos are written
 
     height, width = frames.shape[1:3]
     with av.open(path, "w") as container:

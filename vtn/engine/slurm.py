@@ -25,7 +25,7 @@ class SlurmJob:
         self.port = port
 
     def _set_world_env(self) -> None:
-        import submitit
+        import submitit  # optional: SLURM jobs only (pip install -e ".[slurm]")
 
         env = submitit.JobEnvironment()
         os.environ["MASTER_ADDR"] = env.hostnames[0] if env.hostnames else "127.0.0.1"
@@ -41,7 +41,7 @@ class SlurmJob:
 
     def checkpoint(self):
         """Called by submitit on preemption/timeout: resubmit the same job; AUTO_RESUME continues it."""
-        import submitit
+        import submitit  # optional: SLURM jobs only
 
         return submitit.helpers.DelayedSubmission(SlurmJob(self.cfg, self.port))
 
@@ -57,7 +57,7 @@ def submit(
     cluster=None,
     extra_slurm: dict = None,
 ):
-    import submitit
+    import submitit  # optional: SLURM jobs only
 
     executor = submitit.AutoExecutor(folder=job_dir, cluster=cluster)
     params = dict(

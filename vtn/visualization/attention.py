@@ -75,7 +75,7 @@ def build_attention_figure(
     beyond, each thumbnail spans a group of consecutive cells and shows the frame of the group's middle cell.
     The x ticks, shared by the strip and the heatmap, are the video frame indices of the cells with a thumbnail.
     """
-    import matplotlib
+    import matplotlib  # heavy: imported only when a picture is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -173,7 +173,7 @@ def plot_attention(
 ) -> str:
     """Draw `build_attention_figure` to the PNG `output`; returns `output`."""
     drawn = build_attention_figure(prediction, title, heads, layer, thumbnails, thumb_height)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: as above
 
     try:
         os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)

@@ -59,7 +59,7 @@ def _marker(points: int, always: bool = False, shape: str = "o") -> dict:
 
 def build_figure(logs: Sequence[str], labels: list[str] | None = None, title: str = ""):
     """The figure of `plot_curves`, not saved (the caller closes it): axes accuracy, loss and learning rate."""
-    import matplotlib
+    import matplotlib  # heavy: imported only when a picture is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -109,7 +109,7 @@ def build_figure(logs: Sequence[str], labels: list[str] | None = None, title: st
 def plot_curves(logs: Sequence[str], output: str, labels: list[str] | None = None, title: str = "") -> str:
     """Draw `build_figure` of the logs to the PNG `output`; returns `output`."""
     fig = build_figure(logs, labels, title)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: as above
 
     try:
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

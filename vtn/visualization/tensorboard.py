@@ -5,7 +5,7 @@ import os
 
 class TensorboardWriter:
     def __init__(self, cfg):
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional: loads tensorboard only when on
 
         log_dir = cfg.TENSORBOARD.LOG_DIR or os.path.join(cfg.OUTPUT_DIR, "tensorboard")
         self.writer = SummaryWriter(log_dir=log_dir)

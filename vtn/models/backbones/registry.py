@@ -18,7 +18,7 @@ BACKBONE_REGISTRY.__doc__ = "Builders `f(cfg) -> nn.Module` of per-frame feature
 
 @functools.lru_cache(maxsize=1)
 def _timm_names() -> frozenset:
-    import timm
+    import timm  # heavy (seconds): only when a name must be looked up
 
     return frozenset(timm.list_models())
 
@@ -61,7 +61,7 @@ def backbone_weights(name: str) -> str:
         name = getattr(BACKBONE_REGISTRY.get(name), "timm_name", name)
     if "." in name:
         return name
-    from timm.models import get_pretrained_cfg
+    from timm.models import get_pretrained_cfg  # heavy: as above
 
     pretrained = get_pretrained_cfg(name)
     return f"{name}.{pretrained.tag}" if pretrained is not None and pretrained.tag else name
@@ -81,7 +81,7 @@ def create_timm_backbone(cfg, timm_name: str) -> nn.Module:
     Weights: `VTN.PRETRAINED_PATH` (a local file) when set, else timm's hub when `VTN.PRETRAINED`. Stochastic
     depth: `VTN.DROP_PATH_RATE` (active in train mode only).
     """
-    import timm
+    import timm  # heavy: only when a backbone is built
 
     kwargs = dict(cfg.VTN.BACKBONE_KWARGS)
     if cfg.VTN.DROP_PATH_RATE > 0:

@@ -17,22 +17,18 @@ Global tokens must be among the first `num_global` tokens (1: the [CLS] token, w
 token there may also be local or padding in some rows. This keeps every shape static (no data-dependent
 gather of global positions), which is what makes the module exportable.
 
-How the work is kept small:
+How the work is kept small (the measurements: benchmarks/README.md, "Temporal encoder"):
 
 - local attention runs over blocks of `block` (c >= h) queries, each against the three key blocks around
-  it, in a block-major layout where those are strided views (no per-block copy of a key window), or as
-  one dense masked product when the sequence is short;
-- the global attention of the few global queries is computed without projecting every token through
-  `key_global` and `value_global`: by associativity, q . (W_k x + b_k) = (W_k^T q) . x + q . b_k, and
-  sum_j p_j (W_v x_j + b_v) = W_v (sum_j p_j x_j) + (sum_j p_j) b_v, per head. That takes two of the
-  seven (D x D) projections per token out of the layer;
+  it, in a block-major layout where those are strided views, or as one dense masked product when the
+  sequence is short;
+- the global attention of the few global queries does not project every token through `key_global` and
+  `value_global`: by associativity, q . (W_k x + b_k) = (W_k^T q) . x + q . b_k, and
+  sum_j p_j (W_v x_j + b_v) = W_v (sum_j p_j x_j) + (sum_j p_j) b_v, per head;
 - with VTN.UNIFORM_ATTENTION the scores are all zero, so queries and keys are not computed at all;
 - on the CPU a long sequence goes through each layer in near-equal chunks of tokens (each chunk's local
-  attention also sees h tokens of its neighbours), so that no activation exceeds CHUNK_BYTES. glibc gives
-  every block above its mmap threshold (at most 32 MB) fresh pages, which the kernel faults in and zeroes
-  at every allocation: at 16,001 tokens (ViT-B sizes) whole-sequence activations made it fault in 11 GB per
-  forward+backward, a fifth of the time; in chunks it is under 1 GB (benchmarks/temporal_encoder.py). On
-  other devices (caching allocators) the sequence stays in one piece.
+  attention also sees h tokens of its neighbours) so that no activation exceeds CHUNK_BYTES; on other devices
+  (caching allocators) it stays in one piece.
 """
 
 import math
@@ -53,9 +49,7 @@ from vtn.models.temporal_encoders.base import (
 
 # Sequences up to this many tokens use one dense (L x L) masked attention; longer ones are blocked.
 DENSE_MAX_TOKENS = 96
-# On the CPU a long sequence goes through the layers in chunks whose activations stay under this size
-# (16 MB: 1,365 tokens at FFN 3,072), below glibc's mmap threshold (at most 32 MB): they come from reused
-# heap memory instead of fresh pages that the kernel must fault in and zero at every allocation.
+# On the CPU a long sequence goes through each layer in chunks whose activations stay under this many bytes.
 CHUNK_BYTES = 16 * 2**20
 
 

@@ -11,6 +11,24 @@ from tests.helpers import REPO, TINY_MODEL_OPTS, load_tool, tiny_cfg, tiny_model
 TOOLS = sorted(n for n in os.listdir(os.path.join(REPO, "tools")) if n.endswith(".py"))
 
 
+# the tools that take the shared `--cfg FILE [KEY VALUE ...]`, and the flags each one requires besides
+CONFIG_TOOLS = [
+    "run_net.py",
+    "demo_net.py",
+    "model_info.py",
+    "check_dataset.py",
+    "extract_features.py",
+    "visualize_attention.py",
+    "make_synthetic_dataset.py",
+    "convert_checkpoint.py",
+    "submit.py",
+]
+REQUIRED = {
+    "convert_checkpoint.py": ["--input", "a.pyth", "--output", "b.pyth"],
+    "visualize_attention.py": ["--video", "a.mp4"],
+}
+
+
 def run_main(tool, *argv):
     """The exit status of `tools/<tool> argv` run in-process."""
     with pytest.raises(SystemExit) as e:
@@ -77,27 +95,9 @@ def test_convert_to_release_of_a_model_without_a_position_table_is_one_line(tmp_
     assert isinstance(torch.load(str(tmp_path / "fixed.pyth"), weights_only=True), dict)
 
 
-@pytest.mark.parametrize(
-    "tool",
-    [
-        "run_net.py",
-        "demo_net.py",
-        "model_info.py",
-        "check_dataset.py",
-        "extract_features.py",
-        "visualize_attention.py",
-        "make_synthetic_dataset.py",
-        "convert_checkpoint.py",
-        "submit.py",
-    ],
-)
+@pytest.mark.parametrize("tool", CONFIG_TOOLS)
 def test_a_bad_config_key_is_one_line_with_status_2(tool, capsys):
-    argv = ["VTN.NUM_LAYRS", 2]
-    if tool == "convert_checkpoint.py":
-        argv += ["--input", "a.pyth", "--output", "b.pyth"]
-    if tool == "visualize_attention.py":
-        argv += ["--video", "a.mp4"]
-    code = run_main(tool, *argv)
+    code = run_main(tool, "VTN.NUM_LAYRS", 2, *REQUIRED.get(tool, []))
     err = one_line_error(capsys, tool[:-3])
     assert code == 2 and "unknown config key VTN.NUM_LAYRS" in err and "'VTN.NUM_LAYERS'" in err
 
@@ -108,26 +108,8 @@ def test_an_import_that_cannot_be_loaded_is_one_line(tmp_path, capsys):
     assert code == 2 and "--import" in err and "nope.py: cannot be imported" in err
 
 
-@pytest.mark.parametrize(
-    "tool",
-    [
-        "run_net.py",
-        "demo_net.py",
-        "model_info.py",
-        "check_dataset.py",
-        "extract_features.py",
-        "visualize_attention.py",
-        "make_synthetic_dataset.py",
-        "convert_checkpoint.py",
-        "submit.py",
-    ],
-)
+@pytest.mark.parametrize("tool", CONFIG_TOOLS)
 def test_a_missing_config_file_is_one_line_with_status_2(tool, tmp_path, capsys):
-    argv = ["--cfg", tmp_path / "missing.yaml"]
-    if tool == "convert_checkpoint.py":
-        argv += ["--input", "a.pyth", "--output", "b.pyth"]
-    if tool == "visualize_attention.py":
-        argv += ["--video", "a.mp4"]
-    code = run_main(tool, *argv)
+    code = run_main(tool, "--cfg", tmp_path / "missing.yaml", *REQUIRED.get(tool, []))
     err = one_line_error(capsys, tool[:-3])
     assert code == 2 and "missing.yaml does not exist" in err

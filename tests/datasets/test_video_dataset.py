@@ -1,5 +1,6 @@
 import logging
 import os
+import shutil
 
 import pytest
 import torch
@@ -104,9 +105,18 @@ def _dataset_with_bad_files(synthetic_dir, tmp_path, split, *opts):
     cfg = cfg_for(synthetic_dir, *opts)
     good = build_dataset(cfg, "train")
     files = make_bad_files(str(tmp_path), good.paths[0])
-    kinds = ["missing", "zero_byte", "truncated", "not_a_video", "no_video_stream"]
-    paths = [files[k] for k in kinds] + [files["copy_of_good"]]
-    return VideoDataset(cfg, split, "train_clip" if split == "train" else "full_video", paths, [0] * 6, None), kinds
+    vanished = os.path.join(str(tmp_path), "vanished.mp4")
+    shutil.copyfile(good.paths[0], vanished)
+    kinds = ["vanished", "zero_byte", "truncated", "not_a_video", "no_video_stream"]
+    files["vanished"] = vanished
+    paths = [files["missing"]] + [files[k] for k in kinds] + [files["copy_of_good"]]
+    protocol = "train_clip" if split == "train" else "full_video"
+    ds = VideoDataset(cfg, split, protocol, paths, [0] * 6 + [1], None)
+    # a listed video that is not on disk is left out and counted, never decoded
+    assert ds.missing == [files["missing"]] and ds.missing_labels == [0] and ds.num_listed == 7
+    assert ds.paths == paths[1:] and ds.num_videos == 6 and ds.labels == [0] * 5 + [1]
+    os.remove(vanished)  # gone after the dataset was built: fails to decode like a broken file
+    return ds, kinds
 
 
 def test_training_replaces_bad_videos_and_counts_them(synthetic_dir, tmp_path, caplog):

@@ -118,6 +118,8 @@ _C.DATA.PATH_LABEL_SEPARATOR = " "
 # File mapping class names to ids (json {name: id} or one name per line); empty: labels are integers or
 # the dataset's own class list.
 _C.DATA.CLASS_INDEX_FILE = ""
+# Which official split (1-3) of UCF101 and HMDB51 to train and test on.
+_C.DATA.SPLIT_ID = 1
 # Registered video decoder.
 _C.DATA.DECODING_BACKEND = "pyav"
 # Frames per training / multi-view clip.
@@ -134,8 +136,9 @@ _C.DATA.SHORT_VIDEO_MODE = "clamp"
 _C.DATA.TRAIN_JITTER_SCALES = [256, 320]
 # Training crop size (square).
 _C.DATA.TRAIN_CROP_SIZE = 224
-# Random horizontal flip of the whole training clip.
-_C.DATA.RANDOM_FLIP = True
+# Random horizontal flip of the whole training clip: True, False, or None for the dataset's default (on, except
+# for ssv2, whose classes tell left from right: a flipped "pushing something from left to right" is another class).
+_C.DATA.RANDOM_FLIP = None
 # Test short-side scale.
 _C.DATA.TEST_SCALE = 256
 # Test crop size (square).

@@ -40,8 +40,14 @@ def _parse_bool(value: str) -> Optional[bool]:
 
 def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
     """`value` converted to the type of `default`, or a ConfigError naming the key."""
-    if default is None or value is None:
+    if value is None:
         return value
+    if (
+        default is None
+    ):  # a key that takes None or a value (e.g. DATA.RANDOM_FLIP): words as the command line gives them
+        if isinstance(value, str) and value.lower() in ("none", "null", "~"):
+            return None
+        return _parse_bool(value) if isinstance(value, str) and _parse_bool(value) is not None else value
     expected = type(default)
     if isinstance(value, tuple):
         value = list(value)

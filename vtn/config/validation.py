@@ -83,6 +83,12 @@ RULES: list[tuple[str, Callable, Callable]] = [
         lambda v, c: len(v) >= 1 and len(set(v)) == len(v) and all(p in TEST_PROTOCOL_NAMES for p in v),
         lambda c: f"a list of different test protocols, the headline first, each of {', '.join(TEST_PROTOCOL_NAMES)}",
     ),
+    ("DATA.SPLIT_ID", lambda v, c: v in (1, 2, 3), lambda c: "1, 2 or 3 (the official splits of UCF101 and HMDB51)"),
+    (
+        "DATA.RANDOM_FLIP",
+        lambda v, c: v is None or isinstance(v, bool),
+        lambda c: "True, False, or None for the dataset's default (off for ssv2, on for the others)",
+    ),
     ("DATA.NUM_FRAMES", _positive, lambda c: "an integer >= 1"),
     ("DATA.SAMPLING_RATE", _positive, lambda c: "an integer >= 1"),
     ("DATA.TARGET_FPS", _positive, lambda c: "a frame rate > 0"),

@@ -1,6 +1,17 @@
-"""Data: decoding, temporal sampling, spatial transforms, datasets (kinetics, mit, synthetic) and loaders."""
+"""Data: decoding, temporal sampling, spatial transforms, datasets (kinetics, mit, ucf101, hmdb51, ssv2, class
+folders, synthetic) and loaders."""
 
-from vtn.datasets import augment, features, kinetics, mit, synthetic  # noqa: F401  (register datasets and checks)
+from vtn.datasets import (  # noqa: F401  (register datasets and checks)
+    augment,
+    features,
+    folder,
+    hmdb51,
+    kinetics,
+    mit,
+    ssv2,
+    synthetic,
+    ucf101,
+)
 from vtn.datasets.build import (
     DATASET_REGISTRY,
     EpochSampler,

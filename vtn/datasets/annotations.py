@@ -74,10 +74,24 @@ def parse_label(text: str, mapping: Optional[dict[str, int]], where: str) -> int
     return mapping[text]
 
 
+def split_path_label(line: str, separator: str, mapping: Optional[dict[str, int]]) -> list[str]:
+    """[path, label] of one line: the longest run of last fields that is a class name of `mapping` (Kinetics
+    class names such as "air drumming" contain the default separator), else the last field."""
+    sep = separator if separator.strip() else None
+    if mapping:
+        for k in range(line.strip().count(separator if sep else " "), 1, -1):
+            parts = line.rsplit(sep, k)
+            label = (separator if sep else " ").join(p.strip() for p in parts[1:])
+            if len(parts) == k + 1 and parts[0].strip() and label in mapping:
+                return [parts[0], label]
+    return line.rsplit(sep, 1)
+
+
 def read_path_label_csv(
     path: str, separator: str = " ", mapping: Optional[dict[str, int]] = None
 ) -> tuple[list[str], list[int]]:
-    """PySlowFast's `path label` lines (the label is the last field; paths may contain the separator)."""
+    """PySlowFast's `path label` lines (the label is the last field, or a class name with the separator in it;
+    paths may contain the separator)."""
     if not g_pathmgr.isfile(path):
         raise AnnotationError(f"annotation file {path} does not exist")
     paths, labels = [], []
@@ -87,7 +101,7 @@ def read_path_label_csv(
             if not line.strip():
                 continue
             where = f"{path}, line {lineno}"
-            parts = line.rsplit(separator, 1) if separator.strip() else line.rsplit(None, 1)
+            parts = split_path_label(line, separator, mapping)
             if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
                 raise AnnotationError(
                     f"{where}: expected 'path{separator}label' (DATA.PATH_LABEL_SEPARATOR = {separator!r}), "

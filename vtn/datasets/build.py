@@ -10,6 +10,7 @@ Validation and test shards are `rank::world` of the list without padding, so no 
 """
 
 import logging
+import os
 import random
 from collections.abc import Iterator
 from typing import Optional
@@ -22,6 +23,8 @@ from torch.utils.data import DataLoader, Sampler
 from vtn.config import register_choices
 from vtn.datasets.sampling import PROTOCOLS
 from vtn.utils.errors import DatasetError
+from vtn.utils.files import atomic_write
+from vtn.utils.logging import log_once
 from vtn.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -136,6 +139,31 @@ class EpochSampler(Sampler):
         return len(range(self.rank, total, self.world))
 
 
+def missing_videos_file(output_dir: str, split: str) -> str:
+    return os.path.join(output_dir, f"missing_videos_{split}.txt")
+
+
+def report_missing(dataset, output_dir: str) -> None:
+    """One log line for the listed videos of a split that are not on disk (left out of the dataset), and (the
+    master process, when there is an OUTPUT_DIR) their list in OUTPUT_DIR/missing_videos_<split>.txt."""
+    missing = getattr(dataset, "missing", [])
+    if not missing:
+        return
+    where = ""
+    if output_dir:
+        path = missing_videos_file(output_dir, dataset.split)
+        where = f" (listed in {path})"
+        if _world()[0] == 0:
+            os.makedirs(output_dir, exist_ok=True)
+            atomic_write(path, lambda f: f.write("".join(p + "\n" for p in missing)), binary=False)
+    log_once(
+        logger,
+        logging.WARNING,
+        f"{len(missing)} of the {dataset.num_listed} videos listed for the {dataset.split} split are not on disk "
+        f"and are left out{where}, e.g. {missing[0]}",
+    )
+
+
 def _seed_worker(worker_id: int) -> None:
     """Each worker's own generators differ and are reproducible (items use their own seeds anyway)."""
     seed = torch.initial_seed() % 2**32
@@ -145,6 +173,7 @@ def _seed_worker(worker_id: int) -> None:
 
 def build_loader(cfg, split: str, protocol: Optional[str] = None) -> DataLoader:
     dataset = build_dataset(cfg, split, protocol)
+    report_missing(dataset, cfg.OUTPUT_DIR)
     rank, world = _world()
     total = cfg.TRAIN.BATCH_SIZE if split == "train" else cfg.TEST.BATCH_SIZE
     key = "TRAIN.BATCH_SIZE" if split == "train" else "TEST.BATCH_SIZE"

@@ -294,7 +294,7 @@ def build_synthetic(cfg, split: str, protocol: str) -> VideoDataset:
         cfg.defrost()
         cfg.DATA.CLASS_INDEX_FILE = "classes.json"
         cfg.freeze()
-    paths, labels, names = read_kinetics_layout(cfg, split)
+    paths, labels, names, _ = read_kinetics_layout(cfg, split)
     dataset = VideoDataset(cfg, split, protocol, paths, labels, names)
     order = order_class_ids(names)
     dataset.class_groups = {

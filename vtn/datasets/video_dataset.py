@@ -9,6 +9,10 @@ The same item is therefore the same whatever the number of workers or processes,
 middle of an epoch sees exactly the clips of an uninterrupted one. The sampler passes `(index, epoch, draw)`
 keys; `draw` numbers the copies of an index under repeated augmentation (DATA_LOADER.REPEATED_AUG).
 
+Missing videos: a listed video that is not on disk (found exactly, or by a case-insensitive match of its path,
+see files.py) is left out of `paths` and kept in `missing` (with `missing_labels`), so that it is counted, never
+decoded; `num_listed` counts both.
+
 Bad videos: a video that fails to decode is logged with its path and reason and counted. Training and
 validation draw another video (up to DATA_LOADER.NUM_RETRIES times); testing returns the item with
 `ok = False` so that the video is reported as failed.
@@ -27,6 +31,7 @@ from vtn.datasets import sampling, transforms
 from vtn.datasets.annotations import check_label_range
 from vtn.datasets.augment import build_train_augmentations
 from vtn.datasets.decoder import VideoDecodeError, VideoInfo, build_decoder
+from vtn.datasets.files import locate_videos
 from vtn.utils.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -95,6 +100,7 @@ class VideoDataset(torch.utils.data.Dataset):
         paths: list[str],
         labels: list[int],
         class_names: Optional[list[str]] = None,
+        ignored_files: int = 0,
     ):
         if protocol not in sampling.PROTOCOLS:
             raise ValueError(f"protocol must be one of {sampling.PROTOCOLS}, got {protocol!r}")
@@ -103,9 +109,25 @@ class VideoDataset(torch.utils.data.Dataset):
         self.cfg = cfg
         self.split = split
         self.protocol = protocol
-        self.paths = list(paths)
-        self.labels = list(labels)
+        self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR  # paths are reported relative to it
+        check_label_range(list(paths), list(labels), cfg.MODEL.NUM_CLASSES, split)
+        self.num_listed = len(paths)
+        found, missing = locate_videos(list(paths), self.data_root)
+        self.missing = [paths[i] for i in missing]
+        self.missing_labels = [labels[i] for i in missing]
+        self.paths = [p for p in found if p is not None]
+        self.labels = [lab for p, lab in zip(found, labels) if p is not None]
+        if not self.paths:
+            raise DatasetError(
+                f"none of the {len(paths)} videos of the {split} split is on disk (e.g. {paths[0]}): check "
+                "DATA.PATH_TO_DATA_DIR and DATA.PATH_PREFIX"
+            )
+        # Files of the dataset's folders that are not videos (by extension): ignored, counted, never decoded.
+        self.ignored_files = ignored_files
         self.class_names = class_names
+        # Horizontal flip of training clips when DATA.RANDOM_FLIP is None (datasets whose classes are about
+        # left and right, such as Something-Something, set it False).
+        self.default_flip = True
         # Named groups of class ids that the test report summarises (e.g. the synthetic order-dependent classes).
         self.class_groups: dict[str, list[int]] = {}
         # What to tell a training run that starts from scratch (no resume, no TRAIN.CHECKPOINT_FILE_PATH), if
@@ -122,8 +144,6 @@ class VideoDataset(torch.utils.data.Dataset):
         if protocol == "train_clip" and cfg.AUG.ENABLE:
             self.before_normalize, self.after_normalize = build_train_augmentations(cfg)
         self._info: dict[str, VideoInfo] = {}
-        self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR  # paths are reported relative to it
-        check_label_range(self.paths, self.labels, cfg.MODEL.NUM_CLASSES, split)
 
     def __len__(self) -> int:
         return self.num_videos * self.num_views
@@ -131,6 +151,12 @@ class VideoDataset(torch.utils.data.Dataset):
     def is_missing(self, video_idx: int) -> bool:
         """Whether a listed video is not on disk (reported apart from videos that fail to decode)."""
         return not g_pathmgr.exists(self.paths[video_idx])
+
+    @property
+    def random_flip(self) -> bool:
+        """Whether training clips are flipped: DATA.RANDOM_FLIP, or the dataset's default when it is None."""
+        flip = self.cfg.DATA.RANDOM_FLIP
+        return self.default_flip if flip is None else bool(flip)
 
     def check_model(self, model) -> None:
         """Called by the engine before a run: a dataset whose items need a particular model says so here
@@ -159,7 +185,7 @@ class VideoDataset(torch.utils.data.Dataset):
         d = self.cfg.DATA
         if self.protocol == "train_clip":
             return transforms.train_params(
-                info.width, info.height, d.TRAIN_JITTER_SCALES, d.TRAIN_CROP_SIZE, d.RANDOM_FLIP, rng
+                info.width, info.height, d.TRAIN_JITTER_SCALES, d.TRAIN_CROP_SIZE, self.random_flip, rng
             )
         crops = self.cfg.TEST.NUM_SPATIAL_CROPS if self.protocol == "multi_view" else 1
         return transforms.test_params(info.width, info.height, d.TEST_SCALE, d.TEST_CROP_SIZE, spatial_idx, crops)

@@ -17,9 +17,9 @@ from vtn.engine import distributed as du
 from vtn.engine.aggregation import VideoAggregator
 from vtn.engine.distributed import unwrap
 from vtn.engine.inputs import model_inputs
-from vtn.engine.meters import format_eta
 from vtn.models.vtn import shuffled_frame_order
 from vtn.utils.files import atomic_write, write_json_atomic
+from vtn.utils.logging import format_eta
 from vtn.utils.metrics import group_accuracy, per_class_accuracy, topk_correct
 
 logger = logging.getLogger(__name__)
@@ -81,14 +81,18 @@ def run_inference(
 
 
 def compute_metrics(
-    result: dict[str, torch.Tensor], num_classes: int, is_missing: Optional[Callable[[int], bool]] = None
+    result: dict[str, torch.Tensor],
+    num_classes: int,
+    is_missing: Optional[Callable[[int], bool]] = None,
+    left_out: int = 0,
 ) -> dict:
     """Accuracy (percent) that cannot flatter: over the videos scored, and over every listed video.
 
-    `is_missing(v)` says whether listed video v is not on disk (asked only of videos that were not scored);
-    such videos are counted apart from undecodable ones. `top1`/`top5`/`mean_class_acc` are over the scored
-    videos; `top1_listed`/`top5_listed` count every missing or failed video as wrong. The masks `scored` and
-    `missing` (V,) say which video was which.
+    `is_missing(v)` says whether video v of the result is not on disk (asked only of videos that were not
+    scored); such videos are counted apart from undecodable ones. `left_out` listed videos were not on disk when
+    the dataset was built and are not in the result: they count as listed and missing.
+    `top1`/`top5`/`mean_class_acc` are over the scored videos; `top1_listed`/`top5_listed` count every missing
+    or failed video as wrong. The masks `scored` and `missing` (V,) say which video of the result was which.
     """
     failed = result["failed"]
     unseen = (result["views"] == 0) & ~failed
@@ -101,7 +105,7 @@ def compute_metrics(
     )
     good = ~not_scored
     scores, labels = result["scores"][good], result["labels"][good]
-    n, listed = int(good.sum()), int(len(failed))
+    n, listed = int(good.sum()), int(len(failed)) + left_out
     hits = topk_correct(scores, labels, (1, 5)) if n else {1: torch.tensor(0), 5: torch.tensor(0)}
     per_class = per_class_accuracy(scores.argmax(1), labels, num_classes) if n else {}
     present = [v for v in per_class.values() if v is not None]
@@ -112,13 +116,19 @@ def compute_metrics(
         "top1_listed": 100.0 * float(hits[1]) / max(listed, 1),
         "top5_listed": 100.0 * float(hits[5]) / max(listed, 1),
         "num_listed": listed,
-        "num_missing": int(missing.sum()),
+        "num_missing": int(missing.sum()) + left_out,
         "num_failed": int((not_scored & ~missing).sum()),
         "num_videos": n,
         "per_class_top1": per_class,
         "scored": good,
         "missing": missing,
     }
+
+
+def dataset_metrics(result: dict[str, torch.Tensor], dataset, num_classes: int) -> dict:
+    """compute_metrics of a dataset's result: its missing videos, left out when it was built or gone since,
+    count as listed and missing."""
+    return compute_metrics(result, num_classes, dataset.is_missing, len(getattr(dataset, "missing", [])))
 
 
 def _relative(path: str, root: str) -> str:
@@ -208,6 +218,20 @@ def write_predictions(
                 "top5_ids": ids,
                 "top5_names": [names[i] if names else str(i) for i in ids],
                 "top5_scores": [round(float(s), 6) for s in top.values[v]] if ids else [],
+                "checkpoint": checkpoint or "random weights",
+            }
+        )
+    for path, label in zip(getattr(dataset, "missing", []), getattr(dataset, "missing_labels", [])):
+        records.append(
+            {
+                "path": path,
+                "label": int(label),
+                "label_name": names[label] if names else str(label),
+                "status": "missing",
+                "failed": True,
+                "top5_ids": [],
+                "top5_names": [],
+                "top5_scores": [],
                 "checkpoint": checkpoint or "random weights",
             }
         )

@@ -43,10 +43,10 @@ from vtn.engine import distributed as du
 from vtn.engine.checkpoint import atomic_save, load_checkpoint_file, load_weights
 from vtn.engine.convert import to_vtn_state
 from vtn.engine.distributed import unwrap
-from vtn.engine.meters import format_eta
 from vtn.engine.streaming import VideoPredictor, frame_indices
 from vtn.models import build_model
 from vtn.utils.files import remove_temporaries, write_json_atomic
+from vtn.utils.logging import format_eta
 from vtn.utils.rng import seed_everything
 
 logger = logging.getLogger(__name__)
@@ -203,6 +203,9 @@ def extract_split(cfg, predictor: VideoPredictor, split: str) -> dict[str, int]:
                 per_video,
                 format_eta(per_video * (counts["videos"] - i - 1)),
             )
+    for path, label in zip(getattr(dataset, "missing", []), getattr(dataset, "missing_labels", [])):
+        entries.append({"path": path, "label": int(label), "file": None, "error": "not on disk", "missing": True})
+        counts["failed"] += 1
     index = {
         "split": split,
         "source_dataset": name,

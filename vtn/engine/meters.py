@@ -1,7 +1,6 @@
 """Training meters: loss, accuracy, decode failures and times of the steps, kept on the device and reduced
 over processes once per log line (one host sync), and the log line's format."""
 
-import datetime
 import logging
 import time
 from typing import Optional
@@ -9,13 +8,10 @@ from typing import Optional
 import torch
 
 from vtn.engine import distributed as du
+from vtn.utils.logging import format_eta
 from vtn.utils.metrics import topk_correct
 
 logger = logging.getLogger(__name__)
-
-
-def format_eta(seconds: float) -> str:
-    return str(datetime.timedelta(seconds=int(max(seconds, 0))))
 
 
 class TrainMeter:

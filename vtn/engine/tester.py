@@ -20,8 +20,8 @@ from vtn.engine.checkpoint import (
 from vtn.engine.convert import to_vtn_state
 from vtn.engine.distributed import unwrap
 from vtn.engine.evaluator import (
-    compute_metrics,
     dataset_fingerprint,
+    dataset_metrics,
     public_results,
     results_table,
     run_inference,
@@ -127,7 +127,7 @@ def test_run(
     result = run_inference(
         model, loader, cfg, device, desc=f"test {name}", shuffle_seed=cfg.RNG_SEED if shuffled else None
     )
-    metrics = compute_metrics(result, cfg.MODEL.NUM_CLASSES, dataset.is_missing)
+    metrics = dataset_metrics(result, dataset, cfg.MODEL.NUM_CLASSES)
     scored = metrics["scored"].tolist()
     fingerprint = dataset_fingerprint(
         [p for p, ok in zip(dataset.paths, scored) if ok],

@@ -32,7 +32,7 @@ from vtn.engine.checkpoint import (
 from vtn.engine.convert import to_vtn_state
 from vtn.engine.distributed import unwrap
 from vtn.engine.ema import ModelEMA
-from vtn.engine.evaluator import autocast_for, compute_metrics, run_inference
+from vtn.engine.evaluator import autocast_for, dataset_metrics, run_inference
 from vtn.engine.hooks import HOOK_REGISTRY, EvalHook, LRScheduler, MetricsWriter, PeriodicCheckpointer
 from vtn.engine.inputs import model_inputs
 from vtn.engine.losses import build_loss
@@ -180,7 +180,7 @@ class Trainer(TrainerBase):
 
         def evaluate(model):
             result = run_inference(model, loader, cfg, self.device, desc="val")
-            return compute_metrics(result, cfg.MODEL.NUM_CLASSES, loader.dataset.is_missing), loader.dataset.protocol
+            return dataset_metrics(result, loader.dataset, cfg.MODEL.NUM_CLASSES), loader.dataset.protocol
 
         return evaluate
 

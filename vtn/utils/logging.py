@@ -1,6 +1,7 @@
 """Logging: human lines on stdout (and OUTPUT_DIR/stdout.log) from the master process, JSON lines in
 OUTPUT_DIR/json_stats.log. Other processes only report warnings and errors."""
 
+import datetime
 import logging
 import os
 import sys
@@ -102,3 +103,19 @@ def read_json_stats(path: str) -> list:
             except ValueError:
                 continue
     return records
+
+
+_LOGGED_ONCE: set[tuple[str, str]] = set()
+
+
+def log_once(logger: logging.Logger, level: int, message: str) -> None:
+    """Log `message` the first time this process sees it (a fact about the data, e.g. which split stands in for
+    another, that every build of a dataset would otherwise repeat)."""
+    if (logger.name, message) not in _LOGGED_ONCE:
+        _LOGGED_ONCE.add((logger.name, message))
+        logger.log(level, message)
+
+
+def format_eta(seconds: float) -> str:
+    """Seconds as H:MM:SS for progress lines."""
+    return str(datetime.timedelta(seconds=int(max(seconds, 0))))

@@ -1,0 +1,49 @@
+"""A dataset of class folders, DATA.PATH_TO_DATA_DIR =
+
+    train/<class>/<video>     any depth below the class folder; files that are not videos are ignored
+    val/<class>/<video>
+    test/<class>/<video>      optional: without it the test split reads val/
+
+Class ids are the class folder names of train/ sorted, unless DATA.CLASS_INDEX_FILE gives them; val/ and
+test/ may lack a class, not have one that train/ has not.
+"""
+
+import logging
+import os
+
+from vtn.datasets.annotations import class_names_from, read_class_index
+from vtn.datasets.build import DATASET_REGISTRY
+from vtn.datasets.files import class_folders, videos_of_class_folders
+from vtn.datasets.video_dataset import VideoDataset
+from vtn.utils.errors import DatasetError
+from vtn.utils.logging import log_once
+
+logger = logging.getLogger(__name__)
+
+
+def folder_classes(cfg) -> list[str]:
+    if cfg.DATA.CLASS_INDEX_FILE:
+        path = cfg.DATA.CLASS_INDEX_FILE
+        path = path if os.path.isabs(path) else os.path.join(cfg.DATA.PATH_TO_DATA_DIR, path)
+        return class_names_from(read_class_index(path))
+    return class_folders(os.path.join(cfg.DATA.PATH_TO_DATA_DIR, "train"))
+
+
+@DATASET_REGISTRY.register_as("folder")
+def build_folder(cfg, split: str, protocol: str) -> VideoDataset:
+    root = cfg.DATA.PATH_TO_DATA_DIR
+    if not root:
+        raise DatasetError("DATA.PATH_TO_DATA_DIR is empty: set it to the folder with train/<class>/ and val/<class>/")
+    folder = split
+    if split == "test" and not os.path.isdir(os.path.join(root, "test")):
+        log_once(
+            logger, logging.INFO, f"{os.path.join(root, 'test')} does not exist: testing on {os.path.join(root, 'val')}"
+        )
+        folder = "val"
+    classes = folder_classes(cfg)
+    paths, labels, ignored = videos_of_class_folders(os.path.join(root, folder), classes)
+    if not paths:
+        raise DatasetError(f"{os.path.join(root, folder)} holds no video files (by extension) in its class folders")
+    if ignored:
+        log_once(logger, logging.INFO, f"{os.path.join(root, folder)}: {ignored} files that are not videos are ignored")
+    return VideoDataset(cfg, split, protocol, paths, labels, classes, ignored_files=ignored)

@@ -1,33 +1,45 @@
 #!/usr/bin/env python
-"""Check a dataset before training: unreadable videos (with reasons), durations and an fps histogram.
+"""Check a dataset before training, in any layout vtn reads: per split what is listed, present, missing and
+unreadable (with reasons), the classes, and the spread of durations, frame rates and resolutions.
 
     python tools/check_dataset.py --cfg configs/Kinetics/VIT_B_VTN.yaml DATA.PATH_TO_DATA_DIR /data/k400 \
-        [--splits train,val,test]
+        [--splits train,val,test] [--workers 8]
 
 Exits with status 1 when a video is unreadable (training would skip it with a warning), 2 on a user error
-(e.g. a missing csv file).
+(e.g. a missing csv file). Missing videos (listed, not on disk) are reported, not an error: every Kinetics
+download lacks some.
 """
 
+import os
+
 from vtn.datasets.build import SPLITS
-from vtn.datasets.check import format_report, scan_split
+from vtn.datasets.check import Progress, format_report, scan_split
 from vtn.engine.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
 
 
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser(
-        "Check a dataset before training: unreadable videos (with reasons), durations and an fps histogram."
+        "Check a dataset before training: listed, present, missing and unreadable videos per split, classes, "
+        "durations, frame rates and resolutions."
     )
     add_splits_argument(parser, SPLITS, "check")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="Processes that probe videos (default: the CPU count, at most 8).",
+    )
+    parser.add_argument("--show", type=int, default=10, help="Missing and unreadable videos listed per split.")
     return parser
 
 
-def check(cfg, splits) -> int:
+def check(cfg, splits, workers: int, show: int) -> int:
     unreadable = 0
     for split in splits:
-        report = scan_split(cfg, split)
+        report = scan_split(cfg, split, workers, Progress(split))
         unreadable += len(report["unreadable"])
-        print(format_report(report))
+        print(format_report(report, show), flush=True)
     return 1 if unreadable else 0
 
 
@@ -35,7 +47,9 @@ def main(argv=None):
     parser = build_parser()
     args = parse(parser, argv)
     splits = parse_splits(parser, args, SPLITS)
-    run_main("check_dataset", lambda: check(config_from_args(args), splits))
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    run_main("check_dataset", lambda: check(config_from_args(args), splits, args.workers, args.show))
 
 
 if __name__ == "__main__":

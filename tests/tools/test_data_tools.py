@@ -1,6 +1,9 @@
 import os
 import shutil
 
+import pytest
+
+from tests.datasets import release_layouts
 from tests.datasets.bad_files import make_bad_files
 from tests.helpers import run_tool, synthetic_opts
 
@@ -29,18 +32,50 @@ def test_make_synthetic_dataset_from_the_command_line(tmp_path):
     assert len(os.listdir(out / "videos" / "val")) == 6
 
 
-def test_check_dataset_reports_unreadable_files_durations_and_fps(synthetic_dir, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_check_dataset_reports_unreadable_files_durations_and_fps(synthetic_dir, tmp_path, workers):
     data = tmp_path / "data"
     shutil.copytree(synthetic_dir, data)
     good = os.path.join(data, open(data / "val.csv").readline().split()[0])
     bad = make_bad_files(str(tmp_path / "bad"), good)
     with open(data / "val.csv", "a") as f:
         f.write(f"{bad['truncated']} triangle\n{bad['missing']} stripes\n")
-    proc = run_tool("check_dataset.py", *synthetic_opts(str(data)), "--splits", "train,val", check=False)
+    opts = [*synthetic_opts(str(data)), "--splits", "train,val", "--workers", workers]
+    proc = run_tool("check_dataset.py", *opts, check=False)
     out = proc.stdout
     assert proc.returncode == 1
-    assert "[train] 12 videos, 6 classes, 0 unreadable" in out
-    assert "[val] 8 videos, 6 classes, 2 unreadable" in out
-    assert "truncated.mp4: cannot be opened" in out and "missing.mp4: file does not exist" in out
+    assert "[train] listed 12, present 12, missing 0, unreadable 0; 6 classes" in out
+    assert "[val] listed 8, present 7, missing 1, unreadable 1; 6 classes" in out
+    assert "unreadable: " + bad["truncated"] + ": cannot be opened" in out and "missing: " + bad["missing"] in out
     assert "duration (s): min" in out and "fps histogram:" in out and "30 fps:" in out
+    assert "short side (px): min 48" in out and "most common sizes: " in out
     assert "unevenly spaced frames (dropped frames, variable rate; sampled by their times): 0;" in out
+    assert "  val: 7/7 videos probed" in out  # the progress line
+
+
+LAYOUTS = {
+    "kinetics": lambda root, syn: release_layouts.kinetics_official(root, syn),
+    "ucf101": lambda root, syn: release_layouts.ucf101(root, syn),
+    "hmdb51": lambda root, syn: release_layouts.hmdb51(root, syn),
+    "ssv2": lambda root, syn: release_layouts.ssv2(root),
+    "folder": lambda root, syn: release_layouts.class_folders(root, syn),
+}
+
+
+@pytest.mark.parametrize("dataset", sorted(LAYOUTS))
+def test_check_dataset_reads_every_release_layout(dataset, synthetic_dir, tmp_path):
+    layout = LAYOUTS[dataset](str(tmp_path), synthetic_dir)
+    classes = len(layout["classes"])
+    opts = [
+        *synthetic_opts(str(tmp_path)),
+        "TRAIN.DATASET",
+        dataset,
+        "TEST.DATASET",
+        dataset,
+        "MODEL.NUM_CLASSES",
+        classes,
+    ]
+    proc = run_tool("check_dataset.py", *opts, "--splits", "train,test", "--workers", 2)
+    train = "listed 8, present 7, missing 1" if dataset == "kinetics" else "missing 0"
+    assert f"unreadable 0; {classes} classes" in proc.stdout and train in proc.stdout
+    assert proc.stdout.count("short side (px): min") == 2

@@ -1,49 +1,118 @@
-"""Scan a dataset's annotation files: which videos are unreadable and why, durations, frame rates."""
+"""Scan a dataset's splits before training: what is listed, present, missing and unreadable (with reasons), the
+classes, and the spread of durations, frame rates and resolutions. Probing runs in `workers` processes."""
 
+import logging
+import multiprocessing
+import time
 from collections import Counter
+from typing import Callable, Optional
 
 import numpy as np
 
 from vtn.datasets.build import build_dataset
-from vtn.datasets.decoder import VideoDecodeError
+from vtn.datasets.decoder import VideoDecodeError, build_decoder
+from vtn.utils.logging import format_eta
+
+logger = logging.getLogger(__name__)
+
+_DECODER = None
 
 
-def scan_split(cfg, split: str) -> dict:
+def _init_worker(cfg) -> None:
+    global _DECODER
+    _DECODER = build_decoder(cfg)
+
+
+def _probe(path: str) -> tuple[str, Optional[tuple], str]:
+    """(path, (duration, fps, width, height, uneven, rotated) or None, reason it is unreadable)."""
+    try:
+        info = _DECODER.probe(path)
+    except VideoDecodeError as e:
+        return path, None, str(e)
+    return path, (info.duration, info.fps, info.width, info.height, info.times is not None, info.rotation != 0), ""
+
+
+def probe_all(cfg, paths: list[str], workers: int, progress: Callable[[int, int], None]) -> list[tuple]:
+    """`_probe` of every path, in order, in `workers` processes (in this one when workers <= 1)."""
+    if workers <= 1 or len(paths) < 2:
+        _init_worker(cfg)
+        results = []
+        for i, path in enumerate(paths):
+            results.append(_probe(path))
+            progress(i + 1, len(paths))
+        return results
+    ctx = multiprocessing.get_context("spawn" if multiprocessing.get_start_method() != "fork" else "fork")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg,)) as pool:
+        results = []
+        for result in pool.imap(_probe, paths, chunksize=max(1, min(16, len(paths) // (workers * 8) or 1))):
+            results.append(result)
+            progress(len(results), len(paths))
+    return results
+
+
+class Progress:
+    """A progress line every `period` seconds and at the end: done/total, rate, time left."""
+
+    def __init__(self, label: str, period: float = 5.0, out: Callable[[str], None] = print):
+        self.label, self.period, self.out = label, period, out
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - self.last < self.period:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        left = format_eta((total - done) / rate) if rate > 0 else "?"
+        self.out(f"  {self.label}: {done}/{total} videos probed, {rate:.1f} videos/s, eta {left}")
+
+
+def scan_split(cfg, split: str, workers: int = 1, progress: Optional[Callable[[int, int], None]] = None) -> dict:
     dataset = build_dataset(cfg, split, "single_view")
-    bad: list[str] = []
-    durations, fps = [], Counter()
-    uneven = rotated = 0
-    for path in dataset.paths:
-        try:
-            info = dataset.decoder.probe(path)
-        except VideoDecodeError as e:
-            bad.append(str(e))
-            continue
-        durations.append(info.duration)
-        fps[round(info.fps, 2)] += 1
-        uneven += info.times is not None
-        rotated += info.rotation != 0
+    results = probe_all(cfg, dataset.paths, workers, progress or (lambda done, total: None))
+    good = [r[1] for r in results if r[1] is not None]
     return {
         "split": split,
-        "videos": len(dataset.paths),
-        "unreadable": bad,
-        "durations": durations,
-        "fps": fps,
+        "listed": dataset.num_listed,
+        "present": len(dataset.paths),
+        "missing": list(dataset.missing),
+        "unreadable": [reason for _, r, reason in results if r is None],
+        "ignored_files": getattr(dataset, "ignored_files", 0),
         "classes": len(set(dataset.labels)),
-        "uneven": uneven,
-        "rotated": rotated,
+        "num_classes": len(dataset.class_names) if dataset.class_names else None,
+        "durations": [g[0] for g in good],
+        "fps": Counter(round(g[1], 2) for g in good),
+        "short_sides": [min(g[2], g[3]) for g in good],
+        "sizes": Counter(f"{g[2]}x{g[3]}" for g in good),
+        "uneven": sum(g[4] for g in good),
+        "rotated": sum(g[5] for g in good),
     }
 
 
-def format_report(report: dict) -> str:
-    d = np.asarray(report["durations"]) if report["durations"] else np.zeros(1)
+def _spread(values: list[float], fmt: str) -> str:
+    v = np.asarray(values, dtype=float) if values else np.zeros(1)
+    q = np.percentile(v, [0, 5, 50, 95, 100])
+    return "  ".join(f"{name} {x:{fmt}}" for name, x in zip(("min", "p5", "median", "p95", "max"), q))
+
+
+def format_report(report: dict, show: int = 10) -> str:
+    classes = f"{report['classes']} classes"
+    if report.get("num_classes") and report["num_classes"] != report["classes"]:
+        classes += f" (of {report['num_classes']}: some have no video in this split)"
     lines = [
-        f"[{report['split']}] {report['videos']} videos, {report['classes']} classes, "
-        f"{len(report['unreadable'])} unreadable",
-        f"  duration (s): min {d.min():.2f}  median {np.median(d):.2f}  max {d.max():.2f}",
+        f"[{report['split']}] listed {report['listed']}, present {report['present']}, missing "
+        f"{len(report['missing'])}, unreadable {len(report['unreadable'])}; {classes}"
+        + (f"; {report['ignored_files']} files that are not videos ignored" if report.get("ignored_files") else ""),
+        f"  duration (s): {_spread(report['durations'], '.2f')}",
         "  fps histogram: " + ", ".join(f"{k:g} fps: {v}" for k, v in sorted(report["fps"].items())),
+        f"  short side (px): {_spread(report['short_sides'], '.0f')}; most common sizes: "
+        + ", ".join(f"{k}: {v}" for k, v in report["sizes"].most_common(3)),
         f"  unevenly spaced frames (dropped frames, variable rate; sampled by their times): {report['uneven']}; "
         f"rotated by their display matrix (decoded upright): {report['rotated']}",
     ]
-    lines += [f"  unreadable: {reason}" for reason in report["unreadable"]]
+    for kind in ("missing", "unreadable"):
+        items = report[kind]
+        lines += [f"  {kind}: {item}" for item in items[:show]]
+        if len(items) > show:
+            lines.append(f"  ... and {len(items) - show} more {kind}")
     return "\n".join(lines)

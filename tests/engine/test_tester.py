@@ -189,6 +189,8 @@ def test_missing_and_undecodable_videos_are_counted_apart_and_as_wrong_in_listed
     assert sum(p["status"] == "scored" for p in preds.values()) == 6
     csv_rows = (out / "predictions_full_video.csv").read_text().splitlines()
     assert csv_rows[0].split(",")[3] == "status" and any(",missing," in line for line in csv_rows)
+    # left out of the dataset, never decoded: listed in OUTPUT_DIR
+    assert (out / "missing_videos_test.txt").read_text().splitlines() == [str(data / "bad" / "missing.mp4")]
 
 
 def test_a_killed_test_run_leaves_the_previous_results_whole_and_a_full_one_replaces_them_together(

@@ -117,16 +117,20 @@ def test_testing_without_a_checkpoint_is_an_error_unless_allowed(synthetic_dir, 
     assert "Testing RANDOM weights" in proc.stdout and os.path.isfile(os.path.join(out, "test_results.json"))
 
 
-def test_finetuning_with_new_num_classes_reports_the_head(trained, synthetic_dir, tmp_path):
-    out, _ = trained
-    ckpt = os.path.join(checkpoint_dir(out), "checkpoint_epoch_00002.pyth")
+def test_finetuning_with_new_num_classes_reports_the_head(synthetic_dir, tmp_path):
+    from vtn.config import load_config
+    from vtn.engine.checkpoint import save_checkpoint
+    from vtn.models import build_model
+
+    # a checkpoint of another dataset (8 classes), fine-tuned on the 6 synthetic classes: a new head
+    other = load_config(None, run_opts(synthetic_dir, str(tmp_path / "other"), "MODEL.NUM_CLASSES", 8))
+    ckpt = str(tmp_path / "other.pyth")
+    save_checkpoint(ckpt, other, build_model(other), epoch=2)
     proc = run_tool(
         "run_net.py",
         *run_opts(
             synthetic_dir,
             str(tmp_path / "ft"),
-            "MODEL.NUM_CLASSES",
-            8,
             "TRAIN.CHECKPOINT_FILE_PATH",
             ckpt,
             "SOLVER.MAX_EPOCH",
@@ -139,8 +143,14 @@ def test_finetuning_with_new_num_classes_reports_the_head(trained, synthetic_dir
     )
     log = proc.stdout
     assert "Re-initialised 2 tensors" in log
-    assert "mlp_head.4.weight: checkpoint (6, 192) vs model (8, 192)" in log
-    assert "mlp_head.4.bias: checkpoint (6,) vs model (8,)" in log
+    assert "mlp_head.4.weight: checkpoint (8, 192) vs model (6, 192)" in log
+    assert "mlp_head.4.bias: checkpoint (8,) vs model (6,)" in log
+
+
+def test_a_model_with_another_number_of_classes_than_the_dataset_stops_with_one_line(synthetic_dir, tmp_path):
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(tmp_path / "x"), "MODEL.NUM_CLASSES", 8), check=False)
+    assert proc.returncode == 2
+    assert "the dataset has 6 classes (square_growing, " in proc.stderr and "set MODEL.NUM_CLASSES 6" in proc.stderr
 
 
 def test_a_named_bad_checkpoint_is_a_clear_error(synthetic_dir, tmp_path):

@@ -124,6 +124,11 @@ class VideoDataset(torch.utils.data.Dataset):
             )
         # Files of the dataset's folders that are not videos (by extension): ignored, counted, never decoded.
         self.ignored_files = ignored_files
+        if class_names is not None and len(class_names) != cfg.MODEL.NUM_CLASSES:
+            raise DatasetError(
+                f"the dataset has {len(class_names)} classes ({', '.join(class_names[:3])}, ...) and MODEL.NUM_CLASSES "
+                f"is {cfg.MODEL.NUM_CLASSES}: set MODEL.NUM_CLASSES {len(class_names)}"
+            )
         self.class_names = class_names
         # Horizontal flip of training clips when DATA.RANDOM_FLIP is None (datasets whose classes are about
         # left and right, such as Something-Something, set it False).

@@ -20,7 +20,7 @@ def test_every_extension_example_trains_and_tests_as_documented(tmp_path, monkey
     files = section_code("GETTING_STARTED.md", SECTION)
     commands = section_commands("GETTING_STARTED.md", SECTION)
     assert sorted(files) == sorted(
-        ["tiny_cnn.py", "mean_pool.py", "class_folders.py", "focal.py", "linear_decay.py", "best_to_file.py"]
+        ["tiny_cnn.py", "mean_pool.py", "names_as_labels.py", "focal.py", "linear_decay.py", "best_to_file.py"]
     )
     assert len(commands) == len(files)
     monkeypatch.chdir(tmp_path)
@@ -43,7 +43,7 @@ def test_every_extension_example_trains_and_tests_as_documented(tmp_path, monkey
     small = [str(o) for o in small]
     ensure_synthetic_dataset(
         load_config("configs/Synthetic/VTN_TINY.yaml", small)
-    )  # the class_folders example reads it
+    )  # the names_as_labels example reads it
     outputs = {}
     for line in commands:
         words = shlex.split(line)

@@ -3,6 +3,7 @@
 
     python tools/make_synthetic_dataset.py --out data/synthetic [--workers 2] [KEY VALUE ...]
     python tools/make_synthetic_dataset.py --cfg configs/Synthetic/VTN_TINY.yaml
+    python tools/make_synthetic_dataset.py --out data/my_videos --layout folder   # train/<class>/*.mp4 ...
 
 With --cfg, the SYNTHETIC settings and the folder (DATA.PATH_TO_DATA_DIR) come from the config; --out
 overrides the folder. The same settings always give the same videos.
@@ -11,7 +12,7 @@ overrides the folder. The same settings always give the same videos.
 import os
 import time
 
-from vtn.datasets.synthetic import CLASSES, SyntheticSpec, make_synthetic_dataset
+from vtn.datasets.synthetic import CLASSES, LAYOUTS, SyntheticSpec, make_synthetic_dataset
 from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 
 
@@ -27,13 +28,20 @@ def build_parser():
         default=min(2, os.cpu_count() or 1),
         help="Videos encoded in parallel (default: up to 2).",
     )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="csv",
+        help="What to write: csv, the lists that TRAIN.DATASET synthetic reads (default); folder, the same "
+        "videos as {train,val,test}/<class>/<name>.mp4 for TRAIN.DATASET folder.",
+    )
     return parser
 
 
-def make(cfg, out: str, workers: int) -> None:
+def make(cfg, out: str, workers: int, layout: str = "csv") -> None:
     spec = SyntheticSpec.from_cfg(cfg)
     start = time.time()
-    make_synthetic_dataset(out, spec, workers=workers)
+    make_synthetic_dataset(out, spec, workers=workers, layout=layout)
     counts = {s: spec.per_class(s) * len(CLASSES) for s in ("train", "val", "test")}
     print(
         f"wrote {sum(counts.values())} videos ({counts}) of {len(CLASSES)} classes to {out} "
@@ -50,7 +58,7 @@ def main(argv=None):
         out = args.out or cfg.DATA.PATH_TO_DATA_DIR
         if not out:
             parser.error("give --out DIR or a config with DATA.PATH_TO_DATA_DIR")
-        make(cfg, out, args.workers)
+        make(cfg, out, args.workers, args.layout)
 
     run_main("make_synthetic_dataset", body)
 

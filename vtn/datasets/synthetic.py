@@ -223,8 +223,15 @@ def _run_jobs(jobs, workers: int, progress_seconds: float = 10.0) -> list:
     return results
 
 
-def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: int = 1) -> str:
-    """Write the dataset into `out_dir` (created; its previous content is replaced atomically)."""
+LAYOUTS = ("csv", "folder")
+
+
+def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: int = 1, layout: str = "csv") -> str:
+    """Write the dataset into `out_dir` (created; its previous content is replaced atomically). `layout` "csv"
+    is the layout above (what `TRAIN.DATASET synthetic` reads); "folder" writes the same videos as
+    `{train,val,test}/<class>/<name>.mp4` for `TRAIN.DATASET folder` (the custom-dataset walkthrough)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     spec = spec or SyntheticSpec()
     parent = os.path.dirname(os.path.abspath(out_dir)) or "."
     os.makedirs(parent, exist_ok=True)
@@ -234,6 +241,11 @@ def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: in
             os.makedirs(os.path.join(tmp, "videos", split))
         jobs = [(tmp, spec, *job) for split in SPLIT_IDS for job in _video_jobs(spec, split)]
         results = _run_jobs(jobs, workers)
+        if layout == "folder":
+            for (rel, name), job in zip(results, jobs):
+                os.renames(os.path.join(tmp, rel), os.path.join(tmp, job[2], name, os.path.basename(rel)))
+            _replace(tmp, out_dir)
+            return out_dir
         for split in SPLIT_IDS:
             rows = [r for r, j in zip(results, jobs) if j[2] == split]
             with open(os.path.join(tmp, f"{split}.csv"), "w") as f:
@@ -242,13 +254,17 @@ def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: in
             json.dump({n: i for i, n in enumerate(spec.classes)}, f, indent=1)
         with open(os.path.join(tmp, MANIFEST), "w") as f:
             json.dump(spec.as_json(), f, indent=1)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
+        _replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _replace(tmp: str, out_dir: str) -> None:
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.rename(tmp, out_dir)
 
 
 def _is_current(out_dir: str, spec: SyntheticSpec) -> bool:

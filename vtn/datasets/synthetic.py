@@ -244,6 +244,7 @@ def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: in
         if layout == "folder":
             for (rel, name), job in zip(results, jobs):
                 os.renames(os.path.join(tmp, rel), os.path.join(tmp, job[2], name, os.path.basename(rel)))
+            shutil.rmtree(os.path.join(tmp, "videos"))  # the folders of splits without videos
             _replace(tmp, out_dir)
             return out_dir
         for split in SPLIT_IDS:

@@ -110,6 +110,11 @@ class VideoDataset(torch.utils.data.Dataset):
         self.split = split
         self.protocol = protocol
         self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR  # paths are reported relative to it
+        if class_names is not None and len(class_names) != cfg.MODEL.NUM_CLASSES:
+            raise DatasetError(
+                f"the dataset has {len(class_names)} classes ({', '.join(class_names[:3])}, ...) and MODEL.NUM_CLASSES "
+                f"is {cfg.MODEL.NUM_CLASSES}: set MODEL.NUM_CLASSES {len(class_names)}"
+            )
         check_label_range(list(paths), list(labels), cfg.MODEL.NUM_CLASSES, split)
         self.num_listed = len(paths)
         found, missing = locate_videos(list(paths), self.data_root)
@@ -124,11 +129,6 @@ class VideoDataset(torch.utils.data.Dataset):
             )
         # Files of the dataset's folders that are not videos (by extension): ignored, counted, never decoded.
         self.ignored_files = ignored_files
-        if class_names is not None and len(class_names) != cfg.MODEL.NUM_CLASSES:
-            raise DatasetError(
-                f"the dataset has {len(class_names)} classes ({', '.join(class_names[:3])}, ...) and MODEL.NUM_CLASSES "
-                f"is {cfg.MODEL.NUM_CLASSES}: set MODEL.NUM_CLASSES {len(class_names)}"
-            )
         self.class_names = class_names
         # Horizontal flip of training clips when DATA.RANDOM_FLIP is None (datasets whose classes are about
         # left and right, such as Something-Something, set it False).

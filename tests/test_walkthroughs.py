@@ -61,3 +61,54 @@ def test_the_feature_cache_walkthrough_runs_as_written(tmp_path, monkeypatch):
         for name in ("synthetic_VTN_TINY", "synthetic_VTN_TINY_trained")
     ]
     assert manifests[0]["backbone_fingerprint"] != manifests[1]["backbone_fingerprint"]
+
+
+@pytest.mark.slow
+def test_the_own_dataset_walkthrough_runs_as_written(tmp_path, monkeypatch):
+    from tests.helpers import TINY_MODEL_OPTS
+    from vtn.config import load_config
+    from vtn.engine.checkpoint import save_checkpoint
+    from vtn.models import build_model
+
+    commands = section_commands("GETTING_STARTED.md", "Your own dataset")
+    assert [c.split()[1] for c in commands] == [
+        "tools/make_synthetic_dataset.py",
+        "tools/check_dataset.py",
+        "tools/resize_videos.py",
+        "tools/run_net.py",
+    ], commands
+    monkeypatch.chdir(tmp_path)
+    os.symlink(os.path.join(REPO, "configs"), tmp_path / "configs")
+    # a few short videos, a tiny model, one epoch: appended to the commands that read a config
+    videos = ["SYNTHETIC.TRAIN_PER_CLASS", 2, "SYNTHETIC.VAL_PER_CLASS", 1, "SYNTHETIC.TEST_PER_CLASS", 0]
+    videos += ["SYNTHETIC.DURATION_RANGE", "[1.0, 2.0]", "SYNTHETIC.SIZES", "[[96, 72], [72, 96]]"]
+    small = [o for o in synthetic_opts("unused") if o not in ("DATA.PATH_TO_DATA_DIR", "unused")]
+    small = small[4:] + ["NUM_GPUS", 0]  # not TRAIN.DATASET / TEST.DATASET: the config's `folder`
+    tiny = [
+        o for i, o in enumerate(TINY_MODEL_OPTS) if "MODEL.NUM_CLASSES" not in TINY_MODEL_OPTS[max(i - 1, 0) : i + 1]
+    ]
+    model = [*tiny, "SOLVER.MAX_EPOCH", 1, "TRAIN.EVAL_PERIOD", 1, "TEST.FULL_VIDEO_FRAMES", 8]
+    model += ["DATA.TRAIN_JITTER_SCALES", "[32, 40]", "DATA.TEST_SCALE", 32, "DATA.TRAIN_CROP_SIZE", 32]
+    model += ["DATA.TEST_CROP_SIZE", 32, "LOG_PERIOD", 1]
+    # the Kinetics-400 checkpoint the last command fine-tunes: a tiny model with a 400-way head
+    kinetics = load_config("configs/Custom/VIT_B_VTN_FROZEN.yaml", [str(o) for o in small + model])
+    kinetics.defrost()
+    kinetics.MODEL.NUM_CLASSES = 400
+    checkpoint = "output/kinetics/VIT_B_VTN/checkpoints/checkpoint_epoch_00025.pyth"
+    assert checkpoint in commands[3]
+    save_checkpoint(checkpoint, kinetics, build_model(kinetics), epoch=25)
+
+    run_documented(commands[0], *videos)
+    assert sorted(os.listdir("data/my_videos")) == ["train", "val"]  # no test videos: testing reads val/
+    assert sorted(os.listdir("data/my_videos/train")) == sorted(os.listdir("data/my_videos/val"))
+    run_documented(commands[1], *small)  # an unreadable video would end it with status 1
+    run_documented_resize = commands[2].split()
+    load_tool(run_documented_resize[1]).main(run_documented_resize[2:])
+    assert sorted(os.listdir("data/my_videos_256/train")) == sorted(os.listdir("data/my_videos/train"))
+    run_documented(commands[3], *small, *model)
+    out = "output/custom/VIT_B_VTN_FROZEN"
+    results = json.load(open(os.path.join(out, "test_results.json")))
+    # no test/ folder: the test split is val/, 6 classes x 1 video, all scored
+    assert results["num_listed"] == results["num_videos"] == 6 and results["num_missing"] == 0
+    log = open(os.path.join(out, "stdout.log")).read()
+    assert "Re-initialised 2 tensors" in log and "checkpoint (400," in log

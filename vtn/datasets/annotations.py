@@ -114,6 +114,13 @@ def read_path_label_csv(
     return paths, labels
 
 
+def data_dir_of(cfg, holds: str) -> str:
+    """DATA.PATH_TO_DATA_DIR, or a DatasetError that says what the folder should hold."""
+    if not cfg.DATA.PATH_TO_DATA_DIR:
+        raise DatasetError(f"DATA.PATH_TO_DATA_DIR is empty: set it to the folder {holds}")
+    return cfg.DATA.PATH_TO_DATA_DIR
+
+
 def resolve_path(path: str, prefix: str, data_dir: str) -> str:
     """DATA.PATH_PREFIX joined to every path; without it, relative paths are relative to the data folder."""
     if prefix:

@@ -11,7 +11,7 @@ test/ may lack a class, not have one that train/ has not.
 import logging
 import os
 
-from vtn.datasets.annotations import class_names_from, read_class_index
+from vtn.datasets.annotations import class_names_from, data_dir_of, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.files import class_folders, videos_of_class_folders
 from vtn.datasets.video_dataset import VideoDataset
@@ -31,9 +31,7 @@ def folder_classes(cfg) -> list[str]:
 
 @DATASET_REGISTRY.register_as("folder")
 def build_folder(cfg, split: str, protocol: str) -> VideoDataset:
-    root = cfg.DATA.PATH_TO_DATA_DIR
-    if not root:
-        raise DatasetError("DATA.PATH_TO_DATA_DIR is empty: set it to the folder with train/<class>/ and val/<class>/")
+    root = data_dir_of(cfg, "with train/<class>/ and val/<class>/")
     folder = split
     if split == "test" and not os.path.isdir(os.path.join(root, "test")):
         log_once(

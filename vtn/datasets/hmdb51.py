@@ -12,10 +12,9 @@ import logging
 import os
 import re
 
-from vtn.datasets.annotations import AnnotationError, class_names_from, open_annotation, read_class_index
+from vtn.datasets.annotations import AnnotationError, class_names_from, data_dir_of, open_annotation, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import VideoDataset
-from vtn.utils.errors import DatasetError
 from vtn.utils.logging import log_once
 
 logger = logging.getLogger(__name__)
@@ -55,11 +54,7 @@ def read_split_file(path: str, role: str) -> list[str]:
 
 @DATASET_REGISTRY.register_as("hmdb51")
 def build_hmdb51(cfg, split: str, protocol: str) -> VideoDataset:
-    root = cfg.DATA.PATH_TO_DATA_DIR
-    if not root:
-        raise DatasetError(
-            f"DATA.PATH_TO_DATA_DIR is empty: set it to the folder with the class folders and {SPLITS_DIR}/"
-        )
+    root = data_dir_of(cfg, f"with the class folders and {SPLITS_DIR}/")
     files = split_files(os.path.join(root, SPLITS_DIR), cfg.DATA.SPLIT_ID)
     if cfg.DATA.CLASS_INDEX_FILE:
         mapping = read_class_index(cfg.DATA.CLASS_INDEX_FILE)

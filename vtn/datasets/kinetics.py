@@ -21,6 +21,7 @@ from typing import Optional
 from vtn.datasets.annotations import (
     AnnotationError,
     class_names_from,
+    data_dir_of,
     open_annotation,
     parse_label,
     read_class_index,
@@ -30,7 +31,6 @@ from vtn.datasets.annotations import (
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.files import index_videos
 from vtn.datasets.video_dataset import VideoDataset
-from vtn.utils.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -139,9 +139,7 @@ def read_official_layout(cfg, split: str, path: str):
 
 def read_kinetics_layout(cfg, split: str):
     """(paths, labels, class names or None, non-video files ignored) of one split."""
-    data_dir = cfg.DATA.PATH_TO_DATA_DIR
-    if not data_dir:
-        raise DatasetError("DATA.PATH_TO_DATA_DIR is empty: set it to the folder with train.csv / val.csv / test.csv")
+    data_dir = data_dir_of(cfg, "with train.csv / val.csv / test.csv (or the official annotations/)")
     path = split_file(data_dir, split)
     if csv_header(path):
         return read_official_layout(cfg, split, path)

@@ -16,13 +16,13 @@ import os
 from vtn.datasets.annotations import (
     AnnotationError,
     class_names_from,
+    data_dir_of,
     open_annotation,
     parse_label,
     read_class_index,
 )
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import VideoDataset
-from vtn.utils.errors import DatasetError
 
 SPLITS = {
     "train": ("trainingSet.csv", "training"),
@@ -60,9 +60,7 @@ def read_mit_csv(path: str, video_dir: str, mapping):
 
 @DATASET_REGISTRY.register_as("mit")
 def build_mit(cfg, split: str, protocol: str) -> VideoDataset:
-    root = cfg.DATA.PATH_TO_DATA_DIR
-    if not root:
-        raise DatasetError("DATA.PATH_TO_DATA_DIR is empty: set it to the Moments in Time folder (Moments_in_Time_Raw)")
+    root = data_dir_of(cfg, "of Moments in Time (Moments_in_Time_Raw)")
     csv_name, folder = SPLITS[split]
     categories = cfg.DATA.CLASS_INDEX_FILE or os.path.join(root, CATEGORIES)
     mapping = read_class_index(categories)

@@ -14,10 +14,9 @@ import json
 import logging
 import os
 
-from vtn.datasets.annotations import AnnotationError, class_names_from, open_annotation, read_class_index
+from vtn.datasets.annotations import AnnotationError, class_names_from, data_dir_of, open_annotation, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import VideoDataset
-from vtn.utils.errors import DatasetError
 from vtn.utils.logging import log_once
 
 logger = logging.getLogger(__name__)
@@ -74,9 +73,7 @@ def read_items(path: str, video_dir: str, mapping: dict[str, int]) -> tuple[list
 
 @DATASET_REGISTRY.register_as("ssv2")
 def build_ssv2(cfg, split: str, protocol: str) -> VideoDataset:
-    root = cfg.DATA.PATH_TO_DATA_DIR
-    if not root:
-        raise DatasetError(f"DATA.PATH_TO_DATA_DIR is empty: set it to the folder with {LABELS}/ and {VIDEOS}/")
+    root = data_dir_of(cfg, f"with {LABELS}/ and {VIDEOS}/")
     labels_dir = os.path.join(root, LABELS)
     if cfg.DATA.CLASS_INDEX_FILE:
         mapping = read_class_index(cfg.DATA.CLASS_INDEX_FILE)

@@ -13,10 +13,9 @@ differ in case for some names (e.g. HandstandPushups / HandStandPushups), which 
 import logging
 import os
 
-from vtn.datasets.annotations import AnnotationError, class_names_from, open_annotation, read_class_index
+from vtn.datasets.annotations import AnnotationError, class_names_from, data_dir_of, open_annotation, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import VideoDataset
-from vtn.utils.errors import DatasetError
 from vtn.utils.logging import log_once
 
 logger = logging.getLogger(__name__)
@@ -74,9 +73,7 @@ def read_ucf_list(path: str, video_dir: str, mapping: dict[str, int]) -> tuple[l
 
 @DATASET_REGISTRY.register_as("ucf101")
 def build_ucf101(cfg, split: str, protocol: str) -> VideoDataset:
-    root = cfg.DATA.PATH_TO_DATA_DIR
-    if not root:
-        raise DatasetError(f"DATA.PATH_TO_DATA_DIR is empty: set it to the folder that holds {VIDEOS}/ and {LISTS}/")
+    root = data_dir_of(cfg, f"that holds {VIDEOS}/ and {LISTS}/")
     lists = os.path.join(root, LISTS)
     mapping = (
         read_class_index(cfg.DATA.CLASS_INDEX_FILE)

@@ -148,5 +148,9 @@ def test_testing_reports_bad_videos_as_failed(synthetic_dir, tmp_path):
 
 
 def test_labels_beyond_num_classes_are_an_error(synthetic_dir):
-    with pytest.raises(DatasetError, match="labels >= MODEL.NUM_CLASSES = 3"):
-        build_dataset(cfg_for(synthetic_dir, "MODEL.NUM_CLASSES", 3), "train")
+    cfg = cfg_for(synthetic_dir, "MODEL.NUM_CLASSES", 3)
+    with pytest.raises(DatasetError, match="the dataset has 6 classes .* set MODEL.NUM_CLASSES 6"):
+        build_dataset(cfg, "train")
+    good = build_dataset(cfg_for(synthetic_dir), "train")
+    with pytest.raises(DatasetError, match="labels >= MODEL.NUM_CLASSES = 3"):  # integer labels, no class names
+        VideoDataset(cfg, "train", "train_clip", good.paths, good.labels, None)

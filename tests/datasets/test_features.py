@@ -156,18 +156,20 @@ def test_a_bad_video_is_skipped_counted_and_reported(synthetic_dir, tmp_path):
     with open(data / test_rows[2], "wb") as f:
         f.write(b"not a video at all" * 20)
     open(data / train_rows[0], "wb").close()  # zero bytes
+    os.remove(data / test_rows[4])  # listed, not on disk
     cfg = features_cfg(str(data), tmp_path / "cache")
     counts = extract_features(cfg, ["train", "test"])
     assert counts["train"] == {"videos": 12, "extracted": 11, "cached": 0, "failed": 1}
-    assert counts["test"] == {"videos": 6, "extracted": 5, "cached": 0, "failed": 1}
-    entry = json.load(open(tmp_path / "cache" / "test.json"))["videos"][1]
-    assert entry["file"] is None and "cannot be opened as a video" in entry["error"]
+    assert counts["test"] == {"videos": 6, "extracted": 4, "cached": 0, "failed": 2}
+    entries = json.load(open(tmp_path / "cache" / "test.json"))["videos"]
+    assert entries[1]["file"] is None and "cannot be opened as a video" in entries[1]["error"]
+    assert entries[5]["missing"] and entries[5]["path"].endswith(test_rows[4])  # recorded after the others
     test = build_dataset(cfg, "test", "full_video")
-    assert test.num_videos == 6
-    assert [bool(test[(i, 0)]["ok"]) for i in range(6)] == [True, False, True, True, True, True]
+    assert test.num_videos == 6 and test.is_missing(5) and not test.is_missing(1)
+    assert [bool(test[(i, 0)]["ok"]) for i in range(6)] == [True, False, True, True, True, False]
     assert build_dataset(cfg, "train").num_videos == 11  # left out of training
     again = extract_features(cfg, ["test"])  # a failed video is retried, the rest is skipped
-    assert again["test"] == {"videos": 6, "extracted": 0, "cached": 5, "failed": 1}
+    assert again["test"] == {"videos": 6, "extracted": 0, "cached": 4, "failed": 2}
 
 
 def test_a_cache_of_another_backbone_is_a_clear_error(every_frame_cache):

@@ -159,7 +159,8 @@ def extract_split(cfg, predictor: VideoPredictor, split: str) -> dict[str, int]:
     os.makedirs(folder, exist_ok=True)
     remove_temporaries(folder)
     sampling = sampling_of(cfg)
-    counts = {"videos": len(dataset.paths), "extracted": 0, "cached": 0, "failed": 0}
+    counts = {"videos": getattr(dataset, "num_listed", len(dataset.paths)), "extracted": 0, "cached": 0, "failed": 0}
+    total = len(dataset.paths)  # on disk: the missing ones are recorded as failed without a try
     entries = []
     start = time.perf_counter()
     for i, (path, label) in enumerate(zip(dataset.paths, dataset.labels)):
@@ -193,15 +194,15 @@ def extract_split(cfg, predictor: VideoPredictor, split: str) -> dict[str, int]:
                 entry.update(file=None, error=str(e), missing=not os.path.exists(path))
                 counts["failed"] += 1
         entries.append(entry)
-        if (i + 1) % cfg.LOG_PERIOD == 0 or i + 1 == counts["videos"]:
+        if (i + 1) % cfg.LOG_PERIOD == 0 or i + 1 == total:
             per_video = (time.perf_counter() - start) / (i + 1)
             logger.info(
                 "extract %s: %d/%d videos, %.2f s/video, eta %s",
                 split,
                 i + 1,
-                counts["videos"],
+                total,
                 per_video,
-                format_eta(per_video * (counts["videos"] - i - 1)),
+                format_eta(per_video * (total - i - 1)),
             )
     for path, label in zip(getattr(dataset, "missing", []), getattr(dataset, "missing_labels", [])):
         entries.append({"path": path, "label": int(label), "file": None, "error": "not on disk", "missing": True})

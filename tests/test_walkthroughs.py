@@ -83,7 +83,8 @@ def test_the_own_dataset_walkthrough_runs_as_written(tmp_path, monkeypatch):
     videos = ["SYNTHETIC.TRAIN_PER_CLASS", 2, "SYNTHETIC.VAL_PER_CLASS", 1, "SYNTHETIC.TEST_PER_CLASS", 0]
     videos += ["SYNTHETIC.DURATION_RANGE", "[1.0, 2.0]", "SYNTHETIC.SIZES", "[[96, 72], [72, 96]]"]
     small = [o for o in synthetic_opts("unused") if o not in ("DATA.PATH_TO_DATA_DIR", "unused")]
-    small = small[4:] + ["NUM_GPUS", 0]  # not TRAIN.DATASET / TEST.DATASET: the config's `folder`
+    # not TRAIN.DATASET / TEST.DATASET (the config's `folder`); one CPU process with the batch as given
+    small = small[4:] + ["NUM_GPUS", 0, "SOLVER.REFERENCE_WORLD_SIZE", 0]
     tiny = [
         o for i, o in enumerate(TINY_MODEL_OPTS) if "MODEL.NUM_CLASSES" not in TINY_MODEL_OPTS[max(i - 1, 0) : i + 1]
     ]

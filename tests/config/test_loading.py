@@ -138,7 +138,10 @@ def test_dump_and_reload_give_the_same_config(tmp_path):
         (["VTN.ATTENTION_WINDOW", 33], ["VTN.ATTENTION_WINDOW = 33", "even"]),
         (["SOLVER.BASE_LR", -0.1], ["SOLVER.BASE_LR = -0.1", "> 0"]),
         (["VTN.BACKBONE", "vit_base_patch16_22"], ["VTN.BACKBONE = 'vit_base_patch16_22'", "vit_base_patch16_224"]),
-        (["NUM_GPUS", 3, "TRAIN.BATCH_SIZE", 16], ["TRAIN.BATCH_SIZE = 16", "NUM_GPUS x NUM_SHARDS = 3"]),
+        (
+            ["NUM_GPUS", 3, "TRAIN.BATCH_SIZE", 16, "TEST.BATCH_SIZE", 3],
+            ["TRAIN.BATCH_SIZE = 16", "NUM_GPUS x NUM_SHARDS = 3"],
+        ),
         (["NUM_GPUS", 2, "NUM_SHARDS", 2, "TEST.BATCH_SIZE", 6], ["TEST.BATCH_SIZE = 6", "= 4"]),
         (["VTN.POS_EMBED", "learnt"], ["VTN.POS_EMBED = 'learnt'", "'learned'", "Did you mean"]),
         (["VTN.TEMPORAL_ENCODER", "longformer_x"], ["VTN.TEMPORAL_ENCODER", "longformer_hf"]),

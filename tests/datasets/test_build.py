@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tests.helpers import synthetic_opts
-from vtn.config import load_config
+from vtn.config import ConfigError, load_config
 from vtn.datasets import EpochSampler, build_loader, shuffle_dataset
 
 
@@ -123,7 +123,7 @@ def test_batch_size_must_split_over_processes(synthetic_dir, monkeypatch):
 
     monkeypatch.setattr(build, "_world", lambda: (0, 3))
     cfg = load_config(None, synthetic_opts(synthetic_dir))
-    with pytest.raises(
-        build.DatasetError, match="TRAIN.BATCH_SIZE = 4 must be a multiple of the number of processes \\(3\\)"
-    ):
+    with pytest.raises(ConfigError, match=r"TRAIN.BATCH_SIZE = 4 is not allowed: .* number of processes .* = 3\)"):
         build.build_loader(cfg, "train")
+    with pytest.raises(build.DatasetError, match=r"TEST.BATCH_SIZE = 4 must be a multiple of the number of processes"):
+        build.build_loader(cfg, "test")

@@ -1,5 +1,6 @@
 """Exact resume: a run killed with SIGKILL at an arbitrary moment and started again with the same command
-ends with the same weights as a run that was never interrupted; a 2-process run equals a 1-process run."""
+ends with the same weights as a run that was never interrupted; a 2-process run equals a 1-process run, and a
+1-process run of a config written for 2 processes (SOLVER.REFERENCE_WORLD_SIZE)."""
 
 import os
 import random
@@ -120,6 +121,13 @@ def test_two_gloo_processes_equal_one_with_the_same_global_batch(synthetic_dir, 
     a = load_checkpoint_file(os.path.join(checkpoint_dir(one), "checkpoint_epoch_00002.pyth"))["model_state"]
     b = load_checkpoint_file(os.path.join(checkpoint_dir(two), "checkpoint_epoch_00002.pyth"))["model_state"]
     assert_same(a, b, atol=1e-5)
+    # a config written for the 2 processes (SOLVER.REFERENCE_WORLD_SIZE 2) on 1 process: 2 clips per iteration,
+    # 2 accumulation steps, the LR of each optimizer step at the same point of the cosine schedule
+    ref = str(tmp_path / "reference_2")
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, ref, *opts, "SOLVER.REFERENCE_WORLD_SIZE", "2"))
+    assert "Effective batch: 2 per process x 1 processes x 2 accumulation steps = 4 clips" in proc.stdout
+    c = load_checkpoint_file(os.path.join(checkpoint_dir(ref), "checkpoint_epoch_00002.pyth"))["model_state"]
+    assert_same(c, b, atol=1e-5)
     moved = max(
         (
             a[k]

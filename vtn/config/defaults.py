@@ -27,6 +27,12 @@ _C.LOG_PERIOD = 10
 _C.LOG_MODEL_INFO = True
 # torch.distributed backend on GPUs ("nccl"); CPU runs always use "gloo".
 _C.DIST_BACKEND = "nccl"
+# Seconds a collective (all-reduce, barrier, ...) waits for every process before it fails (torch's default).
+_C.DIST_TIMEOUT = 1800
+# torch.backends.cudnn.benchmark: pick the fastest cuDNN algorithms after a warm-up (fixed input sizes).
+_C.CUDNN_BENCHMARK = False
+# Deterministic algorithms (torch.use_deterministic_algorithms, cuDNN, cuBLAS workspace); slower on GPU.
+_C.DETERMINISTIC = False
 
 # ---------------------------------------------------------------------------- #
 # Training
@@ -251,6 +257,13 @@ _C.SOLVER.WARMUP_START_LR = 0.0
 _C.SOLVER.CLIP_GRAD_L2NORM = 0.0
 # LR multiplier of the backbone parameters (1.0: same LR as the rest).
 _C.SOLVER.BACKBONE_LR_SCALE = 1.0
+# Processes that TRAIN.BATCH_SIZE, TRAIN.ACCUMULATION_STEPS and the LRs were written for (e.g. 8 for one 8-GPU
+# machine); on another number of processes SOLVER.SCALE_RULE adapts them. 0: the config is used as written.
+_C.SOLVER.REFERENCE_WORLD_SIZE = 0
+# "keep_global": the global batch and the LRs stay; the per-process batch stays, the accumulation steps follow
+# (more of them on fewer processes). "linear": the per-process batch stays, the global batch follows the
+# processes, and every LR is scaled by (processes / SOLVER.REFERENCE_WORLD_SIZE).
+_C.SOLVER.SCALE_RULE = "keep_global"
 
 # ---------------------------------------------------------------------------- #
 # Model
@@ -286,6 +299,8 @@ _C.VTN.FREEZE_BACKBONE = False
 _C.VTN.BACKBONE_CHUNK_SIZE = 0
 # Run the backbone in channels_last memory format (same results; faster convolutions: benchmarks/README.md).
 _C.VTN.CHANNELS_LAST = False
+# Recompute activations in the backward pass (backbone blocks, temporal encoder layers): less memory, ~1 more forward.
+_C.VTN.GRAD_CHECKPOINTING = False
 # Registered temporal encoder implementation: "longformer" (pure PyTorch, linear-time, exportable) or
 # "longformer_hf" (transformers' LongformerEncoder, for reference); same weights and outputs.
 _C.VTN.TEMPORAL_ENCODER = "longformer"
@@ -321,6 +336,13 @@ _C.VTN.HEAD_DROPOUT = 0.5
 _C.VTN.UNIFORM_ATTENTION = False
 # Std of the normal initialisation of the Longformer, the [CLS] token and the head (sec. 4.1).
 _C.VTN.INIT_STD = 0.02
+
+# ---------------------------------------------------------------------------- #
+# Feature cache (tools/extract_features.py; the folder and sampling are DATA.FEATURES_*)
+# ---------------------------------------------------------------------------- #
+_C.FEATURES = CfgNode()
+# Storage dtype of the cached embeddings: "float32", or "float16" (half the disk; read back as float32).
+_C.FEATURES.DTYPE = "float32"
 
 # ---------------------------------------------------------------------------- #
 # Data loader

@@ -11,6 +11,7 @@ from typing import Callable
 
 from fvcore.common.config import CfgNode
 
+from vtn.config.batch_plan import SCALE_RULES, batch_plan
 from vtn.utils.errors import ConfigError
 from vtn.utils.registry import did_you_mean
 
@@ -58,11 +59,14 @@ RULES: list[tuple[str, Callable, Callable]] = [
     ("NUM_SHARDS", _positive, lambda c: "an integer >= 1"),
     ("SHARD_ID", lambda v, c: 0 <= v < c.NUM_SHARDS, lambda c: f"0 .. NUM_SHARDS-1 = {c.NUM_SHARDS - 1}"),
     ("LOG_PERIOD", _positive, lambda c: "an integer >= 1"),
+    ("DIST_TIMEOUT", _positive, lambda c: "a whole number of seconds >= 1 (torch's default: 1800)"),
     (
-        "TRAIN.BATCH_SIZE",
-        lambda v, c: v > 0 and v % world_size(c) == 0,
-        lambda c: f"a positive multiple of the number of processes (NUM_GPUS x NUM_SHARDS = {world_size(c)})",
+        "DETERMINISTIC",
+        lambda v, c: not (v and c.CUDNN_BENCHMARK),
+        lambda c: "False while CUDNN_BENCHMARK is True (benchmarking picks algorithms by speed); set one of them False",
     ),
+    ("TRAIN.BATCH_SIZE", _positive, lambda c: "an integer >= 1 (see also SOLVER.REFERENCE_WORLD_SIZE)"),
+    ("SOLVER.REFERENCE_WORLD_SIZE", _non_negative, lambda c: "an integer >= 0 (0: the config is used as written)"),
     (
         "TEST.BATCH_SIZE",
         lambda v, c: v > 0 and v % world_size(c) == 0,
@@ -225,11 +229,21 @@ CHOICES: dict[str, Callable[[], list[str]]] = {
     "SYNTHETIC.CODEC": _fixed("h264", "mpeg4"),
     "AUG.RE_MODE": _fixed("const", "rand", "pixel"),
     "DATA_LOADER.REPEATED_AUG_EPOCH": _fixed("dataset", "repeated"),
+    "FEATURES.DTYPE": _fixed("float32", "float16"),
     "AUG.INTERPOLATION": _fixed("bicubic", "bilinear", "random"),
+    "SOLVER.SCALE_RULE": _fixed(*SCALE_RULES),
 }
 
 # whole-config checks registered by packages: `check(cfg)` raises ConfigError
 CHECKS: list[Callable[[CfgNode], None]] = []
+
+
+def _check_batch_plan(cfg: CfgNode) -> None:
+    """The training batch splits over the processes (as written, or as SOLVER.SCALE_RULE adapts it)."""
+    batch_plan(cfg, world_size(cfg))
+
+
+CHECKS.append(_check_batch_plan)
 
 
 def register_choices(key: str, names: Callable[[], list[str]]) -> None:

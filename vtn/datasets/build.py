@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from vtn.config import register_choices
+from vtn.config import batch_plan, register_choices
 from vtn.datasets.sampling import PROTOCOLS
 from vtn.utils.errors import DatasetError
 from vtn.utils.files import atomic_write
@@ -175,11 +175,14 @@ def build_loader(cfg, split: str, protocol: Optional[str] = None) -> DataLoader:
     dataset = build_dataset(cfg, split, protocol)
     report_missing(dataset, cfg.OUTPUT_DIR)
     rank, world = _world()
-    total = cfg.TRAIN.BATCH_SIZE if split == "train" else cfg.TEST.BATCH_SIZE
-    key = "TRAIN.BATCH_SIZE" if split == "train" else "TEST.BATCH_SIZE"
-    if total % world:
-        raise DatasetError(f"{key} = {total} must be a multiple of the number of processes ({world})")
-    batch = total // world
+    if split == "train":
+        batch = batch_plan(cfg, world).per_process  # TRAIN.BATCH_SIZE, or as SOLVER.SCALE_RULE adapts it
+    else:
+        if cfg.TEST.BATCH_SIZE % world:
+            raise DatasetError(
+                f"TEST.BATCH_SIZE = {cfg.TEST.BATCH_SIZE} must be a multiple of the number of processes ({world})"
+            )
+        batch = cfg.TEST.BATCH_SIZE // world
     train = split == "train"
     sampler = EpochSampler(
         len(dataset),

@@ -45,7 +45,9 @@ def check_hook_names(cfg) -> None:
 
 
 class LRScheduler(HookBase):
-    """Sets the learning rate of every step: `policy(epoch + iter / epoch_iters)`."""
+    """Sets the learning rate of every step: `policy(epoch + iter / epoch_iters)`, where `iter` is the first
+    iteration of the step's accumulation window (so that N processes and one process accumulating N iterations
+    take each optimizer step at the same point of the schedule)."""
 
     def __init__(self, policy: Callable[[float], float], set_lr: Callable):
         self.policy, self.set_lr = policy, set_lr
@@ -56,7 +58,8 @@ class LRScheduler(HookBase):
 
     def before_step(self) -> None:
         t = self.trainer
-        t.lr = self.policy(t.epoch + t.iter / t.epoch_iters)
+        window = getattr(t, "accumulation", 1)
+        t.lr = self.policy(t.epoch + (t.iter - t.iter % window) / t.epoch_iters)
         self.set_lr(t.optimizer, t.lr)
 
 

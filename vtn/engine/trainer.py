@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 import torch
 
+from vtn.config import batch_plan
 from vtn.datasets import build_loader, shuffle_dataset
 from vtn.datasets.mixup import build_mixup
 from vtn.engine import distributed as du
@@ -91,6 +92,10 @@ class Trainer(TrainerBase):
         self.device = du.device_for(cfg)
         self.output_dir = cfg.OUTPUT_DIR
         self.master = du.is_master()
+        # the batch on the processes this run has (SOLVER.REFERENCE_WORLD_SIZE / SCALE_RULE); one line when adapted
+        self.batch_plan = batch_plan(cfg, du.get_world_size())
+        if self.batch_plan.note:
+            logger.info("Batch: %s", self.batch_plan.note)
         self.model = self.build_model(cfg)
         self.optimizer = self.build_optimizer(cfg, self.model)
         self.lr_policy = self.build_lr_policy(cfg)
@@ -113,9 +118,8 @@ class Trainer(TrainerBase):
         if self.epoch_iters == 0:
             raise UserError(
                 f"The training set has {len(self.train_loader.dataset)} clips: fewer than one batch of "
-                f"{cfg.TRAIN.BATCH_SIZE // du.get_world_size()} per process "
-                f"(TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} over "
-                f"{du.get_world_size()} processes). Lower TRAIN.BATCH_SIZE or add videos."
+                f"{self.batch_plan.per_process} per process over {du.get_world_size()} processes "
+                f"(TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE}). Lower TRAIN.BATCH_SIZE or add videos."
             )
         if unreached_steps(cfg):
             logger.warning(
@@ -124,7 +128,7 @@ class Trainer(TrainerBase):
                 unreached_steps(cfg),
                 cfg.SOLVER.MAX_EPOCH,
             )
-        self.accumulation = cfg.TRAIN.ACCUMULATION_STEPS
+        self.accumulation = self.batch_plan.accumulation
         if self.master and (self.start_epoch or self.start_iter):
             # the interrupted run may have logged past its last checkpoint: those records are done again now
             dropped = truncate_json_stats(self.output_dir, self.start_epoch + self.start_iter / self.epoch_iters)
@@ -139,7 +143,7 @@ class Trainer(TrainerBase):
         self.lr = self.lr_policy(self.start_epoch + self.start_iter / self.epoch_iters)
         self.step_output = None  # what run_step leaves for the hooks (None: a skipped step)
         self.last_checkpoint = None
-        per_process = cfg.TRAIN.BATCH_SIZE // du.get_world_size()
+        per_process = self.batch_plan.per_process
         logger.info(
             "Effective batch: %d per process x %d processes x %d accumulation steps = %d clips per optimizer step",
             per_process,
@@ -160,8 +164,12 @@ class Trainer(TrainerBase):
 
     @classmethod
     def build_lr_policy(cls, cfg) -> Callable[[float], float]:
-        """The learning rate at a fractional epoch (SOLVER.LR_POLICY with warmup)."""
-        return functools.partial(get_lr_at_epoch, cfg)
+        """The learning rate at a fractional epoch (SOLVER.LR_POLICY with warmup), times the batch plan's scale
+        (SOLVER.SCALE_RULE linear on another number of processes than SOLVER.REFERENCE_WORLD_SIZE)."""
+        scale = batch_plan(cfg, du.get_world_size()).lr_scale
+        if scale == 1.0:
+            return functools.partial(get_lr_at_epoch, cfg)
+        return lambda epoch: scale * get_lr_at_epoch(cfg, epoch)
 
     @classmethod
     def build_loader(cls, cfg, split: str):

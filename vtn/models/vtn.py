@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from vtn.models.backbones import build_backbone
+from vtn.models.backbones import build_backbone, set_backbone_grad_checkpointing
 from vtn.models.build import MODEL_REGISTRY
 from vtn.models.heads import build_head
 from vtn.models.temporal_encoders import GLOBAL, LOCAL, PAD, build_temporal_encoder
@@ -70,6 +70,18 @@ class VTN(nn.Module):
         if self.backbone_frozen:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
+        if cfg.VTN.GRAD_CHECKPOINTING:
+            self.set_grad_checkpointing(True)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing (VTN.GRAD_CHECKPOINTING): the backbone's blocks and the temporal encoder's
+        layers keep only their inputs and are recomputed in the backward pass (about one more forward, same
+        gradients, dropout included). Only a forward that autograd records is affected: under `torch.no_grad()`
+        (evaluation, testing) every part runs its plain forward."""
+        # A frozen backbone runs under no_grad (embed_frames): it keeps no activations, there is nothing to save.
+        if not self.backbone_frozen:
+            set_backbone_grad_checkpointing(self.backbone, enable)
+        self.temporal_encoder.set_grad_checkpointing(enable)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -13,6 +13,7 @@ from vtn.models.backbones.registry import (
     backbone_weights,
     build_backbone,
     known_backbone_names,
+    set_backbone_grad_checkpointing,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "backbone_exists",
     "backbone_weights",
     "known_backbone_names",
+    "set_backbone_grad_checkpointing",
 ]

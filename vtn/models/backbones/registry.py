@@ -3,10 +3,12 @@
 import functools
 import logging
 import os
+import types
 
 import torch.nn as nn
 
 from vtn.config import register_check
+from vtn.models.checkpointing import checkpointed, use_checkpointing
 from vtn.utils.errors import ConfigError, UserError
 from vtn.utils.registry import Registry, did_you_mean
 
@@ -140,3 +142,45 @@ def build_backbone(cfg) -> nn.Module:
     if not hasattr(model, "feature_dim"):
         model.feature_dim = feature_dim(model)
     return model
+
+
+def _checkpointed_forward(self, *args, **kwargs):
+    """The class's forward, checkpointed as a whole in training (bound to a backbone by `_checkpoint_whole`)."""
+    forward = type(self).forward
+    if use_checkpointing(self):
+        return checkpointed(forward, self, *args, **kwargs)
+    return forward(self, *args, **kwargs)
+
+
+def _checkpoint_whole(model: nn.Module, enable: bool) -> None:
+    # A bound method on the instance: copy.deepcopy (the EMA model) rebinds it to the copy.
+    model.__dict__.pop("forward", None)
+    if enable:
+        model.forward = types.MethodType(_checkpointed_forward, model)
+
+
+def set_backbone_grad_checkpointing(model: nn.Module, enable: bool = True) -> str:
+    """Activation checkpointing of a backbone (VTN.GRAD_CHECKPOINTING). Returns how: "blocks" or "whole".
+
+    "blocks": the model's own `set_grad_checkpointing` (timm's: every ViT/DeiT block, every ResNet bottleneck;
+    all six backbones of the paper have it), which keeps only the block inputs. "whole": a model without it (or
+    a timm model that refuses it) has its whole forward checkpointed, which frees its activations only while the
+    temporal encoder and the head run: the peak of its own backward stays (a warning says so).
+
+    BatchNorm in training mode updates its running statistics again when a checkpointed block is recomputed;
+    the gradients are unchanged."""
+    setter = getattr(model, "set_grad_checkpointing", None)
+    if setter is not None:
+        try:
+            setter(enable)
+            return "blocks"
+        except (AssertionError, NotImplementedError):  # timm: `assert not enable, "... not supported"`
+            pass
+    _checkpoint_whole(model, enable)
+    if enable:
+        logger.warning(
+            "VTN.GRAD_CHECKPOINTING: backbone %s has no per-block checkpointing (set_grad_checkpointing); its "
+            "whole forward is recomputed in the backward pass, which saves less memory",
+            type(model).__name__,
+        )
+    return "whole"

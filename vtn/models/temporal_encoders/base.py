@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 
 from vtn.config import register_choices
+from vtn.models.checkpointing import checkpointed, use_checkpointing
 from vtn.models.position_embeddings import build_position_embedding
 from vtn.utils.registry import Registry
 
@@ -85,12 +86,27 @@ class TokenEmbeddings(nn.Module):
 
 
 class TemporalEncoder(nn.Module):
-    """Base class: subclasses build `self.encoder` and implement `encode`."""
+    """Base class: subclasses build `self.encoder` and implement `encode`.
+
+    Activation checkpointing (VTN.GRAD_CHECKPOINTING): `set_grad_checkpointing(True)` sets
+    `self.grad_checkpointing`; an encoder that runs its own layers calls them through `run_layer`, which
+    checkpoints them in training with gradients enabled only. An encoder whose layers come from elsewhere
+    overrides `set_grad_checkpointing`."""
 
     def __init__(self, cfg, spec: EncoderSpec):
         super().__init__()
         self.spec = spec
         self.embeddings = TokenEmbeddings(cfg, spec)
+        self.grad_checkpointing = False
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def run_layer(self, layer: nn.Module, *args):
+        """`layer(*args)`, checkpointed when enabled and useful (training, gradients on)."""
+        if self.grad_checkpointing and use_checkpointing(self):
+            return checkpointed(layer, *args)
+        return layer(*args)
 
     def encode(
         self, hidden: torch.Tensor, mask: torch.Tensor, return_attention: bool

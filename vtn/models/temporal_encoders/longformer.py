@@ -334,7 +334,7 @@ class TorchLongformerEncoder(TemporalEncoder):
         sizes = self.chunk_sizes(hidden)
         chunks = list(torch.split(hidden, sizes, dim=1)) if len(sizes) > 1 else [hidden]
         for layer in self.encoder.layer:
-            chunks, probs = layer(chunks, mask)
+            chunks, probs = self.run_layer(layer, chunks, mask)
             if return_attention:
                 attention.append(probs[:, :, 0])  # the [CLS] (first global slot) over all tokens
         hidden = torch.cat(chunks, dim=1) if len(chunks) > 1 else chunks[0]

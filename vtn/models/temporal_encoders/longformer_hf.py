@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from transformers import LongformerConfig
 from transformers.models.longformer.modeling_longformer import LongformerEncoder
 
+from vtn.models.checkpointing import checkpointed
 from vtn.models.temporal_encoders.base import (
     GLOBAL,
     PAD,
@@ -69,6 +70,16 @@ class HFLongformerEncoder(TemporalEncoder):
                 proj.register_forward_hook(_zero_output)
             for proj in (attn.query, attn.key, attn.query_global, attn.key_global):
                 proj.requires_grad_(False)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """transformers' own per-layer switch (what `PreTrainedModel.gradient_checkpointing_enable` sets; this is
+        a bare LongformerEncoder, not a PreTrainedModel). Its layers checkpoint only in training with gradients on,
+        through our non-reentrant, RNG-preserving `checkpointed`."""
+        super().set_grad_checkpointing(enable)
+        self.encoder.gradient_checkpointing = enable
+        for layer in self.encoder.layer:
+            layer.gradient_checkpointing = enable
+            layer._gradient_checkpointing_func = checkpointed
 
     def encode(
         self, hidden: torch.Tensor, mask: torch.Tensor, return_attention: bool

@@ -8,8 +8,9 @@ Layout of OUTPUT_DIR/checkpoints/:
 
 A checkpoint is a dict: `model_state` (PySlowFast's key), `optimizer_state`, `scaler_state`, `ema_state`,
 `epoch` and `iteration` (the position to continue from: epoch index in progress and iterations already done in
-it; the learning rate is recomputed from it), `rng_state` (python, numpy, torch, cuda), `cfg` (the resolved
-config as YAML text), `best_metric`, `format`. It loads with `torch.load(weights_only=True)`.
+it; the learning rate is recomputed from it), `rng_state` (python, numpy, torch, cuda), `rng_states` (the same,
+of every process by rank: each resumes with its own), `cfg` (the resolved config as YAML text), `best_metric`,
+`format`. It loads with `torch.load(weights_only=True)`.
 """
 
 import logging
@@ -84,6 +85,16 @@ def capture_rng_state() -> dict:
     return state
 
 
+def rng_state_of_rank(data: dict, rank: int, world: int) -> Optional[dict]:
+    """The RNG state that process `rank` had when checkpoint `data` was saved: each process draws its own random
+    numbers (seeded RNG_SEED + rank), so a resumed process continues from its own state, not from rank 0's.
+    Rank 0's for a checkpoint without them (an older one) or of another number of processes."""
+    states = data.get("rng_states")
+    if states and len(states) == world:
+        return states[rank]
+    return data.get("rng_state")
+
+
 def restore_rng_state(state: dict) -> None:
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
@@ -156,7 +167,9 @@ def save_checkpoint(
     epoch: int = 0,
     iteration: int = 0,
     best_metric: Optional[float] = None,
+    rng_states: Optional[list] = None,
 ) -> str:
+    """`rng_states`: the RNG state of every process, by rank (all_gather_object of capture_rng_state())."""
     state = {
         "format": FORMAT,
         "model_state": unwrap(model).state_dict(),
@@ -167,6 +180,7 @@ def save_checkpoint(
         "iteration": iteration,
         "best_metric": best_metric,
         "rng_state": capture_rng_state(),
+        "rng_states": rng_states,
         "cfg": cfg.dump(),
     }
     atomic_save(state, path)

@@ -46,17 +46,25 @@ class SlurmJob:
         return submitit.helpers.DelayedSubmission(SlurmJob(self.cfg, self.port))
 
 
-def submit(
+def build_executor(
     cfg,
     nodes: int,
     gpus_per_node: int,
-    partition: str,
-    timeout_min: int,
     job_dir: str,
-    cpus_per_task: int = 10,
     cluster=None,
+    partition: str = "",
+    timeout_min: int = 60 * 72,
+    cpus_per_task: int = 10,
+    account: str = "",
+    qos: str = "",
+    mem: str = "",
+    constraint: str = "",
     extra_slurm: dict = None,
 ):
+    """submitit's executor of the job, its parameters set: `nodes` x `gpus_per_node` tasks (one per GPU, at least
+    one per node), `cpus_per_task`, `timeout_min`; on SLURM also `partition`, `account`, `qos`, `mem` (SLURM's
+    syntax, e.g. "64G"), `constraint` (each left to the cluster's default when empty) and `extra_slurm` (more
+    `slurm_*` parameters of submitit)."""
     import submitit  # optional: SLURM jobs only
 
     executor = submitit.AutoExecutor(folder=job_dir, cluster=cluster)
@@ -69,6 +77,14 @@ def submit(
         timeout_min=timeout_min,
     )
     if executor.cluster == "slurm":
-        params.update(slurm_partition=partition, slurm_signal_delay_s=120, **(extra_slurm or {}))
+        slurm = dict(partition=partition, account=account, qos=qos, mem=mem, constraint=constraint)
+        params.update({f"slurm_{k}": v for k, v in slurm.items() if v})
+        params.update(slurm_signal_delay_s=120, **(extra_slurm or {}))
     executor.update_parameters(**params)
+    return executor
+
+
+def submit(cfg, nodes: int, gpus_per_node: int, job_dir: str, **options):
+    """Submit the job (run_net.py's processes in every task); `options` are those of `build_executor`."""
+    executor = build_executor(cfg, nodes, gpus_per_node, job_dir, **options)
     return executor.submit(SlurmJob(cfg, _free_port()))

@@ -18,6 +18,7 @@ from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
     BEST_NAME,
     CheckpointError,
+    capture_rng_state,
     checkpoint_dir,
     checkpoint_name,
     copy_as_best,
@@ -28,6 +29,7 @@ from vtn.engine.checkpoint import (
     model_state_from,
     prune_checkpoints,
     restore_rng_state,
+    rng_state_of_rank,
     save_checkpoint,
 )
 from vtn.engine.convert import to_vtn_state
@@ -243,7 +245,7 @@ class Trainer(TrainerBase):
                 self.ema.load_state_dict(data["ema_state"])
             self.start_epoch, self.start_iter = int(data["epoch"]), int(data["iteration"])
             self.best_metric = data.get("best_metric")
-            self._rng_to_restore = data.get("rng_state")
+            self._rng_to_restore = rng_state_of_rank(data, du.get_rank(), du.get_world_size())
             logger.info("Resuming from %s: epoch %d, iteration %d", path, self.start_epoch + 1, self.start_iter)
             return
         if cfg.TRAIN.CHECKPOINT_FILE_PATH:
@@ -386,10 +388,11 @@ class Trainer(TrainerBase):
     def save(self, epoch: int, iteration: int) -> Optional[str]:
         """A checkpoint of the position (epoch index, iterations done in it), written by the master process."""
         path = os.path.join(checkpoint_dir(self.output_dir), checkpoint_name(epoch, iteration))
+        rng_states = du.all_gather_object(capture_rng_state())  # every process resumes with its own random numbers
         if self.master:
             try:
                 state = (self.model, self.optimizer, self.scaler, self.ema)
-                save_checkpoint(path, self.cfg, *state, epoch, iteration, self.best_metric)
+                save_checkpoint(path, self.cfg, *state, epoch, iteration, self.best_metric, rng_states=rng_states)
             except DiskFullError as e:
                 found = list_checkpoints(self.output_dir)
                 kept = f"the newest complete checkpoint is {found[-1][2]}" if found else "no checkpoint was kept"

@@ -2,7 +2,12 @@
 """Extract per-video frame embeddings into a feature cache (DATA.FEATURES_DIR), once per video:
 
     python tools/extract_features.py --cfg FILE [--splits train,val,test] [--checkpoint CKPT] [KEY VALUE ...]
+    torchrun --nproc_per_node 8 tools/extract_features.py --cfg FILE NUM_GPUS 1 [KEY VALUE ...]
 
+Decoding runs in DATA_LOADER.NUM_WORKERS loader workers per process, the backbone in the process (under
+mixed precision on GPUs with TRAIN.MIXED_PRECISION True); several processes (torchrun, or NUM_GPUS > 1 and
+--num_shards / --shard_id / --init_method as tools/run_net.py) each take a share of the videos. FEATURES.DTYPE
+float16 stores half the bytes.
 Frames: DATA.FEATURES_FPS per second (>= the video's fps: every frame), else TEST.FULL_VIDEO_FRAMES spread
 over the video. Videos: the splits of DATA.FEATURES_SOURCE (or TRAIN.DATASET / TEST.DATASET). The backbone is
 the config's (pretrained weights, or RNG_SEED's random initialisation), or that of --checkpoint. Resumable:
@@ -19,29 +24,38 @@ def build_parser():
     parser = base_parser("Extract per-video frame embeddings into a feature cache (DATA.FEATURES_DIR), once per video.")
     add_splits_argument(parser, SPLITS, "extract")
     parser.add_argument("--checkpoint", default="", help="Take the backbone weights from this checkpoint.")
+    parser.add_argument("--num_shards", type=int, default=None, help="Machines in the job (sets NUM_SHARDS).")
+    parser.add_argument("--shard_id", type=int, default=None, help="Index of this machine (sets SHARD_ID).")
+    parser.add_argument(
+        "--init_method",
+        default="tcp://localhost:9999",
+        help="Rendezvous address of a multi-machine job, e.g. tcp://10.0.0.1:9999.",
+    )
     return parser
 
 
 def extract(args, splits) -> None:
-    from vtn.engine.extract import extract_features
-    from vtn.utils.logging import setup_logging
+    from vtn.engine.distributed import launch_job
+    from vtn.engine.extract import extraction_job_for
 
-    cfg = config_from_args(args)
-    setup_logging(cfg.DATA.FEATURES_DIR or None)
-    results = extract_features(cfg, splits, args.checkpoint)
-    for split, c in results.items():
-        print(
-            f"{split}: {c['videos']} videos: {c['extracted']} extracted, {c['cached']} already cached, "
-            f"{c['failed']} failed"
-        )
-    print(f"feature cache: {cfg.DATA.FEATURES_DIR}")
+    extra = []
+    if args.num_shards is not None:
+        extra += ["NUM_SHARDS", args.num_shards]
+    if args.shard_id is not None:
+        extra += ["SHARD_ID", args.shard_id]
+    cfg = config_from_args(args, extra)
+    launch_job(cfg, extraction_job_for(splits, args.checkpoint), init_method=args.init_method)
 
 
 def main(argv=None):
     parser = build_parser()
     args = parse(parser, argv)
     splits = parse_splits(parser, args, SPLITS)
-    run_main("extract_features", lambda: extract(args, splits))
+    run_main(
+        "extract_features",
+        lambda: extract(args, splits),
+        on_interrupt="run the same command again: it extracts only what is missing",
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from vtn.config import load_config
 from vtn.config.loading import ConfigError
 from vtn.datasets import build_dataset, build_loader
 from vtn.datasets.features import FeatureCacheError, load_feature_file, nearest_positions
+from vtn.engine import extract as extract_module
 from vtn.engine.evaluator import run_inference
-from vtn.engine.extract import build_extraction_model, extract_features
+from vtn.engine.extract import VideoFrames, build_extraction_model, extract_features
 
 
 def features_cfg(synthetic_dir, features_dir, *extra):
@@ -124,7 +125,7 @@ def test_multi_view_on_features_has_one_crop_whatever_num_spatial_crops(every_fr
     assert result["views"].tolist() == [2] * 6
 
 
-def test_extraction_resumes_and_redoes_only_what_is_missing(synthetic_dir, tmp_path):
+def test_extraction_resumes_and_redoes_only_what_is_missing(synthetic_dir, tmp_path, monkeypatch):
     cfg = features_cfg(synthetic_dir, tmp_path / "cache")
     model = build_extraction_model(cfg)
     first = extract_features(cfg, ["train", "val"], model=model)
@@ -140,7 +141,16 @@ def test_extraction_resumes_and_redoes_only_what_is_missing(synthetic_dir, tmp_p
     with open(files[5], "r+b") as f:  # a damaged file is redone too
         f.truncate(100)
     open(tmp_path / "cache" / "train" / ".tmp-left-by-a-crash.pyth", "wb").close()
+    decoded = []  # the videos handed to the decoding side: only those to redo, none of the cached ones
+    real_pieces = VideoFrames.pieces
+
+    def pieces(self, decoder, pos, path):
+        decoded.append(path)
+        return real_pieces(self, decoder, pos, path)
+
+    monkeypatch.setattr(VideoFrames, "pieces", pieces)
     third = extract_features(cfg, ["train"], model=model)
+    assert decoded == [index["videos"][3]["path"], index["videos"][5]["path"]]
     assert third["train"] == {"videos": 12, "extracted": 2, "cached": 10, "failed": 0}
     assert [f for f in files if os.stat(f).st_mtime_ns != stamps.get(f)] == [files[3], files[5]]
     assert not any(n.startswith(".tmp-") for n in os.listdir(tmp_path / "cache" / "train"))
@@ -208,9 +218,117 @@ def test_missing_cache_and_config_errors(synthetic_dir, tmp_path):
         load_config(None, base + ["VTN.FREEZE_BACKBONE", True])
     with pytest.raises(ConfigError, match="VTN.FREEZE_BACKBONE = False is not allowed.*cached embeddings cannot"):
         load_config(None, base + ["DATA.FEATURES_DIR", "x"])
+    with pytest.raises(ConfigError, match="FEATURES.DTYPE = 'bfloat16' is not one of: 'float32', 'float16'"):
+        load_config(None, base + ["DATA.FEATURES_DIR", "x", "VTN.FREEZE_BACKBONE", True, "FEATURES.DTYPE", "bfloat16"])
     with pytest.raises(ConfigError, match="MIXUP.ENABLE = True is not allowed"):
         load_config(None, base + ["DATA.FEATURES_DIR", "x", "VTN.FREEZE_BACKBONE", True, "MIXUP.ENABLE", True])
     with pytest.raises(FeatureCacheError, match="set DATA.FEATURES_SOURCE"):
         extract_features(
             load_config(None, base + ["DATA.FEATURES_DIR", str(tmp_path / "c"), "VTN.FREEZE_BACKBONE", True]), ["train"]
         )
+
+
+def cache_files(features_dir, split):
+    """The index of a split of a cache, and the contents of its files in the index's order (None: failed)."""
+    index = json.load(open(os.path.join(features_dir, f"{split}.json")))
+    return index, [
+        load_feature_file(os.path.join(features_dir, v["file"])) if v["file"] else None for v in index["videos"]
+    ]
+
+
+def with_values(cfg, **values):
+    """A copy of `cfg` with `values` ("DATA__FEATURES_DIR": ... for DATA.FEATURES_DIR)."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    for key, value in values.items():
+        group, name = key.split("__")
+        cfg[group][name] = value
+    cfg.freeze()
+    return cfg
+
+
+def test_loader_workers_give_the_cache_of_the_main_process(synthetic_dir, tmp_path):
+    """Decoding in 2 DataLoader workers: the same index (bad and missing videos included, in order) and the same
+    files as decoding in the main process."""
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    rows = open(data / "test.csv").read().split()
+    with open(data / rows[2], "wb") as f:
+        f.write(b"not a video at all" * 20)
+    os.remove(data / rows[4])
+    out = {}
+    for workers in (0, 2):
+        cfg = features_cfg(str(data), tmp_path / f"w{workers}", "DATA_LOADER.NUM_WORKERS", workers)
+        counts = extract_features(cfg, ["test"], model=build_extraction_model(cfg))
+        assert counts["test"] == {"videos": 6, "extracted": 4, "cached": 0, "failed": 2}
+        out[workers] = cache_files(tmp_path / f"w{workers}", "test")
+    (index0, files0), (index2, files2) = out[0], out[2]
+    assert index0 == index2
+    assert [v["file"] is None for v in index2["videos"]] == [False, True, False, False, False, True]
+    assert "cannot be opened as a video" in index2["videos"][1]["error"] and index2["videos"][5]["missing"]
+    for a, b in zip(files0, files2):
+        if a is not None:
+            assert torch.equal(a["embeddings"], b["embeddings"]) and torch.equal(a["frame_idx"], b["frame_idx"])
+
+
+def test_float16_storage_halves_the_files_and_keeps_the_logits(every_frame_cache, tmp_path):
+    cfg32, model = every_frame_cache
+    cfg16 = with_values(cfg32, DATA__FEATURES_DIR=str(tmp_path / "half"), FEATURES__DTYPE="float16")
+    extract_features(cfg16, ["test"], model=model)
+    assert json.load(open(tmp_path / "half" / "manifest.json"))["dtype"] == "float16"
+    index32, files32 = cache_files(cfg32.DATA.FEATURES_DIR, "test")
+    index16, files16 = cache_files(cfg16.DATA.FEATURES_DIR, "test")
+    assert [v["path"] for v in index32["videos"]] == [v["path"] for v in index16["videos"]]
+    for v32, v16, a, b in zip(index32["videos"], index16["videos"], files32, files16):
+        assert a["embeddings"].dtype == torch.float32 and b["embeddings"].dtype == torch.float16
+        assert (b["embeddings"].float() - a["embeddings"]).abs().max() <= 1e-2
+        size32 = os.path.getsize(os.path.join(cfg32.DATA.FEATURES_DIR, v32["file"]))
+        size16 = os.path.getsize(os.path.join(cfg16.DATA.FEATURES_DIR, v16["file"]))
+        saved = a["embeddings"].numel() * 2  # two bytes per value
+        assert abs((size32 - size16) - saved) <= 256 and size16 < 0.6 * size32, (size32, size16)
+    # read back as float32; the model's logits within 1e-2 of those on float32 storage
+    half, full = build_dataset(cfg16, "test", "full_video"), build_dataset(cfg32, "test", "full_video")
+    with torch.no_grad():
+        for i in range(len(full)):
+            a, b = full[(i, 0)], half[(i, 0)]
+            assert b["embeddings"].dtype == torch.float32 and torch.equal(a["frame_idx"], b["frame_idx"])
+            diff = model(embeddings=b["embeddings"][None], frame_idx=b["frame_idx"][None]) - model(
+                embeddings=a["embeddings"][None], frame_idx=a["frame_idx"][None]
+            )
+            assert 0 < diff.abs().max() <= 1e-2  # rounded, yet close
+    # the dtype is part of what made a cache; a manifest without it (made before the key) stands for float32
+    with pytest.raises(FeatureCacheError, match=r"other settings \(dtype: cache 'float16' vs now 'float32'\)"):
+        extract_features(with_values(cfg32, DATA__FEATURES_DIR=str(tmp_path / "half")), ["test"], model=model)
+    manifest = json.load(open(tmp_path / "half" / "manifest.json"))
+    del manifest["dtype"]
+    json.dump(manifest, open(tmp_path / "half" / "manifest.json", "w"))
+    with pytest.raises(FeatureCacheError, match=r"other settings \(dtype: cache 'float32' vs now 'float16'\)"):
+        extract_features(cfg16, ["test"], model=model)
+
+
+def test_mixed_precision_is_asked_for_and_off_on_the_cpu(every_frame_cache, tmp_path, monkeypatch):
+    """TRAIN.MIXED_PRECISION: the backbone runs under autocast_for(cfg), which is disabled on the CPU (the cache
+    is then that of fp32) and is torch.autocast on CUDA (what runs there is a GPU check: GETTING_STARTED.md)."""
+    cfg, model = every_frame_cache
+    amp = with_values(cfg, DATA__FEATURES_DIR=str(tmp_path / "amp"), TRAIN__MIXED_PRECISION=True)
+    calls = []
+    real = extract_module.autocast_for
+
+    def autocast_for(c):
+        context = real(c)
+        calls.append((c.TRAIN.MIXED_PRECISION, isinstance(context, torch.autocast)))
+        return context
+
+    monkeypatch.setattr(extract_module, "autocast_for", autocast_for)
+    extract_features(amp, ["test"], model=model)
+    index = json.load(open(tmp_path / "amp" / "test.json"))
+    pieces = sum(-(-v["num_cached"] // 64) for v in index["videos"])  # VTN.BACKBONE_CHUNK_SIZE 0: 64
+    assert calls == [(True, False)] * pieces  # asked for on every backbone pass, disabled on the CPU
+    assert json.load(open(tmp_path / "amp" / "manifest.json"))["mixed_precision"] == ""
+    for a, b in zip(cache_files(cfg.DATA.FEATURES_DIR, "test")[1], cache_files(amp.DATA.FEATURES_DIR, "test")[1]):
+        assert torch.equal(a["embeddings"], b["embeddings"])
+    gpu = amp.clone()
+    gpu.defrost()
+    gpu.NUM_GPUS = 1
+    with pytest.warns(UserWarning, match="CUDA is not available"):  # this machine's torch disables it
+        assert isinstance(real(gpu), torch.autocast) and real(gpu).fast_dtype == torch.float16

@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from tests.helpers import TINY_MODEL_OPTS, run_tool, synthetic_opts
 
@@ -99,3 +100,17 @@ def test_train_and_test_on_the_cache_then_end_to_end(cache, synthetic_dir, tmp_p
     assert [p["path"] for p in cached] == [p["path"] for p in videos]
     for a, b in zip(cached, videos):
         assert max(abs(x - y) for x, y in zip(a["top5_scores"], b["top5_scores"])) <= 1e-4
+
+
+def test_workers_and_float16_from_the_command_line(synthetic_dir, tmp_path):
+    features_dir = str(tmp_path / "half")
+    extra = ["--splits", "test", "DATA_LOADER.NUM_WORKERS", "1", "FEATURES.DTYPE", "float16"]
+    proc = run_tool("extract_features.py", *opts(synthetic_dir, features_dir, *extra))
+    assert "test: 6 videos: 6 extracted, 0 already cached, 0 failed" in proc.stdout
+    assert json.load(open(os.path.join(features_dir, "manifest.json")))["dtype"] == "float16"
+    entry = json.load(open(os.path.join(features_dir, "test.json")))["videos"][0]
+    data = torch.load(os.path.join(features_dir, entry["file"]), weights_only=True)
+    assert data["embeddings"].dtype == torch.float16 and data["embeddings"].shape == (8, 192)
+    bad = run_tool("extract_features.py", *opts(synthetic_dir, features_dir, "FEATURES.DTYPE", "half"), check=False)
+    assert bad.returncode == 2
+    assert "extract_features: error: FEATURES.DTYPE = 'half' is not one of: 'float32', 'float16'" in bad.stderr

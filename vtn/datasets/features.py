@@ -12,9 +12,10 @@ Layout of DATA.FEATURES_DIR:
                             feature file (null with the error for a video that could not be decoded), plus
                             the class names and class groups of the source dataset
     {train,val,test}/<video name>-<hash of its path>.pt
-                            one file per video: {"embeddings": float32 (T, D), "frame_idx": int64 (T,) sorted
-                            frame indices in the video, "fps", "num_frames", "path", and "times" float64 (frames,)
-                            for unevenly spaced frames}; torch.load(weights_only)
+                            one file per video: {"embeddings": (T, D) in the manifest's "dtype" (FEATURES.DTYPE:
+                            float32, or float16 for half the disk; read back as float32), "frame_idx": int64 (T,)
+                            sorted frame indices in the video, "fps", "num_frames", "path", and "times" float64
+                            (frames,) for unevenly spaced frames}; torch.load(weights_only)
 
 Items are those of video_dataset.py with `embeddings (T, D)` in place of `frames (C, T, H, W)`; the engine
 passes whichever input a batch carries to the model by name (vtn/engine/inputs.py), and the model then
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 FORMAT = "vtn-feature-cache-1"
 MANIFEST = "manifest.json"
 NAME = "features"
+# FEATURES.DTYPE: the storage dtype of the embeddings (a manifest without "dtype" is float32, as before the key)
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 class FeatureCacheError(DatasetError):
@@ -273,7 +276,7 @@ class FeatureDataset(torch.utils.data.Dataset):
                 f"feature file {video['file']} holds {emb.shape[1]}-d embeddings; the manifest says {self.feature_dim}"
             )
         pos = torch.from_numpy(nearest_positions(idx.numpy(), self._wanted(video, temporal_idx, rng)))
-        return emb[pos].float(), idx[pos]
+        return emb[pos].float(), idx[pos]  # float16 storage (FEATURES.DTYPE) is read back as float32
 
     def _item(self, emb, frame_idx, video_idx, temporal_idx, ok, failures) -> dict:
         return make_item("embeddings", emb, self.labels[video_idx], frame_idx, video_idx, temporal_idx, 0, ok, failures)

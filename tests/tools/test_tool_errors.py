@@ -22,6 +22,7 @@ CONFIG_TOOLS = [
     "make_synthetic_dataset.py",
     "convert_checkpoint.py",
     "submit.py",
+    "preflight.py",
 ]
 REQUIRED = {
     "convert_checkpoint.py": ["--input", "a.pyth", "--output", "b.pyth"],

@@ -16,7 +16,16 @@ TRAIN.DATASET features TEST.DATASET features VTN.FREEZE_BACKBONE True (see GETTI
 """
 
 from vtn.datasets.build import SPLITS
-from vtn.engine.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
+from vtn.engine.cli import (
+    add_launch_arguments,
+    add_splits_argument,
+    base_parser,
+    config_from_args,
+    launch_overrides,
+    parse,
+    parse_splits,
+    run_main,
+)
 
 
 def build_parser():
@@ -24,13 +33,7 @@ def build_parser():
     parser = base_parser("Extract per-video frame embeddings into a feature cache (DATA.FEATURES_DIR), once per video.")
     add_splits_argument(parser, SPLITS, "extract")
     parser.add_argument("--checkpoint", default="", help="Take the backbone weights from this checkpoint.")
-    parser.add_argument("--num_shards", type=int, default=None, help="Machines in the job (sets NUM_SHARDS).")
-    parser.add_argument("--shard_id", type=int, default=None, help="Index of this machine (sets SHARD_ID).")
-    parser.add_argument(
-        "--init_method",
-        default="tcp://localhost:9999",
-        help="Rendezvous address of a multi-machine job, e.g. tcp://10.0.0.1:9999.",
-    )
+    add_launch_arguments(parser)
     return parser
 
 
@@ -38,11 +41,7 @@ def extract(args, splits) -> None:
     from vtn.engine.distributed import launch_job
     from vtn.engine.extract import extraction_job_for
 
-    extra = []
-    if args.num_shards is not None:
-        extra += ["NUM_SHARDS", args.num_shards]
-    if args.shard_id is not None:
-        extra += ["SHARD_ID", args.shard_id]
+    extra = launch_overrides(args)
     cfg = config_from_args(args, extra)
     launch_job(cfg, extraction_job_for(splits, args.checkpoint), init_method=args.init_method)
 

@@ -9,7 +9,7 @@ OUTPUT_DIR/preflight.json (nothing else of OUTPUT_DIR is touched):
 See "Preflight" in GETTING_STARTED.md.
 """
 
-from vtn.engine.cli import base_parser, config_from_args, parse, run_main
+from vtn.engine.cli import add_launch_arguments, base_parser, config_from_args, launch_overrides, parse, run_main
 from vtn.engine.preflight import DEFAULT_CPU_STEPS, DEFAULT_STEPS, Options, preflight_main
 
 
@@ -29,13 +29,7 @@ def build_parser():
         action="store_true",
         help="Also find the largest per-process training batch that fits: tried on CUDA, estimated on the CPU.",
     )
-    parser.add_argument("--num_shards", type=int, default=None, help="Machines in the job (sets NUM_SHARDS).")
-    parser.add_argument("--shard_id", type=int, default=None, help="Index of this machine (sets SHARD_ID).")
-    parser.add_argument(
-        "--init_method",
-        default="tcp://localhost:9999",
-        help="Rendezvous address of a multi-machine job, e.g. tcp://10.0.0.1:9999.",
-    )
+    add_launch_arguments(parser)
     return parser
 
 
@@ -44,11 +38,7 @@ def main(argv=None):
     args = parse(parser, argv)
     if args.steps is not None and args.steps < 2:
         parser.error(f"--steps {args.steps}: expected at least 2 (the first steps are warm-up)")
-    extra = []
-    if args.num_shards is not None:
-        extra += ["NUM_SHARDS", args.num_shards]
-    if args.shard_id is not None:
-        extra += ["SHARD_ID", args.shard_id]
+    extra = launch_overrides(args)
     options = Options(steps=args.steps, find_batch=args.find_batch)
     run_main(
         "preflight",

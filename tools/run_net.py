@@ -8,7 +8,7 @@
 Phases follow TRAIN.ENABLE and TEST.ENABLE; see GETTING_STARTED.md.
 """
 
-from vtn.engine.cli import base_parser, config_from_args, parse, run_main
+from vtn.engine.cli import add_launch_arguments, base_parser, config_from_args, launch_overrides, parse, run_main
 from vtn.engine.distributed import launch_job
 from vtn.engine.run import run_process
 
@@ -16,23 +16,13 @@ from vtn.engine.run import run_process
 def build_parser():
     """The command line of this tool (tests/test_docs.py parses the documented commands with it)."""
     parser = base_parser("Train and test a Video Transformer Network.")
-    parser.add_argument("--num_shards", type=int, default=None, help="Machines in the job (sets NUM_SHARDS).")
-    parser.add_argument("--shard_id", type=int, default=None, help="Index of this machine (sets SHARD_ID).")
-    parser.add_argument(
-        "--init_method",
-        default="tcp://localhost:9999",
-        help="Rendezvous address of a multi-machine job, e.g. tcp://10.0.0.1:9999.",
-    )
+    add_launch_arguments(parser)
     return parser
 
 
 def main(argv=None):
     args = parse(build_parser(), argv)
-    extra = []
-    if args.num_shards is not None:
-        extra += ["NUM_SHARDS", args.num_shards]
-    if args.shard_id is not None:
-        extra += ["SHARD_ID", args.shard_id]
+    extra = launch_overrides(args)
     run_main(
         "run_net",
         lambda: launch_job(config_from_args(args, extra), run_process, init_method=args.init_method),

@@ -67,6 +67,27 @@ def parse_splits(parser: argparse.ArgumentParser, args: argparse.Namespace, spli
     return chosen
 
 
+def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
+    """PySlowFast's multi-machine flags, as tools/run_net.py takes them (see `launch_overrides`)."""
+    parser.add_argument("--num_shards", type=int, default=None, help="Machines in the job (sets NUM_SHARDS).")
+    parser.add_argument("--shard_id", type=int, default=None, help="Index of this machine (sets SHARD_ID).")
+    parser.add_argument(
+        "--init_method",
+        default="tcp://localhost:9999",
+        help="Rendezvous address of a multi-machine job, e.g. tcp://10.0.0.1:9999.",
+    )
+
+
+def launch_overrides(args: argparse.Namespace) -> list:
+    """The config overrides that --num_shards and --shard_id stand for."""
+    extra = []
+    if args.num_shards is not None:
+        extra += ["NUM_SHARDS", args.num_shards]
+    if args.shard_id is not None:
+        extra += ["SHARD_ID", args.shard_id]
+    return extra
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(

@@ -1,3 +1,12 @@
 """vtn: Video Transformer Network (Neimark et al., 2021) as a PySlowFast-style research framework."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """`vtn.load` (and `vtn.VideoModel`) import torch and the model code only when first used."""
+    if name in ("load", "VideoModel"):
+        from vtn import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'vtn' has no attribute {name!r}")

@@ -33,6 +33,7 @@ class VideoPrediction:
     embeddings: torch.Tensor  # (T, D) backbone features
     scores: torch.Tensor  # (NUM_CLASSES,) softmax scores
     attention: Optional[list[torch.Tensor]] = None  # per layer, (heads, 1 + T): [CLS] over [CLS] and the frames
+    cls_feature: Optional[torch.Tensor] = None  # (D,) the final [CLS] feature, the input of the model's mlp_head
 
     def topk(self, k: int = 5):
         values, ids = self.scores.topk(min(k, self.scores.numel()))
@@ -77,13 +78,26 @@ class VideoPredictor:
 
     @torch.no_grad()
     def predict(
-        self, path: str, num_frames: Optional[int] = None, fps: float = 0.0, return_attention: bool = False
+        self,
+        path: str,
+        num_frames: Optional[int] = None,
+        fps: float = 0.0,
+        return_attention: bool = False,
+        return_cls: bool = False,
     ) -> VideoPrediction:
         info = self.decoder.probe(path)
         n = self.cfg.TEST.FULL_VIDEO_FRAMES if num_frames is None else num_frames
         indices = frame_indices(info, n, fps)
         emb, idx = self.embed(path, indices, info)
-        out = self.model.forward_embeddings(emb[None], idx[None].to(self.device), return_attention=return_attention)
+        captured = []  # return_cls: the input of the head, caught on its way in
+        head = self.model.mlp_head
+        hook = head.register_forward_pre_hook(lambda _, args: captured.append(args[0])) if return_cls else None
+        try:
+            out = self.model.forward_embeddings(emb[None], idx[None].to(self.device), return_attention=return_attention)
+        finally:
+            if hook is not None:
+                hook.remove()
         logits, attention = out if return_attention else (out, None)
         attention = [a[0].float().cpu() for a in attention] if attention is not None else None
-        return VideoPrediction(path, info, idx, emb.cpu(), logits[0].float().softmax(-1).cpu(), attention)
+        cls = captured[-1][0].float().cpu() if captured else None
+        return VideoPrediction(path, info, idx, emb.cpu(), logits[0].float().softmax(-1).cpu(), attention, cls)

@@ -1,0 +1,113 @@
+"""tools/predict.py: one row per video (bad ones included), the API's scores, resumable, never half-written."""
+
+import csv
+import json
+import os
+
+import pytest
+import torch
+
+from tests.helpers import TINY_MODEL_OPTS, load_tool, run_tool, synthetic_opts
+from vtn.config import load_config
+from vtn.engine.checkpoint import save_checkpoint
+from vtn.models import build_model
+
+
+def as_opts(opts):
+    return [json.dumps(o) if isinstance(o, list) else str(o) for o in opts]
+
+
+@pytest.fixture(scope="module")
+def setup(synthetic_dir, tmp_path_factory):
+    """(opts naming a tiny checkpoint, the synthetic test videos, a broken video)."""
+    tmp = tmp_path_factory.mktemp("predict")
+    opts = as_opts(TINY_MODEL_OPTS + synthetic_opts(synthetic_dir))
+    cfg = load_config(None, opts)
+    torch.manual_seed(1)
+    save_checkpoint(str(tmp / "model.pyth"), cfg, build_model(cfg), epoch=1)
+    broken = tmp / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x07" * 3000)
+    folder = os.path.join(synthetic_dir, "videos", "test")
+    videos = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    return opts + ["TEST.CHECKPOINT_FILE_PATH", str(tmp / "model.pyth")], videos, str(broken)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_folder_a_missing_and_a_broken_video_give_one_row_each(setup, tmp_path, synthetic_dir):
+    import vtn
+
+    opts, videos, broken = setup
+    out = str(tmp_path / "predictions.csv")
+    missing = str(tmp_path / "missing.mp4")
+    proc = run_tool(
+        "predict.py", "--input", os.path.dirname(videos[0]), missing, broken, "--output", out, "--topk", 3, *opts
+    )
+    assert "eta" in proc.stdout and f"wrote {out}: 6 ok, 2 failed, 0 skipped" in proc.stdout
+    rows = read_csv(out)
+    assert [r["path"] for r in rows] == videos + [missing, broken]
+    assert not os.path.exists(out + ".partial")
+    model = vtn.load(None, opts=opts, device="cpu")
+    for row, video in zip(rows, videos):
+        expected = model.predict(video, topk=3)
+        assert row["status"] == "ok" and row["labels"].split("|") == [e["label"] for e in expected]
+        assert [float(s) for s in row["scores"].split("|")] == pytest.approx([e["score"] for e in expected], abs=1e-5)
+        assert int(row["frames"]) == 8 and 1.0 <= float(row["duration"]) <= 3.1  # TEST.FULL_VIDEO_FRAMES 8
+    assert rows[-2]["status"] == "no such video file" and rows[-2]["labels"] == ""
+    assert rows[-1]["status"] not in ("", "ok")
+
+
+def test_a_rerun_skips_what_is_done_and_a_crash_leaves_rows_to_resume(setup, tmp_path):
+    opts, videos, _ = setup
+    out = str(tmp_path / "p.jsonl")
+    run_tool("predict.py", "--input", *videos[:2], "--output", out, *opts)
+    first = [json.loads(line) for line in open(out)]
+    assert [r["path"] for r in first] == videos[:2] and len(first[0]["labels"]) == 5
+    # a crash mid-run: one finished row in the partial file and half of the next
+    row = dict(first[0], path=videos[2])
+    with open(out + ".partial", "w") as f:
+        f.write(json.dumps(row) + "\n" + json.dumps(dict(row, path=videos[3]))[:20])
+    proc = run_tool("predict.py", "--input", *videos, "--output", out, *opts)
+    assert "3 of 6 videos already in" in proc.stdout and "3 ok, 0 failed, 3 skipped" in proc.stdout
+    rows = [json.loads(line) for line in open(out)]
+    assert [r["path"] for r in rows] == videos and rows[2] == row  # kept, not predicted again
+    assert rows[:2] == first and not os.path.exists(out + ".partial")
+
+
+def test_an_interruption_keeps_the_finished_rows(setup, tmp_path, monkeypatch, capsys):
+    import vtn.engine.predict as predict
+
+    opts, videos, _ = setup
+    out = str(tmp_path / "p.csv")
+    real, calls = predict.predict_row, []
+
+    def interrupted(model, path, topk):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(model, path, topk)
+
+    monkeypatch.setattr(predict, "predict_row", interrupted)
+    with pytest.raises(SystemExit) as e:
+        load_tool("tools/predict.py").main(["--input", *videos, "--output", out, *opts])
+    assert e.value.code == 130 and "rerun the same command to resume" in capsys.readouterr().err
+    assert [r["path"] for r in read_csv(out)] == videos[:2]
+    monkeypatch.setattr(predict, "predict_row", real)
+    run_tool("predict.py", "--input", *videos, "--output", out, *opts)
+    assert [r["path"] for r in read_csv(out)] == videos
+
+
+def test_a_list_of_videos_and_bad_outputs(setup, tmp_path, synthetic_dir):
+    opts, videos, _ = setup
+    out = str(tmp_path / "p.csv")
+    run_tool("predict.py", "--input", os.path.join(synthetic_dir, "test.csv"), "--output", out, *opts)
+    assert sorted(r["path"] for r in read_csv(out)) == videos
+    bad = run_tool("predict.py", "--input", videos[0], "--output", tmp_path / "p.txt", *opts, check=False)
+    assert bad.returncode == 2 and "give a .csv or .jsonl file" in bad.stderr and bad.stderr.count("\n") == 1
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    other = run_tool("predict.py", "--input", videos[0], "--output", tmp_path / "other.csv", *opts, check=False)
+    assert other.returncode == 2 and "is not a predictions file" in other.stderr
+    assert (tmp_path / "other.csv").read_text() == "a,b\n1,2\n"

@@ -29,8 +29,9 @@ setup(
         "pillow",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist", "submitit", "ruff>=0.6"],
+        "test": ["pytest>=7", "pytest-xdist", "submitit", "ruff>=0.6", "onnx", "onnxruntime"],
         "dev": ["pytest>=7", "pytest-xdist", "ruff>=0.6"],
         "slurm": ["submitit"],
+        "onnx": ["onnx", "onnxruntime"],
     },
 )

@@ -23,10 +23,14 @@ CONFIG_TOOLS = [
     "convert_checkpoint.py",
     "submit.py",
     "preflight.py",
+    "export_model.py",
+    "predict.py",
 ]
 REQUIRED = {
     "convert_checkpoint.py": ["--input", "a.pyth", "--output", "b.pyth"],
     "visualize_attention.py": ["--video", "a.mp4"],
+    "export_model.py": ["--output", "m.pt2"],
+    "predict.py": ["--input", "a.mp4", "--output", "p.csv"],
 }
 
 

@@ -7,10 +7,16 @@
 The checkpoint is TEST.CHECKPOINT_FILE_PATH, else the newest one of OUTPUT_DIR (its path is printed). The video
 streams through the backbone in chunks (TEST.FULL_VIDEO_FRAMES frames spread over the whole video; 0 = every
 frame), so a long video needs no more memory than a short one. Works on CPU (NUM_GPUS 0).
+
+`--timeline SECONDS` classifies consecutive windows of that length instead (DATA.NUM_FRAMES frames each, the
+backbone once per frame; see vtn/engine/timeline.py), prints one line per window, writes their top-k to a CSV
+(`--timeline-csv PATH`, else beside `--output` or `--plot` as NAME.timeline.csv) and, with `--plot PATH`, a
+picture of the top classes' scores over time above a strip of frames.
 """
 
 from vtn.engine.cli import base_parser, config_from_args, parse, run_main
-from vtn.engine.demo import run_demo
+from vtn.engine.demo import run_demo, run_timeline
+from vtn.utils.errors import ConfigError
 
 
 def build_parser():
@@ -23,6 +29,17 @@ def build_parser():
         help="Write the video (.mp4) or a strip of its frames (.png) with the prediction drawn on it.",
     )
     parser.add_argument("--top-k", type=int, default=None, help="How many classes to print (default: DEMO.TOP_K).")
+    parser.add_argument(
+        "--timeline",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Classify consecutive windows of SECONDS each over the whole video (top-k per window).",
+    )
+    parser.add_argument("--timeline-csv", default="", help="With --timeline: the CSV of per-window top-k.")
+    parser.add_argument(
+        "--plot", default="", help="With --timeline: a PNG of the top classes' scores over time with a frame strip."
+    )
     return parser
 
 
@@ -31,6 +48,13 @@ def main(argv=None):
 
     def demo():
         cfg = config_from_args(args)
+        if args.timeline is not None:
+            video = args.video or cfg.DEMO.INPUT_VIDEO
+            output = args.output or cfg.DEMO.OUTPUT_FILE
+            run_timeline(cfg, video, args.timeline, args.timeline_csv, args.plot, args.top_k, output)
+            return
+        if args.timeline_csv or args.plot:
+            raise ConfigError("--timeline-csv and --plot need --timeline SECONDS")
         run_demo(cfg, args.video or cfg.DEMO.INPUT_VIDEO, args.output or cfg.DEMO.OUTPUT_FILE, args.top_k)
 
     run_main("demo_net", demo)

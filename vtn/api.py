@@ -123,6 +123,22 @@ class VideoModel:
         p = self.run(video, return_cls=True)
         return VideoEmbedding(p.path, p.frame_idx, p.embeddings, p.cls_feature)
 
+    def timeline(self, video: PathLike, seconds: float, topk: int = 5) -> list:
+        """Top-`topk` classes of consecutive windows of `seconds` over the whole video, in order:
+        `[{"start_s", "end_s", "num_frames", "top": [{"label", "score"}, ...]}, ...]`. Each window gets
+        DATA.NUM_FRAMES frames spread over it; the backbone runs once per frame (streamed at bounded memory) and
+        each window's temporal-encoder pass reuses those embeddings (vtn/engine/timeline.py)."""
+        from vtn.engine.timeline import compute_timeline, window_rows
+
+        path = check_video(video)
+        try:
+            result = compute_timeline(self.predictor, path, seconds)
+        except (VideoDecodeError, CheckpointError, ConfigError):
+            raise
+        except (OSError, ValueError, EOFError) as e:
+            raise VideoDecodeError(f"{path}: cannot be decoded ({e.__class__.__name__}: {e})") from e
+        return window_rows(result, self.label, topk)
+
 
 def load(
     cfg_file: Union[PathLike, Sequence[PathLike], None],

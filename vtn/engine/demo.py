@@ -1,6 +1,7 @@
 """Classify one video with a trained VTN: whole-video prediction, top-k class names, optional overlay."""
 
 import logging
+import os
 from typing import Optional
 
 from vtn.datasets.annotations import find_class_names
@@ -8,6 +9,7 @@ from vtn.datasets.decoder import VideoDecodeError
 from vtn.engine import distributed as du
 from vtn.engine.streaming import VideoPrediction, VideoPredictor
 from vtn.engine.tester import find_test_checkpoint, load_for_test
+from vtn.engine.timeline import check_seconds, compute_timeline, describe_windows, write_csv
 from vtn.models import build_model
 from vtn.visualization.overlay import write_prediction
 
@@ -52,3 +54,46 @@ def run_demo(cfg, video: str, output: Optional[str] = None, top_k: Optional[int]
         write_prediction(video, output, lines[:3])
         print(f"wrote {output}")
     return prediction
+
+
+def run_timeline(cfg, video: str, seconds: float, csv_path: str = "", plot: str = "", top_k=None, output: str = ""):
+    """demo_net --timeline: the windows' top classes printed, written to a CSV and optionally plotted."""
+    seconds = check_seconds(seconds)
+    if not video:
+        raise VideoDecodeError("no video given: pass --video PATH (or set DEMO.INPUT_VIDEO)")
+    k = top_k or cfg.DEMO.TOP_K
+    predictor = load_predictor(cfg)
+    names = find_class_names(cfg)
+
+    def label(c):
+        return str(names[c]) if names and c < len(names) else f"class {c}"
+
+    timeline = compute_timeline(predictor, video, seconds)
+    info = timeline.info
+    print(f"model: {predictor.checkpoint or 'random weights (TEST.ALLOW_RANDOM_INIT)'}")
+    print(
+        f"{video}: {info.duration:.1f} s, {info.num_frames} frames at {info.fps:g} fps; {len(timeline.windows)} "
+        f"windows of {seconds:g} s, {timeline.frames_per_window} frames each"
+    )
+    for line in describe_windows(timeline, label, min(k, 3)):
+        print("  " + line)
+    beside = output or plot
+    csv_path = csv_path or (os.path.splitext(beside)[0] + ".timeline.csv" if beside else "")
+    if csv_path:
+        write_csv(timeline, csv_path, label, k)
+        print(f"wrote {csv_path}")
+    if plot:
+        from vtn.visualization.timeline_plot import plot_timeline
+
+        plot_timeline(timeline, plot, label)
+        print(f"wrote {plot}")
+    if output:  # the video or its frame strip, captioned with the classes of highest mean score over the windows
+        mean = timeline.scores().mean(0)
+        values, ids = mean.topk(min(3, mean.numel()))
+        lines = [
+            f"{r}. {label(c)} ({s:.3f}, mean of windows)"
+            for r, (c, s) in enumerate(zip(ids.tolist(), values.tolist()), 1)
+        ]
+        write_prediction(video, output, lines)
+        print(f"wrote {output}")
+    return timeline

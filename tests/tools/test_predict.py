@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import sys
 
 import pytest
 import torch
@@ -84,11 +85,11 @@ def test_an_interruption_keeps_the_finished_rows(setup, tmp_path, monkeypatch, c
     out = str(tmp_path / "p.csv")
     real, calls = predict.predict_row, []
 
-    def interrupted(model, path, topk):
-        calls.append(path)
+    def interrupted(model, video, topk):
+        calls.append(video["path"])
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(model, path, topk)
+        return real(model, video, topk)
 
     monkeypatch.setattr(predict, "predict_row", interrupted)
     with pytest.raises(SystemExit) as e:
@@ -111,3 +112,70 @@ def test_a_list_of_videos_and_bad_outputs(setup, tmp_path, synthetic_dir):
     other = run_tool("predict.py", "--input", videos[0], "--output", tmp_path / "other.csv", *opts, check=False)
     assert other.returncode == 2 and "is not a predictions file" in other.stderr
     assert (tmp_path / "other.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_decoding_in_two_workers_gives_the_rows_of_the_process(setup, tmp_path):
+    """--workers 2: the videos decode in loader workers and finish out of order; the rows are those of --workers 0
+    (the model's own streaming path), in the inputs' order, bad videos included."""
+    opts, videos, broken = setup
+    inputs = [videos[0], broken, *videos[1:4], str(tmp_path / "missing.mp4")]
+    rows = {}
+    for workers in (0, 2):
+        out = str(tmp_path / f"w{workers}.jsonl")
+        proc = run_tool("predict.py", "--input", *inputs, "--output", out, "--workers", workers, *opts)
+        assert "4 ok, 2 failed, 0 skipped" in proc.stdout
+        rows[workers] = [json.loads(line) for line in open(out)]
+    assert [r["path"] for r in rows[2]] == inputs
+    for a, b in zip(rows[0], rows[2]):
+        assert {k: v for k, v in a.items() if k != "scores"} == {k: v for k, v in b.items() if k != "scores"}
+        assert b["scores"] == pytest.approx(a["scores"], abs=1e-5)
+    assert rows[2][1]["status"] not in ("", "ok") and rows[2][-1]["status"] == "no such video file"
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_write_the_output_of_one(setup, tmp_path):
+    """2 gloo processes (torchrun, the real command line), each with a loader worker: each predicts its share of
+    the videos still to do (2 are already in the output), and rank 0 writes the output of one process, in the
+    inputs' order, and removes the partial files."""
+    from tests.engine.test_extract_distributed import _free_port, _run_killing_all_on_timeout
+    from tests.helpers import REPO
+
+    opts, videos, broken = setup
+    inputs = [*videos, broken]
+    one, two = str(tmp_path / "one.csv"), str(tmp_path / "two.csv")
+    run_tool("predict.py", "--input", *inputs, "--output", one, *opts)
+    expected = read_csv(one)
+    with open(two, "w", newline="") as f:  # an earlier run's rows: skipped
+        f.write("".join(open(one).readlines()[:3]))
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    proc = _run_killing_all_on_timeout(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            os.path.join(REPO, "tools", "predict.py"),
+            "--input",
+            *inputs,
+            "--output",
+            two,
+            "--workers",
+            "1",
+            *opts,
+        ],
+        env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 of 7 videos already in" in proc.stdout and "(this process's share of 2)" in proc.stdout
+    assert proc.stdout.count("predict: wrote") == 1 and "4 ok, 1 failed, 2 skipped" in proc.stdout
+    got = read_csv(two)
+    assert [r["path"] for r in got] == inputs
+    for a, b in zip(expected, got):
+        assert {k: v for k, v in a.items() if k != "scores"} == {k: v for k, v in b.items() if k != "scores"}
+        assert [float(s) for s in b["scores"].split("|") if s] == pytest.approx(
+            [float(s) for s in a["scores"].split("|") if s], abs=1e-5
+        )
+    assert not [n for n in os.listdir(tmp_path) if ".partial" in n]

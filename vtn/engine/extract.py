@@ -197,12 +197,16 @@ class VideoFrames(torch.utils.data.IterableDataset):
         for pos, path in mine:
             yield from self.pieces(decoder, pos, path)
 
+    def indices(self, info) -> np.ndarray:
+        """The frames to decode from a probed video (sorted, each once); a subclass may sample otherwise."""
+        return np.unique(frame_indices(info, self.sampling.get("frames", 0), self.sampling.get("fps", 0.0)))
+
     def pieces(self, decoder, pos: int, path: str) -> Iterator[dict]:
         d = self.cfg.DATA
         sent = 0
         try:
             info = decoder.probe(path)
-            indices = np.unique(frame_indices(info, self.sampling.get("frames", 0), self.sampling.get("fps", 0.0)))
+            indices = self.indices(info)
             params = transforms.test_params(info.width, info.height, d.TEST_SCALE, d.TEST_CROP_SIZE, 0, 1)
             for frames, got in decoder.iter_frames(
                 path, indices, size=(params.width, params.height), chunk=self.chunk, info=info
@@ -236,8 +240,15 @@ def all_gather_objects(obj) -> list:
     return out
 
 
-def frames_loader(cfg, videos: Sequence[tuple[int, str]], chunk: int, device: torch.device):
-    """The pieces of `videos` from DATA_LOADER.NUM_WORKERS workers. The workers start from a fork server, not by
+def frames_loader(
+    cfg,
+    videos: Sequence[tuple[int, str]],
+    chunk: int,
+    device: torch.device,
+    dataset: Optional[VideoFrames] = None,
+):
+    """The pieces of `videos` from DATA_LOADER.NUM_WORKERS workers (`dataset`: a VideoFrames of them made
+    otherwise, e.g. tools/predict.py's). The workers start from a fork server, not by
     forking this process: after a first loader's threads (its queue feeders), a worker forked for the next split
     can deadlock in the interpreter's after-fork cleanup (seen with 2 gloo processes, one split after another).
     The fork server imports this module once (a single-threaded process); each worker then starts in a fork."""
@@ -247,7 +258,7 @@ def frames_loader(cfg, videos: Sequence[tuple[int, str]], chunk: int, device: to
         context = torch.multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])  # no effect once this process's fork server runs
     return torch.utils.data.DataLoader(
-        VideoFrames(cfg, videos, chunk),
+        VideoFrames(cfg, videos, chunk) if dataset is None else dataset,
         batch_size=None,  # the pieces as they are
         num_workers=workers,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and device.type == "cuda",

@@ -2,22 +2,40 @@
 
 Inputs: video files, folders (their videos, recursively) and CSV/TXT lists (the first field of each line is a
 video path, relative to the list's folder when it is not found as given). The weights are found as the test
-phase finds them and each video goes through the full-video protocol (vtn.api, VideoPredictor).
+phase finds them and each video goes through the full-video protocol of vtn.api's VideoPredictor: the same
+frames, preprocessing, chunks and model calls, split between two sides so that they overlap: DataLoader workers
+(DATA_LOADER.NUM_WORKERS, set by --workers; 0: this process) decode, resize and crop the frames
+(PredictFrames, extraction's VideoFrames), and this process normalises, embeds and classifies them.
+
+Several processes (torchrun, or NUM_GPUS > 1 / --num_shards through launch_job) share the videos still to do
+(rank::world of them); each appends its rows to its own partial file (`<output>.partial.<rank>` past rank 0)
+and rank 0 writes the output from every process's rows, gathered, in the inputs' order.
 
 The output (.csv or .jsonl) has one row per video: path, the top-k labels and scores, the frames used, the
 video's duration and `status` (`ok`, or why the video failed: a bad video never stops the run). Rows are
-appended to `<output>.partial` as each video finishes; at the end (or on an interruption) the output is
-rewritten atomically with its earlier rows and the new ones, and the partial file removed. A rerun skips the
+appended to `<output>.partial` as each video finishes; at the end (or, with one process, on an interruption)
+the output is rewritten atomically with its earlier rows and the new ones (in the inputs' order), and the
+partial file removed. A rerun skips the
 videos the output (or a partial file left by a crash) already has.
 """
 
 import csv
+import functools
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 
+import numpy as np
+import torch
+
+from vtn.datasets.decoder import VideoDecodeError
 from vtn.datasets.files import VIDEO_EXTENSIONS
+from vtn.engine import distributed as du
+from vtn.engine.distributed import unwrap
+from vtn.engine.extract import VideoFrames, frames_loader, normalize_frames
+from vtn.engine.streaming import VideoPrediction, frame_indices
 from vtn.utils.errors import ConfigError, UserError
 from vtn.utils.files import atomic_write
 from vtn.utils.logging import format_eta
@@ -132,10 +150,40 @@ def _csv_text(row: dict) -> str:
     return _csv_line(row)
 
 
-def predict_row(model, path: str, topk: int) -> dict:
-    """The output row of one video: its predictions, or the reason it failed in `status`."""
+class PredictFrames(VideoFrames):
+    """The decoding side of prediction, run in DataLoader workers: extraction's VideoFrames (decoded, resized,
+    center-cropped uint8 pieces of VTN.BACKBONE_CHUNK_SIZE frames) with the frames of VideoPredictor
+    (TEST.FULL_VIDEO_FRAMES spread over the video, repeats kept) and the API's errors: a missing file is
+    `no such video file`, any error of the decoder is the video's `{"pos", "error"}`."""
+
+    def indices(self, info) -> np.ndarray:
+        return frame_indices(info, self.cfg.TEST.FULL_VIDEO_FRAMES)
+
+    def pieces(self, decoder, pos: int, path: str) -> Iterator[dict]:
+        from vtn.api import check_video
+
+        try:
+            check_video(path)
+            yield from super().pieces(decoder, pos, path)
+        except VideoDecodeError as e:
+            yield {"pos": pos, "error": str(e)}
+        except (OSError, ValueError, EOFError, RuntimeError) as e:  # PyAV's errors are OSError / ValueError
+            yield {"pos": pos, "error": f"{path}: cannot be decoded ({e.__class__.__name__}: {e})"}
+
+
+def predict_row(model, video: dict, topk: int) -> dict:
+    """The output row of one finished video, `{"path", "embeddings": [(t, D), ...], "frame_idx": [(t,), ...],
+    "info"}` (its embedded pieces; the temporal encoder and head run here), or `{"path", "error"}`: then the
+    row's `status` is why it failed."""
+    path = video["path"]
     try:
-        p = model.run(path)
+        if "error" in video:
+            raise VideoDecodeError(video["error"])
+        net, device = unwrap(model.predictor.model), model.device
+        emb, idx = torch.cat(video["embeddings"]), torch.cat(video["frame_idx"])
+        with torch.no_grad():
+            logits = net.forward_embeddings(emb[None], idx[None].to(device))
+        p = VideoPrediction(path, video["info"], idx, emb.cpu(), logits[0].float().softmax(-1).cpu())
     except (UserError, RuntimeError, OSError, ValueError, EOFError) as e:  # never the end of the run
         reason = " ".join(str(e).split())
         reason = reason[len(path) + 2 :] if reason.startswith(f"{path}: ") else reason
@@ -151,58 +199,165 @@ def predict_row(model, path: str, topk: int) -> dict:
     )
 
 
-def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=None) -> dict:
-    """Predict every video of `inputs` not yet in `output`; returns counts {total, skipped, ok, failed}."""
-    stream = stream or sys.stdout
-    fmt = output_format(output)
-    if topk < 1:
-        raise ConfigError(f"--topk {topk}: give a positive number of classes")
-    partial = output + ".partial"
-    videos = collect_videos(inputs)
-    if os.path.exists(partial):  # left by a crash: its finished rows join the output first
-        _finish(output, partial, fmt, read_rows(output, fmt))
-    earlier = read_rows(output, fmt)
-    seen = {r["path"] for r in earlier}
-    todo = [v for v in videos if v not in seen]
-    counts = dict(total=len(videos), skipped=len(videos) - len(todo), ok=0, failed=0)
-    if counts["skipped"]:
-        print(f"predict: {counts['skipped']} of {len(videos)} videos already in {output}: skipped", file=stream)
-    start = last = time.perf_counter()
-    try:
-        with open(partial, "a", encoding="utf-8") as f:
-            for n, video in enumerate(todo, 1):
-                row = predict_row(model, video, topk)
-                f.write(format_row(row, fmt))
-                f.flush()
-                counts["ok" if row["status"] == "ok" else "failed"] += 1
-                now = time.perf_counter()
-                if n in (1, len(todo)) or now - last >= PROGRESS_SECONDS:
-                    last, per = now, (now - start) / n
-                    print(
-                        f"predict: {n}/{len(todo)} videos, {counts['failed']} failed, {per:.2f} s/video, "
-                        f"eta {format_eta(per * (len(todo) - n))}",
-                        file=stream,
-                        flush=True,
-                    )
-    finally:
-        _finish(output, partial, fmt, earlier)
-    print(
-        f"predict: wrote {output}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped",
-        file=stream,
-    )
-    return counts
+def predicted_rows(model, videos: list[tuple[int, str]], topk: int) -> Iterator[tuple[int, dict]]:
+    """`(position, row)` of each of `videos` `(position, path)` as it finishes. DATA_LOADER.NUM_WORKERS workers
+    (0: this process) decode the videos (PredictFrames); this process normalises each piece on the model's
+    device and embeds it while the workers decode the next ones, exactly as VideoPredictor streams a video.
+    With workers, videos finish out of order."""
+    cfg, predictor = model.cfg, model.predictor
+    net, device, mean, std = unwrap(predictor.model), model.device, cfg.DATA.MEAN, cfg.DATA.STD
+    paths = dict(videos)
+    under_way: dict[int, dict] = {}
+    dataset = PredictFrames(cfg, videos, predictor.chunk)
+    for item in frames_loader(cfg, videos, predictor.chunk, device, dataset):
+        pos = int(item["pos"])
+        video = under_way.setdefault(pos, {"path": paths[pos], "embeddings": [], "frame_idx": []})
+        if "frames" in item:
+            if "error" not in video:
+                try:
+                    with torch.no_grad():
+                        clip = normalize_frames(item["frames"], mean, std, device)
+                        video["embeddings"].append(net.embed_frames(clip))
+                    video["frame_idx"].append(item["frame_idx"].long())
+                except RuntimeError as e:  # the model fails on this video: its row says why
+                    video["error"] = " ".join(f"{e.__class__.__name__}: {e}".split())
+            continue
+        del under_way[pos]
+        if "error" in item:
+            video["error"] = item["error"]
+        elif "error" not in video:
+            video["info"] = item["info"]
+        yield pos, predict_row(model, video, topk)
 
 
-def _finish(output: str, partial: str, fmt: str, earlier: list) -> None:
-    """Rewrite the output atomically: its `earlier` rows, then the partial file's finished ones."""
-    rows = earlier + read_rows(partial, fmt, partial=True)
+def partial_path(output: str, rank: int = 0) -> str:
+    """The file that process `rank` appends its finished rows to: `<output>.partial`, `<output>.partial.<rank>`."""
+    return output + ".partial" + (f".{rank}" if rank else "")
+
+
+def _partials(output: str) -> list[str]:
+    """The partial files of `output` left by an earlier run (of any number of processes), rank 0's first."""
+    folder, base = os.path.split(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for name in os.listdir(folder):
+        rest = name[len(base) + len(".partial") :] if name.startswith(base + ".partial") else None
+        if rest == "" or (rest and rest[0] == "." and rest[1:].isdigit()):
+            found.append((int(rest[1:]) if rest else 0, os.path.join(os.path.dirname(output), name)))
+    return [p for _, p in sorted(found)]
+
+
+def _row_text(row: dict, fmt: str) -> str:
+    """A row read back from an output or partial file, written again as it was."""
+    return _csv_text(row) if fmt == ".csv" else json.dumps(row) + "\n"
+
+
+def _write_output(output: str, fmt: str, lines: list[str]) -> None:
+    """Rewrite the output atomically with `lines` (each a formatted row)."""
 
     def write(f) -> None:
         if fmt == ".csv":
             f.write(",".join(FIELDS) + "\n")
-        for r in rows:
-            f.write(_csv_text(r) if fmt == ".csv" else json.dumps(r) + "\n")
+        f.writelines(lines)
 
     atomic_write(output, write, binary=False)
-    if os.path.exists(partial):
+
+
+def _plan(inputs: list[str], output: str, fmt: str) -> dict:
+    """Rank 0's start: the rows of a crashed run's partial files join the output; then the videos, which of them
+    are still to do `(position, path)`, and the output's rows (formatted)."""
+    videos = collect_videos(inputs)
+    partials = _partials(output)
+    if partials:
+        rows = read_rows(output, fmt) + [r for p in partials for r in read_rows(p, fmt, partial=True)]
+        _write_output(output, fmt, [_row_text(r, fmt) for r in rows])
+        for p in partials:
+            os.remove(p)
+    earlier = read_rows(output, fmt)
+    seen = {r["path"] for r in earlier}
+    todo = [(i, v) for i, v in enumerate(videos) if v not in seen]
+    return dict(total=len(videos), todo=todo, earlier=[_row_text(r, fmt) for r in earlier])
+
+
+def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=None) -> dict:
+    """Predict every video of `inputs` not yet in `output`; returns counts {total, skipped, ok, failed}.
+
+    In a job of several processes (torchrun, launch_job) every process calls it: rank 0 reads the inputs and
+    the output, each process predicts its share (rank::world of the videos still to do) into its own partial
+    file, and rank 0 writes the output from every process's rows (gathered), in the inputs' order."""
+    stream = stream or sys.stdout
+    fmt = output_format(output)
+    if topk < 1:
+        raise ConfigError(f"--topk {topk}: give a positive number of classes")
+    rank, world = du.get_rank(), du.get_world_size()
+    plan, error = None, None
+    if rank == 0:
+        try:
+            plan = _plan(inputs, output, fmt)
+        except UserError as e:
+            if world == 1:
+                raise
+            error = str(e)
+    plan, error = du.broadcast_object((plan, error))
+    if error:
+        raise ConfigError(error)
+    todo, total = plan["todo"], plan["total"]
+    master = rank == 0
+    counts = dict(total=total, skipped=total - len(todo), ok=0, failed=0)
+    if counts["skipped"] and master:
+        print(f"predict: {counts['skipped']} of {total} videos already in {output}: skipped", file=stream)
+    mine = todo[rank::world]
+    share = f" (this process's share of {world})" if world > 1 else ""
+    partial = partial_path(output, rank)
+    lines: list[tuple[int, str]] = []
+    start = last = time.perf_counter()
+    try:
+        with open(partial, "a", encoding="utf-8") as f:
+            for n, (pos, row) in enumerate(predicted_rows(model, mine, topk), 1):
+                text = format_row(row, fmt)
+                f.write(text)
+                f.flush()
+                lines.append((pos, text))
+                counts["ok" if row["status"] == "ok" else "failed"] += 1
+                now = time.perf_counter()
+                if master and (n in (1, len(mine)) or now - last >= PROGRESS_SECONDS):
+                    last, per = now, (now - start) / n
+                    print(
+                        f"predict: {n}/{len(mine)} videos{share}, {counts['failed']} failed, {per:.2f} s/video, "
+                        f"eta {format_eta(per * (len(mine) - n))}",
+                        file=stream,
+                        flush=True,
+                    )
+    finally:
+        if world == 1:  # finished or interrupted: the output gets the finished rows; a rerun does the rest
+            _write_output(output, fmt, plan["earlier"] + [t for _, t in sorted(lines)])
+            if os.path.exists(partial):
+                os.remove(partial)
+        # several processes: an error leaves the partial files, which the rerun's rank 0 takes in
+    if world > 1:
+        gathered = du.all_gather_object((lines, counts["ok"], counts["failed"]))
+        counts["ok"], counts["failed"] = sum(g[1] for g in gathered), sum(g[2] for g in gathered)
+        if master:
+            _write_output(output, fmt, plan["earlier"] + [t for _, t in sorted(x for g in gathered for x in g[0])])
+        du.barrier()  # the output holds every row before any process removes its partial file
         os.remove(partial)
+    if master:
+        print(
+            f"predict: wrote {output}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped",
+            file=stream,
+        )
+    return counts
+
+
+def prediction_job(cfg, inputs: list[str], output: str, topk: int) -> None:
+    """What each process of tools/predict.py runs (through launch_job): the model on this process's device
+    (NUM_GPUS 0: the CPU), then run_predict."""
+    from vtn.api import from_config
+
+    run_predict(from_config(cfg, du.device_for(cfg)), inputs, output, topk)
+
+
+def prediction_job_for(inputs: list[str], output: str, topk: int):
+    """`prediction_job` with its arguments bound: a picklable `func(cfg)` for launch_job's spawned processes."""
+    return functools.partial(prediction_job, inputs=list(inputs), output=output, topk=topk)

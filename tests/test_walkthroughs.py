@@ -113,3 +113,26 @@ def test_the_own_dataset_walkthrough_runs_as_written(tmp_path, monkeypatch):
     assert results["num_listed"] == results["num_videos"] == 6 and results["num_missing"] == 0
     log = open(os.path.join(out, "stdout.log")).read()
     assert "Re-initialised 2 tensors" in log and "checkpoint (400," in log
+
+
+@pytest.mark.slow
+def test_the_timeline_walkthrough_runs_as_written(tmp_path, monkeypatch):
+    from tests.helpers import code_lines
+    from vtn.config import load_config
+    from vtn.engine.checkpoint import save_checkpoint
+    from vtn.models import build_model
+
+    text = open(os.path.join(REPO, "GETTING_STARTED.md"), encoding="utf-8").read()
+    lines = [line for line in code_lines(text) if "data/long.mp4" in line]
+    assert [line.split()[1] for line in lines] == ["tools/make_synthetic_dataset.py", "tools/demo_net.py"], lines
+    monkeypatch.chdir(tmp_path)
+    os.symlink(os.path.join(REPO, "configs"), tmp_path / "configs")
+    # the demo's checkpoint where the README's demo command leaves it (untrained: the test checks the mechanics)
+    cfg = load_config("configs/Synthetic/VTN_TINY.yaml")
+    save_checkpoint(f"{cfg.OUTPUT_DIR}/checkpoints/checkpoint_epoch_00030.pyth", cfg, build_model(cfg), epoch=30)
+    small = ["SYNTHETIC.SIZES", "[[64, 48]]"]  # a smaller video than the demo's, to keep the test short
+    run_documented(lines[0], *small)
+    run_documented(lines[1])
+    rows = open("timeline.timeline.csv").read().splitlines()
+    assert len(rows) == 1 + 4  # 12 s in windows of 3 s
+    assert os.path.getsize("timeline.png") > 5000

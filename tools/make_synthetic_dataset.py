@@ -4,6 +4,7 @@
     python tools/make_synthetic_dataset.py --out data/synthetic [--workers 2] [KEY VALUE ...]
     python tools/make_synthetic_dataset.py --cfg configs/Synthetic/VTN_TINY.yaml
     python tools/make_synthetic_dataset.py --out data/my_videos --layout folder   # train/<class>/*.mp4 ...
+    python tools/make_synthetic_dataset.py --long-video data/long.mp4 --classes square_growing,stripes
 
 With --cfg, the SYNTHETIC settings and the folder (DATA.PATH_TO_DATA_DIR) come from the config; --out
 overrides the folder. The same settings always give the same videos.
@@ -12,7 +13,7 @@ overrides the folder. The same settings always give the same videos.
 import os
 import time
 
-from vtn.datasets.synthetic import CLASSES, LAYOUTS, SyntheticSpec, make_synthetic_dataset
+from vtn.datasets.synthetic import CLASSES, LAYOUTS, SyntheticSpec, make_long_video, make_synthetic_dataset
 from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 
 
@@ -35,6 +36,20 @@ def build_parser():
         help="What to write: csv, the lists that TRAIN.DATASET synthetic reads (default); folder, the same "
         "videos as {train,val,test}/<class>/<name>.mp4 for TRAIN.DATASET folder.",
     )
+    parser.add_argument(
+        "--long-video",
+        default="",
+        metavar="PATH",
+        help="Write only one video that shows each of --classes in turn (for timelines), instead of a dataset.",
+    )
+    parser.add_argument(
+        "--classes",
+        default="square_growing,stripes",
+        help="Comma-separated classes of --long-video, in order (default: square_growing,stripes).",
+    )
+    parser.add_argument(
+        "--segment-seconds", type=float, default=20.0, help="Seconds of each class in --long-video (default: 20)."
+    )
     return parser
 
 
@@ -55,6 +70,11 @@ def main(argv=None):
 
     def body():
         cfg = config_from_args(args)
+        if args.long_video:
+            classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+            make_long_video(args.long_video, classes, args.segment_seconds, SyntheticSpec.from_cfg(cfg))
+            print(f"wrote {args.long_video}: {', '.join(classes)}, {args.segment_seconds:g} s each")
+            return
         out = args.out or cfg.DATA.PATH_TO_DATA_DIR
         if not out:
             parser.error("give --out DIR or a config with DATA.PATH_TO_DATA_DIR")

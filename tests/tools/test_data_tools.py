@@ -79,3 +79,22 @@ def test_check_dataset_reads_every_release_layout(dataset, synthetic_dir, tmp_pa
     train = "listed 8, present 7, missing 1" if dataset == "kinetics" else "missing 0"
     assert f"unreadable 0; {classes} classes" in proc.stdout and train in proc.stdout
     assert proc.stdout.count("short side (px): min") == 2
+
+
+def test_long_video_shows_each_class_in_turn_and_names_a_bad_class(tmp_path, capsys):
+    import av
+
+    from tests.helpers import load_tool
+
+    tool = load_tool("tools/make_synthetic_dataset.py")
+    path = tmp_path / "long.mp4"
+    tool.main(["--long-video", str(path), "--classes", "triangle,stripes", "--segment-seconds", "2"])
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    assert len(frames) == 2 * 2 * 24  # two segments of 2 s at the first rate of SYNTHETIC.FPS_CHOICES
+    # the stripes of the second half change many more columns than the triangle of the first
+    edges = [float(abs(f[:, 1:].astype(int) - f[:, :-1]).mean()) for f in (frames[10], frames[-10])]
+    assert edges[1] > edges[0]
+    with pytest.raises(SystemExit) as e:
+        tool.main(["--long-video", str(tmp_path / "x.mp4"), "--classes", "juggling"])
+    assert e.value.code == 2 and "--classes juggling: expected names among square_growing" in capsys.readouterr().err

@@ -262,6 +262,25 @@ def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: in
     return out_dir
 
 
+def make_long_video(path: str, classes: Sequence[str], segment_seconds: float, spec: SyntheticSpec = None) -> str:
+    """One video that shows each of `classes` in turn for `segment_seconds` (a stand-in for a long video whose
+    content changes, for timelines): the first size of SYNTHETIC.SIZES and frame rate of SYNTHETIC.FPS_CHOICES."""
+    spec = spec or SyntheticSpec()
+    unknown = [c for c in classes if c not in spec.classes]
+    if unknown or not classes:
+        raise DatasetError(f"--classes {','.join(classes)}: expected names among {', '.join(spec.classes)}")
+    if segment_seconds <= 0:
+        raise DatasetError(f"--segment-seconds {segment_seconds}: expected seconds > 0")
+    width, height = spec.sizes[0]
+    fps = spec.fps_choices[0]
+    rng = np.random.default_rng([spec.seed, 7, len(classes)])
+    n = max(2, int(round(segment_seconds * fps)))
+    frames = [render_video(c, rng, width, height, n, fps, spec.cycle_range) for c in classes]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    encode_video(path, np.concatenate(frames), fps, spec.codec)
+    return path
+
+
 def _replace(tmp: str, out_dir: str) -> None:
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)

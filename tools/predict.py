@@ -11,6 +11,8 @@ bad video never stops the run). A rerun skips the videos already in the output, 
 --workers N decodes in N DataLoader workers per process (it sets DATA_LOADER.NUM_WORKERS; default 0: in the
 process) while the model runs; several processes (torchrun, or NUM_GPUS > 1 and --num_shards / --shard_id /
 --init_method as tools/run_net.py) each take a share of the videos, and rank 0 writes the one output.
+--timeline SECONDS writes one row per window of that many seconds of each video instead (window, start_s, end_s,
+the window's top-k; the windows of demo_net.py --timeline), decoding in each process (--workers is not used).
 """
 
 from vtn.engine.cli import add_launch_arguments, base_parser, config_from_args, launch_overrides, parse, run_main
@@ -38,7 +40,17 @@ def build_parser():
         default=0,
         metavar="N",
         help="DataLoader workers that decode the videos while the model runs, per process (sets "
-        "DATA_LOADER.NUM_WORKERS; default: 0, decode in the process).",
+        "DATA_LOADER.NUM_WORKERS; default: 0, decode in the process). It is not used with --timeline.",
+    )
+    parser.add_argument(
+        "--timeline",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Write one row per window of SECONDS of each video (columns path, window, start_s, end_s, labels, "
+        "scores, frames, duration and status; a bad video gets one row with an empty window) instead of one row "
+        "per video. Each video streams through the model in its process, as in tools/demo_net.py --timeline, "
+        "so --workers is not used; several processes still share the videos.",
     )
     add_launch_arguments(parser)
     return parser
@@ -50,10 +62,14 @@ def main(argv=None):
     def predict():
         from vtn.engine.distributed import launch_job
         from vtn.engine.predict import output_format, prediction_job_for
+        from vtn.engine.timeline import check_seconds
 
-        output_format(args.output)  # a bad output fails before the model loads
+        output_format(args.output)  # a bad output or window fails before the model loads
+        if args.timeline is not None:
+            check_seconds(args.timeline)
         cfg = config_from_args(args, ["DATA_LOADER.NUM_WORKERS", args.workers] + launch_overrides(args))
-        launch_job(cfg, prediction_job_for(args.input, args.output, args.topk), init_method=args.init_method)
+        job = prediction_job_for(args.input, args.output, args.topk, args.timeline)
+        launch_job(cfg, job, init_method=args.init_method)
 
     run_main("predict", predict, on_interrupt="rerun the same command to resume")
 

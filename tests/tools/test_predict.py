@@ -1,6 +1,7 @@
 """tools/predict.py: one row per video (bad ones included), the API's scores, resumable, never half-written."""
 
 import csv
+import itertools
 import json
 import os
 import sys
@@ -179,3 +180,60 @@ def test_two_torchrun_processes_write_the_output_of_one(setup, tmp_path):
             [float(s) for s in a["scores"].split("|") if s], abs=1e-5
         )
     assert not [n for n in os.listdir(tmp_path) if ".partial" in n]
+
+
+def test_a_timeline_gives_the_windows_of_each_video_and_a_rerun_skips_them(setup, tmp_path, capsys):
+    """--timeline 1: one row per 1 s window of each video (tiling it, the scores of compute_timeline), one failure
+    row for a broken file; a rerun predicts nothing again, and a cut-short partial file's last video is redone."""
+    import vtn
+    from vtn.engine.timeline import compute_timeline
+
+    opts, videos, broken = setup
+    out = str(tmp_path / "t.csv")
+    tool = load_tool("tools/predict.py")
+    args = ["--input", videos[0], broken, videos[1], "--output", out, "--topk", "2", "--timeline", "1", *opts]
+    tool.main(args)
+    assert "2 ok, 1 failed, 0 skipped" in capsys.readouterr().out
+    rows = read_csv(out)
+    assert list(rows[0]) == ["path", "window", "start_s", "end_s", "labels", "scores", "frames", "duration", "status"]
+    model = vtn.load(None, opts=opts, device="cpu")
+    failed = [r for r in rows if r["path"] == broken]
+    assert len(failed) == 1 and failed[0]["window"] == "" and failed[0]["status"] not in ("", "ok")
+    assert [k for k, _ in itertools.groupby(r["path"] for r in rows)] == [videos[0], broken, videos[1]]
+    for video in (videos[0], videos[1]):
+        mine = [r for r in rows if r["path"] == video]
+        timeline = compute_timeline(model.predictor, video, 1.0)
+        assert len(mine) == len(timeline.windows) >= 2 and all(r["status"] == "ok" for r in mine)
+        assert float(mine[0]["start_s"]) == 0.0 and float(mine[-1]["end_s"]) == pytest.approx(
+            timeline.duration, abs=1e-3
+        )
+        assert float(mine[-1]["end_s"]) == pytest.approx(float(mine[0]["duration"]), abs=1e-3)
+        for a, b in zip(mine, mine[1:]):
+            assert a["end_s"] == b["start_s"] and int(b["window"]) == int(a["window"]) + 1
+        for row, window in zip(mine, timeline.windows):
+            top = window.topk(2)
+            assert row["labels"].split("|") == [model.label(c) for c, _ in top]
+            assert [float(s) for s in row["scores"].split("|")] == pytest.approx([s for _, s in top], abs=1e-5)
+            assert int(row["frames"]) == len(window.frame_idx)
+    before = open(out).read()
+    tool.main(args)
+    assert "3 of 3 videos already in" in capsys.readouterr().out and open(out).read() == before
+    # a crash: the partial file holds a whole video's rows and some of the next's; only the first is kept
+    header, *lines = before.splitlines(keepends=True)
+    first = [line for line in lines if line.startswith(videos[0])]
+    with open(tmp_path / "t2.csv", "w") as f:
+        f.write(header)
+    with open(str(tmp_path / "t2.csv") + ".partial", "w") as f:
+        second = [line for line in lines if line.startswith(videos[1])]
+        f.write("".join(first) + second[0] + second[1][:20])  # the second video's first window of several
+    tool.main([*args[:5], str(tmp_path / "t2.csv"), *args[6:]])
+    assert "1 of 3 videos already in" in capsys.readouterr().out
+    assert open(tmp_path / "t2.csv").read() == before
+
+
+def test_a_bad_timeline_is_a_one_line_error(setup, tmp_path):
+    opts, videos, _ = setup
+    bad = run_tool(
+        "predict.py", "--input", videos[0], "--output", tmp_path / "t.csv", "--timeline", "0", *opts, check=False
+    )
+    assert bad.returncode == 2 and "--timeline" in bad.stderr and bad.stderr.count("\n") == 1

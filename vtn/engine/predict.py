@@ -17,6 +17,13 @@ appended to `<output>.partial` as each video finishes; at the end (or, with one 
 the output is rewritten atomically with its earlier rows and the new ones (in the inputs' order), and the
 partial file removed. A rerun skips the
 videos the output (or a partial file left by a crash) already has.
+
+With `timeline` (--timeline SECONDS) each video gives one row per window of that many seconds instead
+(vtn/engine/timeline.py's compute_timeline, the windows of demo_net.py --timeline): path, window, start_s, end_s,
+the window's top-k labels and scores, its frames, the video's duration and `status`; a bad video gives one row
+with an empty window and the reason. A video's rows are written together and it counts as done when any of its
+rows is in the output; a crashed run's partial file gives the videos whose rows reach their end (others are redone).
+Timelines go through the streaming VideoPredictor in each process (DATA_LOADER.NUM_WORKERS is not used).
 """
 
 import csv
@@ -36,11 +43,13 @@ from vtn.engine import distributed as du
 from vtn.engine.distributed import unwrap
 from vtn.engine.extract import VideoFrames, frames_loader, normalize_frames
 from vtn.engine.streaming import VideoPrediction, frame_indices
+from vtn.engine.timeline import check_seconds, compute_timeline
 from vtn.utils.errors import ConfigError, UserError
 from vtn.utils.files import atomic_write
 from vtn.utils.logging import format_eta
 
 FIELDS = ["path", "labels", "scores", "frames", "duration", "status"]
+TIMELINE_FIELDS = ["path", "window", "start_s", "end_s", "labels", "scores", "frames", "duration", "status"]
 FORMATS = (".csv", ".jsonl")
 LIST_EXTENSIONS = (".csv", ".txt")
 PROGRESS_SECONDS = 10.0  # at most one progress line per this many seconds (and the first and last)
@@ -94,8 +103,9 @@ def collect_videos(inputs: list[str]) -> list[str]:
     return list(dict.fromkeys(videos))
 
 
-def read_rows(path: str, fmt: str, partial: bool = False) -> list[dict]:
-    """The rows of an output (or partial) file; a partial file's unfinished last line is dropped."""
+def read_rows(path: str, fmt: str, partial: bool = False, fields: list = FIELDS) -> list[dict]:
+    """The rows of an output (or partial) file of `fields` (FIELDS, or TIMELINE_FIELDS); a partial file's
+    unfinished last line is dropped."""
     if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8", newline="") as f:
@@ -113,17 +123,17 @@ def read_rows(path: str, fmt: str, partial: bool = False) -> list[dict]:
         return rows
     lines = text.splitlines()
     if partial:
-        lines = [",".join(FIELDS)] + lines  # the partial CSV has no header
+        lines = [",".join(fields)] + lines  # the partial CSV has no header
     reader = csv.DictReader(lines)
-    if lines and reader.fieldnames != FIELDS:
-        raise ConfigError(f"{path} is not a predictions file of tools/predict.py: its columns are not {FIELDS}")
+    if lines and reader.fieldnames != fields:
+        raise ConfigError(f"{path} is not a predictions file of tools/predict.py: its columns are not {fields}")
     return list(reader)
 
 
 def _csv_line(row: dict) -> str:
     out = []
     w = csv.writer(_Lines(out), lineterminator="\n")
-    w.writerow([row[k] for k in FIELDS])
+    w.writerow([row[k] for k in (TIMELINE_FIELDS if "window" in row else FIELDS)])
     return out[0]
 
 
@@ -171,6 +181,48 @@ class PredictFrames(VideoFrames):
             yield {"pos": pos, "error": f"{path}: cannot be decoded ({e.__class__.__name__}: {e})"}
 
 
+def _failed(path: str, e: Exception, timeline: bool = False) -> dict:
+    """The row of a video that failed: its status says why (the path left out)."""
+    reason = " ".join(str(e).split())
+    reason = reason[len(path) + 2 :] if reason.startswith(f"{path}: ") else reason
+    windowless = dict(window=None, start_s=None, end_s=None) if timeline else {}
+    return dict(
+        path=path, **windowless, labels=[], scores=[], frames=0, duration=0.0, status=reason or e.__class__.__name__
+    )
+
+
+def timeline_rows(model, path: str, seconds: float, topk: int) -> list[dict]:
+    """The rows of one video's timeline (one per window, vtn/engine/timeline.py), or its one failure row."""
+    from vtn.api import check_video
+
+    try:
+        result = compute_timeline(model.predictor, check_video(path), seconds)
+        if not result.windows:
+            raise VideoDecodeError("no window of the video could be decoded")
+    except (UserError, RuntimeError, OSError, ValueError, EOFError) as e:  # never the end of the run
+        if isinstance(e, (OSError, ValueError, EOFError)) and not isinstance(e, UserError):
+            e = VideoDecodeError(f"{path}: cannot be decoded ({e.__class__.__name__}: {e})")
+        return [_failed(path, e, timeline=True)]
+    duration = round(float(result.duration), 3)
+    rows = []
+    for w in result.windows:
+        top = w.topk(topk)
+        rows.append(
+            dict(
+                path=path,
+                window=w.index,
+                start_s=round(w.start_s, 3),
+                end_s=round(w.end_s, 3),
+                labels=[model.label(c) for c, _ in top],
+                scores=[round(float(s), 6) for _, s in top],
+                frames=len(w.frame_idx),
+                duration=duration,
+                status="ok",
+            )
+        )
+    return rows
+
+
 def predict_row(model, video: dict, topk: int) -> dict:
     """The output row of one finished video, `{"path", "embeddings": [(t, D), ...], "frame_idx": [(t,), ...],
     "info"}` (its embedded pieces; the temporal encoder and head run here), or `{"path", "error"}`: then the
@@ -185,9 +237,7 @@ def predict_row(model, video: dict, topk: int) -> dict:
             logits = net.forward_embeddings(emb[None], idx[None].to(device))
         p = VideoPrediction(path, video["info"], idx, emb.cpu(), logits[0].float().softmax(-1).cpu())
     except (UserError, RuntimeError, OSError, ValueError, EOFError) as e:  # never the end of the run
-        reason = " ".join(str(e).split())
-        reason = reason[len(path) + 2 :] if reason.startswith(f"{path}: ") else reason
-        return dict(path=path, labels=[], scores=[], frames=0, duration=0.0, status=reason or e.__class__.__name__)
+        return _failed(path, e)
     top = p.topk(topk)
     return dict(
         path=path,
@@ -253,35 +303,58 @@ def _row_text(row: dict, fmt: str) -> str:
     return _csv_text(row) if fmt == ".csv" else json.dumps(row) + "\n"
 
 
-def _write_output(output: str, fmt: str, lines: list[str]) -> None:
-    """Rewrite the output atomically with `lines` (each a formatted row)."""
+def _write_output(output: str, fmt: str, lines: list[str], fields: list = FIELDS) -> None:
+    """Rewrite the output atomically with `lines` (each a formatted row, or a video's rows)."""
 
     def write(f) -> None:
         if fmt == ".csv":
-            f.write(",".join(FIELDS) + "\n")
+            f.write(",".join(fields) + "\n")
         f.writelines(lines)
 
     atomic_write(output, write, binary=False)
 
 
-def _plan(inputs: list[str], output: str, fmt: str) -> dict:
+def _finished_rows(path: str, fmt: str, fields: list) -> list[dict]:
+    """The rows of a partial file; with timelines, only those of the videos whose rows reach the end of the video
+    (a crash may have cut a video's rows short; a failure row is whole)."""
+    rows = read_rows(path, fmt, partial=True, fields=fields)
+    if fields is TIMELINE_FIELDS:
+        whole = {
+            r["path"] for r in rows if r["window"] in ("", None) or abs(float(r["end_s"]) - float(r["duration"])) < 2e-3
+        }
+        rows = [r for r in rows if r["path"] in whole]
+    return rows
+
+
+def _plan(inputs: list[str], output: str, fmt: str, fields: list = FIELDS) -> dict:
     """Rank 0's start: the rows of a crashed run's partial files join the output; then the videos, which of them
     are still to do `(position, path)`, and the output's rows (formatted)."""
     videos = collect_videos(inputs)
     partials = _partials(output)
     if partials:
-        rows = read_rows(output, fmt) + [r for p in partials for r in read_rows(p, fmt, partial=True)]
-        _write_output(output, fmt, [_row_text(r, fmt) for r in rows])
+        rows = read_rows(output, fmt, fields=fields) + [r for p in partials for r in _finished_rows(p, fmt, fields)]
+        _write_output(output, fmt, [_row_text(r, fmt) for r in rows], fields)
         for p in partials:
             os.remove(p)
-    earlier = read_rows(output, fmt)
+    earlier = read_rows(output, fmt, fields=fields)
     seen = {r["path"] for r in earlier}
     todo = [(i, v) for i, v in enumerate(videos) if v not in seen]
     return dict(total=len(videos), todo=todo, earlier=[_row_text(r, fmt) for r in earlier])
 
 
-def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=None) -> dict:
+def _video_rows(model, videos: list[tuple[int, str]], topk: int, seconds) -> Iterator[tuple[int, list[dict]]]:
+    """`(position, rows)` of each video as it finishes: its one row, or (with `seconds`) its timeline's rows."""
+    if seconds:
+        for pos, path in videos:
+            yield pos, timeline_rows(model, path, seconds, topk)
+    else:
+        for pos, row in predicted_rows(model, videos, topk):
+            yield pos, [row]
+
+
+def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=None, timeline=None) -> dict:
     """Predict every video of `inputs` not yet in `output`; returns counts {total, skipped, ok, failed}.
+    `timeline` (seconds): one row per window of each video instead (see the module's docstring).
 
     In a job of several processes (torchrun, launch_job) every process calls it: rank 0 reads the inputs and
     the output, each process predicts its share (rank::world of the videos still to do) into its own partial
@@ -290,11 +363,13 @@ def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=Non
     fmt = output_format(output)
     if topk < 1:
         raise ConfigError(f"--topk {topk}: give a positive number of classes")
+    seconds = check_seconds(timeline) if timeline is not None else None
+    fields = TIMELINE_FIELDS if seconds else FIELDS
     rank, world = du.get_rank(), du.get_world_size()
     plan, error = None, None
     if rank == 0:
         try:
-            plan = _plan(inputs, output, fmt)
+            plan = _plan(inputs, output, fmt, fields)
         except UserError as e:
             if world == 1:
                 raise
@@ -314,12 +389,12 @@ def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=Non
     start = last = time.perf_counter()
     try:
         with open(partial, "a", encoding="utf-8") as f:
-            for n, (pos, row) in enumerate(predicted_rows(model, mine, topk), 1):
-                text = format_row(row, fmt)
+            for n, (pos, rows) in enumerate(_video_rows(model, mine, topk, seconds), 1):
+                text = "".join(format_row(row, fmt) for row in rows)  # a video's rows are written together
                 f.write(text)
                 f.flush()
                 lines.append((pos, text))
-                counts["ok" if row["status"] == "ok" else "failed"] += 1
+                counts["ok" if rows[0]["status"] == "ok" else "failed"] += 1
                 now = time.perf_counter()
                 if master and (n in (1, len(mine)) or now - last >= PROGRESS_SECONDS):
                     last, per = now, (now - start) / n
@@ -331,7 +406,7 @@ def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=Non
                     )
     finally:
         if world == 1:  # finished or interrupted: the output gets the finished rows; a rerun does the rest
-            _write_output(output, fmt, plan["earlier"] + [t for _, t in sorted(lines)])
+            _write_output(output, fmt, plan["earlier"] + [t for _, t in sorted(lines)], fields)
             if os.path.exists(partial):
                 os.remove(partial)
         # several processes: an error leaves the partial files, which the rerun's rank 0 takes in
@@ -339,7 +414,8 @@ def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=Non
         gathered = du.all_gather_object((lines, counts["ok"], counts["failed"]))
         counts["ok"], counts["failed"] = sum(g[1] for g in gathered), sum(g[2] for g in gathered)
         if master:
-            _write_output(output, fmt, plan["earlier"] + [t for _, t in sorted(x for g in gathered for x in g[0])])
+            rows = plan["earlier"] + [t for _, t in sorted(x for g in gathered for x in g[0])]
+            _write_output(output, fmt, rows, fields)
         du.barrier()  # the output holds every row before any process removes its partial file
         os.remove(partial)
     if master:
@@ -350,14 +426,14 @@ def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=Non
     return counts
 
 
-def prediction_job(cfg, inputs: list[str], output: str, topk: int) -> None:
+def prediction_job(cfg, inputs: list[str], output: str, topk: int, timeline=None) -> None:
     """What each process of tools/predict.py runs (through launch_job): the model on this process's device
     (NUM_GPUS 0: the CPU), then run_predict."""
     from vtn.api import from_config
 
-    run_predict(from_config(cfg, du.device_for(cfg)), inputs, output, topk)
+    run_predict(from_config(cfg, du.device_for(cfg)), inputs, output, topk, timeline=timeline)
 
 
-def prediction_job_for(inputs: list[str], output: str, topk: int):
+def prediction_job_for(inputs: list[str], output: str, topk: int, timeline=None):
     """`prediction_job` with its arguments bound: a picklable `func(cfg)` for launch_job's spawned processes."""
-    return functools.partial(prediction_job, inputs=list(inputs), output=output, topk=topk)
+    return functools.partial(prediction_job, inputs=list(inputs), output=output, topk=topk, timeline=timeline)

@@ -87,15 +87,18 @@ def test_the_projections_are_within_2x_of_a_real_run(synthetic_dir, tmp_path):
     # a preflight and the real run back to back, so that both see the same load of the machine (wall times of
     # 0.2 s epochs move several times over when other processes start; the module's preflight ran earlier)
     pre = str(tmp_path / "preflight")
-    run_tool("preflight.py", *preflight_opts(synthetic_dir, pre), "--steps", 10)
+    # batch 1: 12 steps an epoch, so that the epoch's fixed costs (a new loader iterator, the epoch's end) weigh
+    # less against the steps that the projection multiplies
+    run_tool("preflight.py", *preflight_opts(synthetic_dir, pre, "TRAIN.BATCH_SIZE", 1), "--steps", 10)
     with open(os.path.join(pre, preflight.REPORT_FILE)) as f:
         result = json.load(f)
     out = str(tmp_path / "real")
-    run_tool("run_net.py", *preflight_opts(synthetic_dir, out))  # the same 2 epochs as the preflight projects
+    run_tool("run_net.py", *preflight_opts(synthetic_dir, out, "TRAIN.BATCH_SIZE", 1))  # the 2 epochs projected
     with open(os.path.join(out, "json_stats.log")) as f:
         epochs = [r["epoch_time"] for r in map(json.loads, f) if r.get("_type") == "train_epoch"]
-    # the second epoch: the first one also pays the one-time warm-up, which the projection adds apart
-    assert result["epoch_time_s"] / 2 <= epochs[1] <= result["epoch_time_s"] * 2, (epochs, result)
+    # an epoch on average (the first also pays the one-time warm-up, which the projection adds apart)
+    mean = sum(epochs) / len(epochs)
+    assert result["epoch_time_s"] / 2 <= mean <= result["epoch_time_s"] * 2, (epochs, result)
     assert result["train_time_s"] / 2 <= sum(epochs) <= result["train_time_s"] * 2, (epochs, result)
 
 

@@ -256,3 +256,32 @@ def assert_same(a, b, atol=0.0):
             assert torch.equal(a[k], b[k]), k
         else:
             assert (a[k] - b[k]).abs().max() <= atol, k
+
+
+def run_torchrun(tool, *args, nproc=2, torchrun_args=(), env=None, timeout=600):
+    """`python -m torch.distributed.run --nproc_per_node N [torchrun_args] tools/<tool> args` on a free port, with
+    one torch thread per process, in its own session: past `timeout` the whole session (torchrun, its workers and
+    their loader workers) is killed and the test fails with what they printed."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), *map(str, torchrun_args)]
+    cmd += ["--master_port", str(port), os.path.join(REPO, "tools", tool), *map(str, args)]
+    full_env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1", **(env or {}))
+    proc = subprocess.Popen(
+        cmd, env=full_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(
+            f"{tool} under torchrun did not end in {timeout} s\n{out[-3000:]}\n{err[-3000:]}"
+        ) from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

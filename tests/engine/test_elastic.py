@@ -3,15 +3,11 @@ restart the whole group; the new group resumes from the newest checkpoint (TRAIN
 checkpoints every TRAIN.CHECKPOINT_ITERS steps) and ends with the weights of a run that was never interrupted."""
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from tests.helpers import REPO, assert_same, run_opts
+from tests.helpers import assert_same, run_opts, run_torchrun
 from vtn.engine.checkpoint import checkpoint_dir, load_checkpoint_file, rng_state_of_rank
 
 # A test-only hook, loaded with --import and named in TRAIN.HOOKS (the project's extension mechanism): on the rank
@@ -69,39 +65,17 @@ OPTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(hook_file, synthetic_dir, out, **env):
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--max-restarts",
-        "1",
-        "--master_port",
-        str(_free_port()),
-        os.path.join(REPO, "tools", "run_net.py"),
+    proc = run_torchrun(
+        "run_net.py",
         "--import",
         hook_file,
         *run_opts(synthetic_dir, out, *OPTS),
-    ]
-    full_env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1", **env)
-    proc = subprocess.Popen(
-        cmd, env=full_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        torchrun_args=["--max-restarts", 1],
+        env=env,
     )
-    try:
-        stdout, stderr = proc.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its workers: no orphans left behind
-        stdout, stderr = proc.communicate()
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
-    return stdout + stderr
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
 
 
 @pytest.mark.slow

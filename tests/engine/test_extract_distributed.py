@@ -5,39 +5,14 @@ already cached are shared out and skipped, the rest split between the processes.
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from tests.helpers import REPO, TINY_MODEL_OPTS, synthetic_opts
+from tests.helpers import TINY_MODEL_OPTS, run_torchrun, synthetic_opts
 from vtn.config import load_config
 from vtn.datasets.features import load_feature_file
 from vtn.engine.extract import extract_features
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _run_killing_all_on_timeout(cmd, env, timeout=300):
-    """Run `cmd` in its own session; past `timeout`, kill the whole session (torchrun's processes and their loader
-    workers, not only torchrun) and fail with what they printed."""
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise AssertionError(f"the extraction did not end in {timeout} s\n{out[-3000:]}\n{err[-3000:]}") from None
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _opts(data_dir, features_dir, *extra):
@@ -67,22 +42,12 @@ def test_two_processes_extract_the_cache_of_one(synthetic_dir, tmp_path):
     shutil.copy(os.path.join(one, "manifest.json"), two)
     for v in train_index["videos"][:3]:
         shutil.copy(os.path.join(one, v["file"]), os.path.join(two, v["file"]))
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    proc = _run_killing_all_on_timeout(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(_free_port()),
-            os.path.join(REPO, "tools", "extract_features.py"),
-            "--splits",
-            "train,test",
-            *_opts(str(data), two, "DATA_LOADER.NUM_WORKERS", 1),
-        ],
-        env,
+    proc = run_torchrun(
+        "extract_features.py",
+        "--splits",
+        "train,test",
+        *_opts(str(data), two, "DATA_LOADER.NUM_WORKERS", 1),
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from tests.helpers import REPO, assert_same, run_opts, run_tool
+from tests.helpers import REPO, assert_same, run_opts, run_tool, run_torchrun
 from vtn.engine.checkpoint import checkpoint_dir, list_checkpoints, load_checkpoint_file
 
 # dropout on, so that restoring the RNG state matters; workers on, so that their seeding matters
@@ -96,25 +96,7 @@ def test_two_gloo_processes_equal_one_with_the_same_global_batch(synthetic_dir, 
     one = str(tmp_path / "one")
     run_tool("run_net.py", *run_opts(synthetic_dir, one, *opts))
     two = str(tmp_path / "two")
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29533",
-            os.path.join(REPO, "tools", "run_net.py"),
-            *run_opts(synthetic_dir, two, *opts),
-        ],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_torchrun("run_net.py", *run_opts(synthetic_dir, two, *opts))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Processes: 2 (this is rank 0)" in proc.stdout
     assert "Effective batch: 2 per process x 2 processes" in proc.stdout

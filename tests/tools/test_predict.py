@@ -4,7 +4,6 @@ import csv
 import itertools
 import json
 import os
-import sys
 
 import pytest
 import torch
@@ -138,8 +137,7 @@ def test_two_torchrun_processes_write_the_output_of_one(setup, tmp_path):
     """2 gloo processes (torchrun, the real command line), each with a loader worker: each predicts its share of
     the videos still to do (2 are already in the output), and rank 0 writes the output of one process, in the
     inputs' order, and removes the partial files."""
-    from tests.engine.test_extract_distributed import _free_port, _run_killing_all_on_timeout
-    from tests.helpers import REPO
+    from tests.helpers import run_torchrun
 
     opts, videos, broken = setup
     inputs = [*videos, broken]
@@ -148,27 +146,7 @@ def test_two_torchrun_processes_write_the_output_of_one(setup, tmp_path):
     expected = read_csv(one)
     with open(two, "w", newline="") as f:  # an earlier run's rows: skipped
         f.write("".join(open(one).readlines()[:3]))
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    proc = _run_killing_all_on_timeout(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(_free_port()),
-            os.path.join(REPO, "tools", "predict.py"),
-            "--input",
-            *inputs,
-            "--output",
-            two,
-            "--workers",
-            "1",
-            *opts,
-        ],
-        env,
-    )
+    proc = run_torchrun("predict.py", "--input", *inputs, "--output", two, "--workers", 1, *opts, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 of 7 videos already in" in proc.stdout and "(this process's share of 2)" in proc.stdout
     assert proc.stdout.count("predict: wrote") == 1 and "4 ok, 1 failed, 2 skipped" in proc.stdout

@@ -33,8 +33,7 @@ def write_video(
         s = c.add_stream(codec, rate=rate)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
         s.codec_context.gop_size = 12
-        if bframes:
-            s.codec_context.max_b_frames = bframes
+        s.codec_context.max_b_frames = bframes  # also 0: libx264's default preset has B-frames
         if rotation is not None:
             s.set_display_rotation(rotation)
         for i in range(n):

@@ -128,6 +128,14 @@ _C.DATA.CLASS_INDEX_FILE = ""
 _C.DATA.SPLIT_ID = 1
 # Registered video decoder.
 _C.DATA.DECODING_BACKEND = "pyav"
+# Leave undecoded the non-reference frames (most B-frames) that no sampled frame needs: every kept frame is
+# bit-identical to a full decode, 1.3-2x less decoding. Only in MP4/MOV and Matroska/WebM files with sane
+# timestamps; False decodes every frame (for a decoder or file where skipping misbehaves).
+_C.DATA.DECODE_SKIP_NONREF = True
+# FFmpeg's threading in each decoding process: SLICE (threads share the slices of one frame), FRAME (threads
+# decode frames ahead), AUTO (both) or NONE. Frame threads decode past a clip's end and cost 35-45% more CPU per
+# clip with or without skipping (benchmarks/decode.py --threads); SLICE is the fastest measured for clips.
+_C.DATA.DECODE_THREADS = "SLICE"
 # Frames per training / multi-view clip.
 _C.DATA.NUM_FRAMES = 16
 # PySlowFast's frame stride at TARGET_FPS; used for the footprint when TEMPORAL_FOOTPRINT is 0.

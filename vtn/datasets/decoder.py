@@ -9,6 +9,20 @@ A decoder answers two questions:
   way up, plus the indices actually returned. It seeks once (to the keyframe before the first wanted frame),
   decodes forward, and converts to RGB (resizing to `size` in the same step) only the frames it keeps.
 
+Frames no kept frame depends on are not decoded at all (DATA.DECODE_SKIP_NONREF): a packet whose timestamp is not
+one of the wanted frames' is handed to FFmpeg with `skip_frame = NONREF`, so a non-reference frame (most B-frames
+of H.264, HEVC and MPEG-4 part 2) is dropped unseen while every reference frame is still decoded: each kept frame
+is bit-identical to a full decode. It needs timestamps that say which frame a packet holds, so it is done only in
+containers that store presentation timestamps (MP4/MOV, Matroska/WebM) and only while the file's timestamps
+prove sane; a file where they do not is decoded in full (one log line), and a wanted frame that fails to come out
+while skipping makes the decoder decode that file in full from there on, so skipping never changes a frame.
+MPEG-4 part 2 files (DivX/Xvid, whose remuxes carry timestamps swapped between neighbours) also decode the
+neighbours of each wanted frame, so that such a swap shows as frames out of order.
+
+Threads (DATA.DECODE_THREADS): FFmpeg copies `skip_frame` into a frame thread's context with each packet, so
+skipping stays exact with frame threads, but they decode ahead past a clip's end and cost more CPU per clip;
+slice threads are the default (benchmarks/decode.py --threads measures each).
+
 Frame index k is the k-th frame the decoder outputs: the display order. After a seek a frame's index comes from
 its timestamp, checked against the probe's timeline; where timestamps are missing, repeated or out of order
 (AVI files with packed B-frames), the decoder counts frames from the start of the file instead, with the
@@ -27,11 +41,14 @@ import numpy as np
 
 from vtn.config import register_choices
 from vtn.utils.errors import UserError
+from vtn.utils.logging import log_once
 from vtn.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
 DECODER_REGISTRY = Registry("video decoder")
 register_choices("DATA.DECODING_BACKEND", DECODER_REGISTRY.names)
+THREAD_TYPES = ("AUTO", "FRAME", "SLICE", "NONE")  # FFmpeg's threaded decoding: frames, slices, both, none
+register_choices("DATA.DECODE_THREADS", lambda: list(THREAD_TYPES))
 
 # Frames whose spacing differs from the median spacing by more than this fraction make a timeline uneven.
 UNEVEN_SPACING = 0.25
@@ -49,13 +66,30 @@ class _SeekOvershot(Exception):
     """The seek landed after the first wanted frame (keyframes indexed by decode time): seek earlier."""
 
 
+class _SkipMissed(Exception):
+    """A wanted frame did not come out while non-reference frames were skipped: decode in full from `index`."""
+
+    def __init__(self, index: int):
+        super().__init__(index)
+        self.index = index
+
+
+# Containers whose packets carry presentation timestamps of their own (FFmpeg format names): in others (AVI,
+# raw streams) the demuxer makes them up, and a packet's timestamp cannot say which frame it holds.
+SKIP_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm"})
+# Codecs whose files carry a history of timestamps swapped between neighbouring frames (DivX/Xvid remuxes): the
+# neighbours of each wanted frame are decoded too, so that such a swap shows as frames out of order.
+SWAPPED_TIMESTAMP_CODECS = frozenset({"mpeg4", "msmpeg4v1", "msmpeg4v2", "msmpeg4v3"})
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What sampling needs of a video. `fps`: the stream's rate when frames are evenly spaced, else frames per
     second on average (num_frames / duration). `times`: display time in seconds of each frame from the first
     one, only when frames are unevenly spaced (None: frame k is shown at k / fps). `start_pts`: the first frame's
     timestamp (None: the file's timestamps cannot be used, frames are counted). `rotation`: quarter turns
-    counterclockwise that put the decoded picture the right way up; width and height are those after it."""
+    counterclockwise that put the decoded picture the right way up; width and height are those after it.
+    `skippable`: the packets' timestamps say which frame each holds, so frames may be skipped (see the module)."""
 
     fps: float
     num_frames: int
@@ -65,6 +99,7 @@ class VideoInfo:
     times: Optional[tuple[float, ...]] = None
     start_pts: Optional[int] = None
     rotation: int = 0
+    skippable: bool = False
 
 
 def _check_file(path: str) -> None:
@@ -100,13 +135,100 @@ def timeline(
     return len(times) / duration, tuple(float(t) for t in times), duration
 
 
+def _keyframes_start_display_order(pts: Sequence[int], keys: Sequence[bool]) -> bool:
+    """Whether every keyframe is shown after every packet decoded before it, as a point where decoding can start
+    must be: timestamps that break this are out of display order (packed B-frames, a bad muxer)."""
+    shown_before = None
+    for p, key in zip(pts, keys):
+        if key and shown_before is not None and p <= shown_before:
+            return False
+        shown_before = p if shown_before is None else max(shown_before, p)
+    return True
+
+
+def _packed_b_frames(stream, packet) -> bool:
+    """Whether an MPEG-4 part 2 packet holds two pictures (DivX/Xvid "packed B-frames", whose timestamps belong to
+    other frames than the ones decoded from them)."""
+    return stream.codec_context.name == "mpeg4" and bytes(packet).count(b"\x00\x00\x01\xb6") > 1
+
+
+def _skippable(path: str, container, stream, pts: Sequence[int], packed: bool) -> bool:
+    """Whether the packets' timestamps say which frame each holds (see SKIP_CONTAINERS). Files in other
+    containers are said once per container format; the rest at debug level (a file whose timestamps are out of
+    display order is said when decoding finds it out, see `_fall_back`)."""
+    if not SKIP_CONTAINERS.intersection(container.format.name.split(",")):
+        log_once(
+            logger,
+            logging.INFO,
+            f"videos that are in {container.format.name} containers are decoded without skipping frames: the "
+            f"demuxer makes up their timestamps (first: {path})",
+            key=container.format.name,
+        )
+        return False
+    if packed:
+        reason = "has packed B-frames (DivX/Xvid)"
+    elif stream.codec_context.has_b_frames and all(b > a for a, b in zip(pts, pts[1:])):
+        reason = "may have B-frames but has timestamps in decoding order"
+    else:
+        return True
+    logger.debug("%s: frames are not skipped: the video %s", path, reason)
+    return False
+
+
+def _fall_back(path: str, problem: str, fps: float) -> None:
+    """One line for a file decoded in full because of its timestamps: at info level for the first such file of
+    the process (datasets of old AVI files have thousands of them), at debug level for each."""
+    logger.debug("%s: %s; decoded in full, frames counted from the start at %g fps", path, problem, fps)
+    log_once(
+        logger,
+        logging.INFO,
+        f"videos whose {problem} are decoded in full, frames counted from the start (first: {path}; each one is "
+        "logged at debug level)",
+        key=problem,
+    )
+
+
+class _Skipper:
+    """Per packet, FFmpeg's skip_frame: NONREF for a packet whose timestamp is not a wanted frame's or within
+    `margin` frames of one (a reference frame is still decoded, a non-reference one is dropped), DEFAULT otherwise
+    (a packet without a timestamp too).
+    `check_none_missed` raises `_SkipMissed` when a wanted frame failed to come out between two that did."""
+
+    def __init__(self, codec_context, wanted: np.ndarray, index_of, margin: int = 0):
+        self.context, self.index_of = codec_context, index_of
+        self.wanted = wanted
+        self.wanted_set = set(wanted.tolist())
+        if margin:  # the neighbours too: a timestamp swapped with a neighbour's shows as two frames out of order
+            self.wanted_set |= {w + d for w in self.wanted_set for d in range(-margin, margin + 1)}
+        self.skipped = set()  # indices of the frames whose packets were allowed to be skipped
+        self.mode = codec_context.skip_frame
+
+    def before(self, packet) -> None:
+        idx = None if packet.pts is None or packet.size <= 0 else self.index_of(packet.pts)
+        mode = "DEFAULT" if idx is None or idx in self.wanted_set else "NONREF"
+        if mode == "NONREF":
+            self.skipped.add(idx)
+        if mode != self.mode:
+            self.context.skip_frame = self.mode = mode
+
+    def check_none_missed(self, after: int, before: int) -> None:
+        """No wanted frame strictly between the frames at `after` and `before` that came out one after the other."""
+        lo = int(np.searchsorted(self.wanted, after, side="right"))
+        if lo < len(self.wanted) and self.wanted[lo] < before:
+            raise _SkipMissed(int(self.wanted[lo]))
+
+
 @DECODER_REGISTRY.register_as("pyav")
 class PyAVDecoder:
-    """PyAV (FFmpeg) decoding with threaded decoding, one seek per request and conversion of kept frames only."""
+    """PyAV (FFmpeg) decoding with threaded decoding, one seek per request, non-reference frames that are not
+    wanted skipped (`skip_nonref`) and conversion of kept frames only."""
 
-    def __init__(self, threads: str = "AUTO"):
+    def __init__(self, threads: str = "SLICE", skip_nonref: bool = True):
         self.threads = threads
+        self.skip_nonref = skip_nonref
         self._counted = set()  # files whose timestamps proved out of order: frames are counted from the start
+        self._full = set()  # files where a wanted frame went missing while skipping: decoded in full
+        self.frames_decoded = 0  # frames FFmpeg returned, kept or not (benchmarks/decode.py reports it)
 
     # ------------------------------------------------------------------ helpers
     def _open(self, path: str):
@@ -136,7 +258,8 @@ class PyAVDecoder:
         container, stream = self._open(path)
         try:
             rate = self._fps(stream, path)
-            pts, rotation, first_frame = [], None, None
+            pts, keys, rotation, first_frame = [], [], None, None
+            packed = False
             # Read the packets without decoding them (headers may lack or misstate the count), and decode only
             # until the first frame, which carries the rotation of the display matrix and the coded size.
             try:
@@ -144,6 +267,9 @@ class PyAVDecoder:
                     if packet.size <= 0:
                         continue
                     pts.append(packet.pts)
+                    keys.append(packet.is_keyframe)
+                    if len(pts) <= 64 and not packed:
+                        packed = _packed_b_frames(stream, packet)
                     if first_frame is None and len(pts) <= 32:
                         try:
                             frames = packet.decode()
@@ -157,6 +283,11 @@ class PyAVDecoder:
                 raise VideoDecodeError(f"{path}: the video stream has no frames")
             count = len(pts)
             usable = None not in pts and len(set(pts)) == count
+            if not usable:
+                _fall_back(path, "frame timestamps are missing or repeated", float(rate))
+            elif not _keyframes_start_display_order(pts, keys):
+                usable = False  # a seek to such a keyframe would return frames of other indices
+                _fall_back(path, "frame timestamps are out of display order", float(rate))
             if usable:
                 ordered = sorted(pts)
                 declared = None
@@ -165,7 +296,6 @@ class PyAVDecoder:
                 fps, times, duration = timeline(ordered, stream.time_base, rate, declared)
                 start = ordered[0]
             else:
-                logger.debug("%s: frame timestamps missing or repeated; frames are counted at %s fps", path, rate)
                 fps, times, duration, start = float(rate), None, count / float(rate), None
             width, height = stream.codec_context.width, stream.codec_context.height
             if first_frame is not None:
@@ -174,7 +304,8 @@ class PyAVDecoder:
             rotation = rotation or 0
             if rotation % 2:
                 width, height = height, width
-            return VideoInfo(fps, count, duration, width, height, times, start, rotation)
+            skippable = usable and _skippable(path, container, stream, pts, packed)
+            return VideoInfo(fps, count, duration, width, height, times, start, rotation, skippable)
         finally:
             container.close()
 
@@ -196,7 +327,7 @@ class PyAVDecoder:
             raise ValueError("decode() needs at least one frame index")
         wanted_set = set(wanted.tolist())
         kept = {}
-        for idx, frame in self._frames_from(path, int(wanted[0]), int(wanted[-1]), info):
+        for idx, frame in self._frames_from(path, wanted, info):
             if idx in kept or idx not in wanted_set:
                 continue
             kept[idx] = self._to_rgb(frame, size)
@@ -221,7 +352,7 @@ class PyAVDecoder:
         uniq = np.unique(wanted)
         pos = 0
         buf, buf_idx = [], []
-        for idx, frame in self._frames_from(path, int(uniq[0]), int(uniq[-1]), info):
+        for idx, frame in self._frames_from(path, uniq, info):
             while pos < len(wanted) and wanted[pos] < idx:
                 pos += 1  # a frame missing from the stream: skipped
             if pos >= len(wanted) or wanted[pos] != idx:
@@ -237,45 +368,65 @@ class PyAVDecoder:
         if buf:
             yield np.stack(buf), np.asarray(buf_idx, dtype=np.int64)
 
-    def _frames_from(self, path: str, first: int, last: int, info: Optional[VideoInfo] = None):
-        """(index, av.VideoFrame) for frames first..last in display order, each index once, in increasing order.
+    def _frames_from(self, path: str, wanted: np.ndarray, info: Optional[VideoInfo] = None):
+        """(index, av.VideoFrame) in display order, each index once, in increasing order: every frame from
+        wanted[0] to wanted[-1] (sorted, unique), or, while non-reference frames are skipped, at least the wanted
+        ones.
 
         Seeks when the file's timestamps allow it and maps each frame's timestamp to its index on the probe's
         timeline; a frame whose timestamp does not follow the previous one's (packed B-frames) switches the file
-        to counting frames from the start, before any frame of the wrong index is returned.
+        to counting frames from the start, before any frame of the wrong index is returned. A wanted frame that
+        does not come out while skipping switches the file to full decoding, from that frame on.
         """
         info = info or self.probe(path)
         if info.start_pts is not None and path not in self._counted:
+            skip = self.skip_nonref and path not in self._full
             try:
-                seek = first
+                seek = int(wanted[0])
                 while True:
                     try:
-                        yield from self._decode_frames(path, first, last, info, by_timestamp=True, seek=seek)
+                        yield from self._decode_frames(path, wanted, info, by_timestamp=True, seek=seek, skip=skip)
                         return
                     except _SeekOvershot:
                         seek = max(0, seek - max(1, int(2 * info.fps)))  # two seconds earlier
+                    except _SkipMissed as missed:  # every wanted frame before it was returned
+                        self._full.add(path)
+                        skip = False
+                        wanted, seek = wanted[wanted >= missed.index], missed.index
+                        logger.warning(
+                            "%s: frame %d did not come out while skipping non-reference frames; the file is "
+                            "decoded in full from there on (DATA.DECODE_SKIP_NONREF)",
+                            path,
+                            missed.index,
+                        )
             except _OutOfOrder:
                 self._counted.add(path)
-                logger.debug(
-                    "%s: frame timestamps are out of display order; frames are counted from the start at %g fps",
-                    path,
-                    info.fps,
-                )
-        yield from self._decode_frames(path, first, last, info, by_timestamp=False)
+                _fall_back(path, "frame timestamps are out of display order", info.fps)
+        yield from self._decode_frames(path, wanted, info, by_timestamp=False)
 
-    def _decode_frames(self, path: str, first: int, last: int, info: VideoInfo, by_timestamp: bool, seek: int = 0):
-        """Frames first..last (see `_frames_from`); `by_timestamp`: after a seek to the keyframe before frame
-        `seek`, indices from timestamps; else counted from the start."""
+    def _decode_frames(
+        self, path: str, wanted: np.ndarray, info: VideoInfo, by_timestamp: bool, seek: int = 0, skip: bool = False
+    ):
+        """Frames wanted[0]..wanted[-1] (see `_frames_from`); `by_timestamp`: after a seek to the keyframe before
+        frame `seek`, indices from timestamps, and with `skip` the packets of frames not wanted are decoded with
+        FFmpeg's skip_frame = NONREF; else counted from the start, every frame decoded."""
+        first, last = int(wanted[0]), int(wanted[-1])
         container, stream = self._open(path)
         bad = good = 0
         try:
+            skip = skip and by_timestamp and info.skippable
             index_of = self._indexer(stream, info) if by_timestamp else None
             if by_timestamp and seek > 0:
                 target = info.start_pts + self._ticks(stream, info, seek)
                 container.seek(target, stream=stream, backward=True, any_frame=False)
+            margin = 1 if stream.codec_context.name in SWAPPED_TIMESTAMP_CODECS else 0
+            skipper = _Skipper(stream.codec_context, wanted, index_of, margin) if skip else None
+            skipped = skipper.skipped if skipper is not None else set()
             count = 0
             previous = None  # (index, frame), held back until the next frame confirms its index
             for packet in container.demux(stream):
+                if skipper is not None:
+                    skipper.before(packet)
                 try:
                     frames = packet.decode()
                 except Exception as e:  # av.error.InvalidDataError and friends: a corrupt packet
@@ -284,6 +435,7 @@ class PyAVDecoder:
                         raise VideoDecodeError(f"{path}: most packets are corrupt ({bad} failed to decode)") from e
                     continue
                 good += 1
+                self.frames_decoded += len(frames)
                 for frame in frames:
                     if not by_timestamp:
                         idx = count
@@ -298,13 +450,19 @@ class PyAVDecoder:
                     count += 1
                     if previous is not None and first <= previous[0] <= last:
                         yield previous
-                    # past the range: done, unless the index skipped one that may still come out of order
-                    if idx > last and (previous is None or previous[0] >= last or idx == previous[0] + 1):
+                    after = previous[0] if previous is not None else first - 1
+                    if skipper is not None:
+                        skipper.check_none_missed(after, idx)
+                    # past the range: done, unless a frame of the range that was not skipped may still come
+                    # (out of order)
+                    if idx > last and (previous is None or all(j in skipped for j in range(after + 1, last + 1))):
                         return
                     previous = (idx, frame)
             if previous is not None and first <= previous[0] <= last:
                 yield previous
-        except (VideoDecodeError, _OutOfOrder, _SeekOvershot):
+            if skipper is not None:
+                skipper.check_none_missed(previous[0] if previous is not None else first - 1, info.num_frames)
+        except (VideoDecodeError, _OutOfOrder, _SeekOvershot, _SkipMissed):
             raise
         except Exception as e:  # a broken container (truncated index, unreadable data)
             raise VideoDecodeError(f"{path}: decoding failed ({e.__class__.__name__}: {e})") from e
@@ -346,4 +504,6 @@ class PyAVDecoder:
 
 
 def build_decoder(cfg):
-    return DECODER_REGISTRY.get(cfg.DATA.DECODING_BACKEND)()
+    return DECODER_REGISTRY.get(cfg.DATA.DECODING_BACKEND)(
+        threads=cfg.DATA.DECODE_THREADS, skip_nonref=cfg.DATA.DECODE_SKIP_NONREF
+    )

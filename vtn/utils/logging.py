@@ -108,11 +108,12 @@ def read_json_stats(path: str) -> list:
 _LOGGED_ONCE: set[tuple[str, str]] = set()
 
 
-def log_once(logger: logging.Logger, level: int, message: str) -> None:
-    """Log `message` the first time this process sees it (a fact about the data, e.g. which split stands in for
-    another, that every build of a dataset would otherwise repeat)."""
-    if (logger.name, message) not in _LOGGED_ONCE:
-        _LOGGED_ONCE.add((logger.name, message))
+def log_once(logger: logging.Logger, level: int, message: str, key: Optional[str] = None) -> None:
+    """Log `message` the first time this process sees it, or sees `key` when given (a fact about the data, e.g.
+    which split stands in for another, that every build of a dataset would otherwise repeat)."""
+    seen = (logger.name, message if key is None else key)
+    if seen not in _LOGGED_ONCE:
+        _LOGGED_ONCE.add(seen)
         logger.log(level, message)
 
 

@@ -21,7 +21,6 @@ are printed at the start and the end.
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -34,6 +33,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.kinetics_like import cpu_seconds, load_average, write_video  # noqa: E402
 from vtn.datasets.resize import X264_PRESETS, ResizeOptions, plan, run_jobs  # noqa: E402
 
 CACHE = os.path.join(ROOT, "data_cache", "bench_resize")
@@ -41,56 +41,12 @@ SIZES = ((640, 360), (480, 360), (360, 640))
 FPS = 30
 
 
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
-
-
-def render(rng: np.random.Generator, width: int, height: int, num_frames: int):
-    """Frames (uint8 RGB, one at a time) of a camera panning over a static texture (smooth gratings and fine
-    grain) with a coloured square moving across it, plus a little sensor noise: motion that an encoder can
-    predict, detail it has to keep."""
-    pan = rng.uniform(0.5, 2.0, size=2) * rng.choice([-1, 1], size=2)  # pixels per frame, x and y
-    margin_x, margin_y = int(abs(pan[0]) * num_frames) + 2, int(abs(pan[1]) * num_frames) + 2
-    th, tw = height + margin_y, width + margin_x
-    yy, xx = np.mgrid[0:th, 0:tw].astype(np.float32)
-    texture = np.zeros((th, tw, 3), np.float32)
-    for _ in range(6):
-        fx, fy = rng.uniform(-0.06, 0.06, size=2)
-        texture += (
-            rng.uniform(10, 30, size=3) * np.sin(2 * np.pi * (fx * xx + fy * yy) + rng.uniform(0, 6.3))[..., None]
-        )
-    texture += 110 + rng.normal(0, 8, size=(th, tw, 1))
-    color, side = rng.uniform(30, 230, size=3), int(rng.uniform(0.15, 0.3) * min(width, height))
-    for t in range(num_frames):
-        dx, dy = int(round(t * abs(pan[0]))), int(round(t * abs(pan[1])))
-        x0 = dx if pan[0] > 0 else margin_x - 1 - dx
-        y0 = dy if pan[1] > 0 else margin_y - 1 - dy
-        img = texture[y0 : y0 + height, x0 : x0 + width].copy()
-        sx = int((t * 3) % max(1, width - side))
-        sy = int(height / 2 - side / 2 + np.sin(t / 10) * height / 4)
-        img[sy : sy + side, sx : sx + side] = color
-        img += rng.normal(0, 2, size=(height, width, 1))
-        yield np.clip(img, 0, 255).astype(np.uint8)
-
-
 def _make_video(args) -> None:
-    import av
-
     folder, i = args
     rng = np.random.default_rng([7, i])
-    width, height = SIZES[i % len(SIZES)]
     num_frames = int(round(rng.uniform(4, 8) * FPS))
-    with av.open(os.path.join(folder, f"video_{i:03d}.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "23"}
-        for frame in render(rng, width, height, num_frames):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+    path = os.path.join(folder, f"video_{i:03d}.mp4")
+    write_video(path, rng, SIZES[i % len(SIZES)], num_frames, FPS, options={"preset": "veryfast", "crf": "23"})
 
 
 def synthetic_videos(count: int) -> str:
@@ -128,12 +84,6 @@ def frame_count(folder: str) -> int:
             with av.open(os.path.join(root, name)) as c:
                 total += sum(1 for p in c.demux(c.streams.video[0]) if p.size > 0)
     return total
-
-
-def cpu_seconds() -> float:
-    """CPU time (user + system) of this process and of its finished children (the worker processes)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def time_run(input_dir: str, options: ResizeOptions, workers: int) -> tuple[float, float, float, int]:

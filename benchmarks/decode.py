@@ -12,7 +12,8 @@ Three decoders read the same clips:
 - today: the project's decoder with DATA.DECODE_SKIP_NONREF False and DATA.DECODE_THREADS AUTO (one seek,
   decode forward, convert only the sampled frames);
 - default: the project's decoder as the default config builds it (non-reference frames that no sampled frame
-  needs are not decoded, DATA.DECODE_THREADS as configured).
+  needs are not decoded; DATA.DECODE_THREADS DEFAULT: frame and slice threads in 1 process, slice threads in
+  the processes that decode at once, which stand for DataLoader workers).
 All three resize at the same point (in the conversion), and the benchmark checks that they return
 bit-identical frames for every clip it times.
 
@@ -40,6 +41,7 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.kinetics_like import cpu_seconds, load_average, write_video  # noqa: E402
 from vtn.config import get_cfg  # noqa: E402
+from vtn.datasets import decoder as decoder_module  # noqa: E402
 from vtn.datasets.decoder import THREAD_TYPES, PyAVDecoder, build_decoder  # noqa: E402
 from vtn.datasets.sampling import full_video_indices, train_clip_indices, view_clip_indices  # noqa: E402
 from vtn.datasets.transforms import scaled_size  # noqa: E402
@@ -172,6 +174,11 @@ def measure(jobs, names, short_side, repeats, procs, threads, pool):
     )
 
 
+def _as_loader_worker() -> None:
+    """The processes that decode at once stand for DataLoader workers (DATA.DECODE_THREADS DEFAULT)."""
+    decoder_module.LOADER_WORKER = True
+
+
 def generated_set(name: str) -> list:
     """The paths of a generated set, made (2 processes) unless they are there."""
     ext, kwargs = SETS[name]
@@ -222,7 +229,7 @@ def main(argv=None):
         f"{args.repeats} passes; processes {procs}; default: DECODE_SKIP_NONREF {default.DECODE_SKIP_NONREF}, "
         f"DECODE_THREADS {default.DECODE_THREADS}"
     )
-    with get_context("fork").Pool(max(procs)) as pool:
+    with get_context("fork").Pool(max(procs), initializer=_as_loader_worker) as pool:
         for set_name, paths in sets.items():
             print(f"\n## {set_name}: {len(paths)} videos")
             for protocol, label in WORKLOADS:

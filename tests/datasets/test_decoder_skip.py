@@ -8,6 +8,7 @@ import logging
 import av
 import numpy as np
 import pytest
+import torch.utils.data
 
 from tests.datasets.odd_videos import H, W, index_frame, read_index, write_video
 from vtn.config import get_cfg
@@ -234,3 +235,17 @@ def test_mpeg4_frames_whose_timestamps_are_swapped_with_a_neighbour_are_never_re
     for w in (3, 4, 7, 8, 15, 16, 19, 20, 27, 28):  # the swapped pairs that do not cross a keyframe
         frames, got = PyAVDecoder(skip_nonref=True).decode(path, [w])
         assert [read_index(f) for f in frames] == got.tolist() == [w]
+
+
+class _ThreadTypes(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        return decoder_module.default_thread_type()
+
+
+def test_loader_workers_decode_with_slice_threads_and_a_process_alone_with_frame_threads_too():
+    assert decoder_module.default_thread_type() == "AUTO"
+    loader = torch.utils.data.DataLoader(_ThreadTypes(), num_workers=1, batch_size=None)
+    assert list(loader) == ["SLICE"]

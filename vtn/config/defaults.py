@@ -133,9 +133,9 @@ _C.DATA.DECODING_BACKEND = "pyav"
 # timestamps; False decodes every frame (for a decoder or file where skipping misbehaves).
 _C.DATA.DECODE_SKIP_NONREF = True
 # FFmpeg's threading in each decoding process: SLICE (threads share the slices of one frame), FRAME (threads
-# decode frames ahead), AUTO (both) or NONE. Frame threads decode past a clip's end and cost 35-45% more CPU per
-# clip with or without skipping (benchmarks/decode.py --threads); SLICE is the fastest measured for clips.
-_C.DATA.DECODE_THREADS = "SLICE"
+# decode frames ahead), AUTO (both), NONE, or DEFAULT: SLICE in DataLoader workers (they share the cores out;
+# frame threads cost 35-45% more CPU per clip), AUTO in a process that decodes alone (benchmarks/decode.py).
+_C.DATA.DECODE_THREADS = "DEFAULT"
 # Frames per training / multi-view clip.
 _C.DATA.NUM_FRAMES = 16
 # PySlowFast's frame stride at TARGET_FPS; used for the footprint when TEMPORAL_FOOTPRINT is 0.

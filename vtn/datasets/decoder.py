@@ -20,8 +20,9 @@ MPEG-4 part 2 files (DivX/Xvid, whose remuxes carry timestamps swapped between n
 neighbours of each wanted frame, so that such a swap shows as frames out of order.
 
 Threads (DATA.DECODE_THREADS): FFmpeg copies `skip_frame` into a frame thread's context with each packet, so
-skipping stays exact with frame threads, but they decode ahead past a clip's end and cost more CPU per clip;
-slice threads are the default (benchmarks/decode.py --threads measures each).
+skipping stays exact with frame threads, but they decode ahead past a clip's end and cost more CPU per clip:
+loader workers use slice threads, a process decoding alone frame and slice threads (`default_thread_type`;
+benchmarks/decode.py --threads measures each).
 
 Frame index k is the k-th frame the decoder outputs: the display order. After a seek a frame's index comes from
 its timestamp, checked against the probe's timeline; where timestamps are missing, repeated or out of order
@@ -38,6 +39,7 @@ from fractions import Fraction
 from typing import Optional
 
 import numpy as np
+import torch.utils.data
 
 from vtn.config import register_choices
 from vtn.utils.errors import UserError
@@ -47,8 +49,20 @@ from vtn.utils.registry import Registry
 logger = logging.getLogger(__name__)
 DECODER_REGISTRY = Registry("video decoder")
 register_choices("DATA.DECODING_BACKEND", DECODER_REGISTRY.names)
-THREAD_TYPES = ("AUTO", "FRAME", "SLICE", "NONE")  # FFmpeg's threaded decoding: frames, slices, both, none
-register_choices("DATA.DECODE_THREADS", lambda: list(THREAD_TYPES))
+THREAD_TYPES = ("AUTO", "FRAME", "SLICE", "NONE")  # FFmpeg's threaded decoding: both, frames, slices, none
+register_choices("DATA.DECODE_THREADS", lambda: ["DEFAULT", *THREAD_TYPES])
+# Whether this process decodes as one of several sharing the cores (None: it does when it is a DataLoader
+# worker); benchmarks/decode.py sets it in the processes that stand for loader workers.
+LOADER_WORKER: Optional[bool] = None
+
+
+def default_thread_type() -> str:
+    """DATA.DECODE_THREADS DEFAULT: slice threads in a loader worker, where the workers already share the cores out
+    and frame threads cost 35-45% more CPU per clip; frame and slice threads (AUTO) in a process that decodes
+    alone, where they use idle cores."""
+    worker = LOADER_WORKER if LOADER_WORKER is not None else torch.utils.data.get_worker_info() is not None
+    return "SLICE" if worker else "AUTO"
+
 
 # Frames whose spacing differs from the median spacing by more than this fraction make a timeline uneven.
 UNEVEN_SPACING = 0.25
@@ -223,7 +237,7 @@ class PyAVDecoder:
     """PyAV (FFmpeg) decoding with threaded decoding, one seek per request, non-reference frames that are not
     wanted skipped (`skip_nonref`) and conversion of kept frames only."""
 
-    def __init__(self, threads: str = "SLICE", skip_nonref: bool = True):
+    def __init__(self, threads: str = "DEFAULT", skip_nonref: bool = True):
         self.threads = threads
         self.skip_nonref = skip_nonref
         self._counted = set()  # files whose timestamps proved out of order: frames are counted from the start
@@ -243,7 +257,7 @@ class PyAVDecoder:
             container.close()
             raise VideoDecodeError(f"{path}: has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = self.threads
+        stream.thread_type = default_thread_type() if self.threads == "DEFAULT" else self.threads
         return container, stream
 
     @staticmethod

@@ -129,8 +129,8 @@ _C.DATA.SPLIT_ID = 1
 # Registered video decoder.
 _C.DATA.DECODING_BACKEND = "pyav"
 # Leave undecoded the non-reference frames (most B-frames) that no sampled frame needs: every kept frame is
-# bit-identical to a full decode, 1.3-2x less decoding. Only in MP4/MOV and Matroska/WebM files with sane
-# timestamps; False decodes every frame (for a decoder or file where skipping misbehaves).
+# bit-identical to a full decode, 1.3-2x less decoding. Only in MP4/MOV and Matroska/WebM files with B-frames
+# and sane timestamps; False decodes every frame (for a decoder or file where skipping misbehaves).
 _C.DATA.DECODE_SKIP_NONREF = True
 # FFmpeg's threading in each decoding process: SLICE (threads share the slices of one frame), FRAME (threads
 # decode frames ahead), AUTO (both), NONE, or DEFAULT: SLICE in DataLoader workers (they share the cores out;

@@ -10,14 +10,15 @@ A decoder answers two questions:
   decodes forward, and converts to RGB (resizing to `size` in the same step) only the frames it keeps.
 
 Frames no kept frame depends on are not decoded at all (DATA.DECODE_SKIP_NONREF): a packet whose timestamp is not
-one of the wanted frames' is handed to FFmpeg with `skip_frame = NONREF`, so a non-reference frame (most B-frames
-of H.264, HEVC and MPEG-4 part 2) is dropped unseen while every reference frame is still decoded: each kept frame
-is bit-identical to a full decode. It needs timestamps that say which frame a packet holds, so it is done only in
-containers that store presentation timestamps (MP4/MOV, Matroska/WebM) and only while the file's timestamps
-prove sane; a file where they do not is decoded in full (one log line), and a wanted frame that fails to come out
-while skipping makes the decoder decode that file in full from there on, so skipping never changes a frame.
-MPEG-4 part 2 files (DivX/Xvid, whose remuxes carry timestamps swapped between neighbours) also decode the
-neighbours of each wanted frame, so that such a swap shows as frames out of order.
+one of the wanted frames' is handed to FFmpeg with `skip_frame = NONREF`, so a non-reference frame (most B-frames of
+H.264, HEVC and MPEG-4 part 2) is dropped unseen while every reference frame is still decoded: each kept frame is
+bit-identical to a full decode. It is done in streams with B-frames (without them nearly every frame is a reference)
+and needs timestamps that say which frame a packet holds, so only in containers that store presentation timestamps
+(MP4/MOV, Matroska/WebM) and only while the file's timestamps prove sane; a file where they do not is decoded in
+full (one log line), and a wanted frame that fails to come out while skipping makes the decoder decode that file in
+full from there on, so skipping never changes a frame. MPEG-4 part 2 files (DivX/Xvid, whose remuxes carry
+timestamps swapped between neighbours) also decode the neighbours of each wanted frame, so that such a swap shows as
+frames out of order.
 
 Threads (DATA.DECODE_THREADS): FFmpeg copies `skip_frame` into a frame thread's context with each packet, so
 skipping stays exact with frame threads, but they decode ahead past a clip's end and cost more CPU per clip:
@@ -27,7 +28,7 @@ benchmarks/decode.py --threads measures each).
 Frame index k is the k-th frame the decoder outputs: the display order. After a seek a frame's index comes from
 its timestamp, checked against the probe's timeline; where timestamps are missing, repeated or out of order
 (AVI files with packed B-frames), the decoder counts frames from the start of the file instead, with the
-declared rate (said once per video at debug level), and never returns one frame in place of another.
+declared rate (said once per process, and per video at debug level), and never returns one frame in place of another.
 Decoding problems raise `VideoDecodeError`, which names the file and the reason.
 """
 
@@ -167,9 +168,10 @@ def _packed_b_frames(stream, packet) -> bool:
 
 
 def _skippable(path: str, container, stream, pts: Sequence[int], packed: bool) -> bool:
-    """Whether the packets' timestamps say which frame each holds (see SKIP_CONTAINERS). Files in other
-    containers are said once per container format; the rest at debug level (a file whose timestamps are out of
-    display order is said when decoding finds it out, see `_fall_back`)."""
+    """Whether frames may be skipped: the stream has B-frames (without them nearly every frame is a reference,
+    and skipping would only cost its bookkeeping) and the packets' timestamps say which frame each holds (see
+    SKIP_CONTAINERS). Files in other containers are said once per container format; the rest at debug level (a
+    file whose timestamps are out of display order is said when decoding finds it out, see `_fall_back`)."""
     if not SKIP_CONTAINERS.intersection(container.format.name.split(",")):
         log_once(
             logger,
@@ -179,9 +181,11 @@ def _skippable(path: str, container, stream, pts: Sequence[int], packed: bool) -
             key=container.format.name,
         )
         return False
-    if packed:
+    if not stream.codec_context.has_b_frames:
+        reason = "has no B-frames, so (nearly) every frame is a reference"
+    elif packed:
         reason = "has packed B-frames (DivX/Xvid)"
-    elif stream.codec_context.has_b_frames and all(b > a for a, b in zip(pts, pts[1:])):
+    elif all(b > a for a, b in zip(pts, pts[1:])):
         reason = "may have B-frames but has timestamps in decoding order"
     else:
         return True

@@ -166,6 +166,7 @@ def measure(jobs, names, short_side, repeats, procs, threads, pool):
                     start = time.perf_counter()
                     passes = pool.map(time_pass, [(name, jobs, short_side, threads)] * n, chunksize=1)
                     seconds, cpu = time.perf_counter() - start, sum(p[1] for p in passes)
+                    decoded[name] = passes[0][2] / len(jobs)
                 rates.setdefault(name, {}).setdefault(n, []).append(n * len(jobs) / seconds)
                 cpus.setdefault(name, {}).setdefault(n, []).append(1000 * cpu / (n * len(jobs)))
     return (

@@ -114,6 +114,11 @@ def test_the_step_split_adds_up_and_leaves_out_warmup():
     s = preflight.summarize_steps(records, preflight.warmup_steps(6))
     assert s.step_time_s == 1.0 and s.data_wait_s == 0.2 and s.optimizer_s == pytest.approx(0.1)
     assert s.forward_backward_s == pytest.approx(0.7)
+    # a loaded machine: the median data wait reaches the median step; no part of the split vanishes
+    crossed = [preflight.StepTime(1.0, 1.0, 0.0)] * 3 + [preflight.StepTime(1.0, 0.2, 0.1)] * 2
+    s = preflight.summarize_steps(crossed, 0)
+    assert s.step_time_s == 1.0 and s.data_wait_s == pytest.approx(0.68) and s.optimizer_s == pytest.approx(0.04)
+    assert s.forward_backward_s == pytest.approx(0.28)
 
 
 def test_run_counts_follow_the_hooks(synthetic_dir):

@@ -179,12 +179,17 @@ class StepSummary:
 
 
 def summarize_steps(records: Sequence[StepTime], warmup: int) -> StepSummary:
-    """Median step time and data wait over the steps after `warmup`; the optimizer's mean per step (it runs once
-    per TRAIN.ACCUMULATION_STEPS steps); forward and backward are the rest, so that the split adds up."""
+    """The median step time over the steps after `warmup`, split into data wait, optimizer (it runs once per
+    TRAIN.ACCUMULATION_STEPS steps) and forward and backward (the rest) in the proportions of their means, so that
+    the split adds up and no part vanishes because the medians of the parts cross (a loaded machine, where the
+    median data wait can reach the median step)."""
     kept = list(records[warmup:]) or list(records)
     step = statistics.median(r.total for r in kept)
-    data = min(statistics.median(r.data for r in kept), step)
-    optimizer = min(sum(r.optimizer for r in kept) / len(kept), step - data)
+    total = sum(r.total for r in kept)
+    if total <= 0:
+        return StepSummary(step, 0.0, step, 0.0)
+    data = step * sum(r.data for r in kept) / total
+    optimizer = step * sum(r.optimizer for r in kept) / total
     return StepSummary(step, data, max(step - data - optimizer, 0.0), optimizer)
 
 

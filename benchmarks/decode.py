@@ -156,8 +156,8 @@ def check_identical(jobs, names, short_side, threads) -> tuple[bool, int]:
 def measure(jobs, names, short_side, repeats, procs, threads, pool):
     """name -> {procs: (clips/s, CPU ms/clip)}, and name -> decoded frames per clip."""
     rates, cpus, decoded = {}, {}, {}
-    for _ in range(repeats):  # interleaved, so that machine noise hits every decoder alike
-        for name in names:
+    for r in range(repeats):  # interleaved, and each pass in another order, so that drift hits every decoder alike
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             for n in procs:
                 if n == 1:
                     seconds, cpu, frames = time_pass((name, jobs, short_side, threads))

@@ -93,11 +93,6 @@ def test_b_frame_videos_decode_fewer_frames(videos, name):
     for decoder in (skipping, full):
         decoder.decode(path, idx, info=info)
     assert skipping.frames_decoded < 0.8 * full.frames_decoded, (skipping.frames_decoded, full.frames_decoded)
-    # a dense request (more than one wanted frame in two) has little to skip and is decoded in full
-    dense_skipping, dense_full = PyAVDecoder(skip_nonref=True), PyAVDecoder(skip_nonref=False)
-    for decoder in (dense_skipping, dense_full):
-        decoder.decode(path, full_video_indices(N, 60), info=info)
-    assert dense_skipping.frames_decoded == dense_full.frames_decoded
 
 
 @pytest.mark.parametrize("name", ["h264_no_bframes.mp4", "mpeg4_no_bframes.mp4"])
@@ -139,7 +134,7 @@ def test_a_wanted_frame_that_does_not_come_out_switches_the_file_to_full_decodin
 
     monkeypatch.setattr(decoder_module._Skipper, "before", lying)
     decoder, full = PyAVDecoder(skip_nonref=True), PyAVDecoder(skip_nonref=False)
-    idx = np.arange(32, 60, 3)  # sparse enough to skip (at most one wanted frame in two)
+    idx = np.arange(33, 50, 2)
     caplog.set_level(logging.WARNING, logger="vtn.datasets.decoder")
     a, got = decoder.decode(path, idx)
     b, _ = full.decode(path, idx)

@@ -432,9 +432,7 @@ class PyAVDecoder:
         container, stream = self._open(path)
         bad = good = 0
         try:
-            # a dense request (full-video sampling of a short video) has little to skip, and switching skip_frame at
-            # every other packet made it up to 10% slower with frame threads: such requests decode in full
-            skip = skip and by_timestamp and info.skippable and 2 * len(wanted) <= last - first + 1
+            skip = skip and by_timestamp and info.skippable
             index_of = self._indexer(stream, info) if by_timestamp else None
             if by_timestamp and seek > 0:
                 target = info.start_pts + self._ticks(stream, info, seek)

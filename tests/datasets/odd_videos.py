@@ -25,10 +25,11 @@ def read_index(rgb: np.ndarray) -> int:
 
 
 def write_video(
-    path: str, fmt: str, codec: str, n: int, rate: int = 25, bframes: int = 0, pts=None, rotation=None
+    path: str, fmt: str, codec: str, n: int, rate: int = 25, bframes: int = 0, pts=None, rotation=None, retime=None
 ) -> None:
     """`n` index frames; `pts` (in 1/rate) places them unevenly; `rotation` sets the display matrix (degrees
-    counterclockwise)."""
+    counterclockwise); `retime(packet_number, display_index)` replaces each packet's timestamp (both timestamps
+    where it returns a pair: presentation, decoding), as files with broken timestamps have them."""
     with av.open(path, "w", format=fmt) as c:
         s = c.add_stream(codec, rate=rate)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
@@ -36,14 +37,23 @@ def write_video(
         s.codec_context.max_b_frames = bframes  # also 0: libx264's default preset has B-frames
         if rotation is not None:
             s.set_display_rotation(rotation)
+        count = 0
+
+        def mux(packets):
+            nonlocal count
+            for p in packets:
+                if retime is not None:
+                    stamp = retime(count, p.pts)
+                    p.pts, p.dts = stamp if isinstance(stamp, tuple) else (stamp, p.dts)
+                count += 1
+                c.mux(p)
+
         for i in range(n):
             f = av.VideoFrame.from_ndarray(index_frame(i), format="rgb24")
-            if pts is not None:
-                f.pts, f.time_base = pts[i], fractions.Fraction(1, rate)
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+            if pts is not None or retime is not None:
+                f.pts, f.time_base = (pts[i] if pts is not None else i), fractions.Fraction(1, rate)
+            mux(s.encode(f))
+        mux(s.encode())
 
 
 def write_out_of_order_timestamps(path: str, n: int = 30, rate: int = 25) -> None:

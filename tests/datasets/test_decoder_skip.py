@@ -2,7 +2,6 @@
 frame a full decode gives, bit for bit, for every sampler, codec and size; files whose timestamps cannot say
 which frame a packet holds are decoded in full, said in one log line."""
 
-import fractions
 import logging
 
 import av
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch.utils.data
 
-from tests.datasets.odd_videos import H, W, index_frame, read_index, write_video
+from tests.datasets.odd_videos import H, W, read_index, write_video
 from vtn.config import get_cfg
 from vtn.datasets import decoder as decoder_module
 from vtn.datasets.decoder import PyAVDecoder, build_decoder
@@ -147,30 +146,6 @@ def test_a_wanted_frame_that_does_not_come_out_switches_the_file_to_full_decodin
     assert not [r for r in caplog.records if "did not come out" in r.getMessage()]
 
 
-def write_retimed(path: str, fmt: str, retime, codec: str = "libx264") -> None:
-    """N index frames with B-frames (a keyframe every 12), each packet's timestamp replaced by
-    `retime(packet_number, display_index)` (decoding timestamps too where it returns a pair)."""
-    with av.open(path, "w", format=fmt) as c:
-        s = c.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        s.codec_context.gop_size, s.codec_context.max_b_frames = 12, 3
-        count = 0
-
-        def mux(packets):
-            nonlocal count
-            for p in packets:
-                stamp = retime(count, p.pts)
-                p.pts, p.dts = stamp if isinstance(stamp, tuple) else (stamp, p.dts)
-                count += 1
-                c.mux(p)
-
-        for i in range(N):
-            f = av.VideoFrame.from_ndarray(index_frame(i), format="rgb24")
-            f.pts, f.time_base = i, fractions.Fraction(1, 25)
-            mux(s.encode(f))
-        mux(s.encode())
-
-
 def swap_pairs(i: int) -> int:
     """Display index -> a timestamp swapped with a neighbour's every fourth pair (3-4, 7-8, 11-12, ...), the
     pattern of DivX/Xvid packed B-frames; 11-12 crosses a keyframe."""
@@ -179,11 +154,11 @@ def swap_pairs(i: int) -> int:
 
 BAD_TIMESTAMPS = {  # name -> (writer, the line said once)
     "decoding_order.mkv": (
-        lambda path: write_retimed(path, "matroska", lambda k, _: (k, k)),
+        lambda path: write_video(path, "matroska", "libx264", N, bframes=3, retime=lambda k, _: (k, k)),
         "frame timestamps are out of display order",
     ),
     "swapped.mkv": (
-        lambda path: write_retimed(path, "matroska", lambda _, i: swap_pairs(i)),
+        lambda path: write_video(path, "matroska", "libx264", N, bframes=3, retime=lambda _, i: swap_pairs(i)),
         "frame timestamps are out of display order",
     ),
     "missing.h264": (
@@ -231,7 +206,7 @@ def test_mpeg4_frames_whose_timestamps_are_swapped_with_a_neighbour_are_never_re
     """MPEG-4 part 2 (the DivX/Xvid codec, whose remuxed files carry swapped timestamps) decodes the neighbours of
     each wanted frame too: a swap inside a group of pictures then shows as frames out of order."""
     path = str(tmp_path / "swapped_mpeg4.mkv")
-    write_retimed(path, "matroska", lambda _, i: swap_pairs(i), codec="mpeg4")
+    write_video(path, "matroska", "mpeg4", N, bframes=3, retime=lambda _, i: swap_pairs(i))
     for w in (3, 4, 7, 8, 15, 16, 19, 20, 27, 28):  # the swapped pairs that do not cross a keyframe
         frames, got = PyAVDecoder(skip_nonref=True).decode(path, [w])
         assert [read_index(f) for f in frames] == got.tolist() == [w]

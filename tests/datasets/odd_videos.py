@@ -25,16 +25,30 @@ def read_index(rgb: np.ndarray) -> int:
 
 
 def write_video(
-    path: str, fmt: str, codec: str, n: int, rate: int = 25, bframes: int = 0, pts=None, rotation=None, retime=None
+    path: str,
+    fmt: str,
+    codec: str,
+    n: int,
+    rate: int = 25,
+    bframes: int = 0,
+    pts=None,
+    rotation=None,
+    retime=None,
+    noise: bool = False,
 ) -> None:
     """`n` index frames; `pts` (in 1/rate) places them unevenly; `rotation` sets the display matrix (degrees
     counterclockwise); `retime(packet_number, display_index)` replaces each packet's timestamp (both timestamps
-    where it returns a pair: presentation, decoding), as files with broken timestamps have them."""
+    where it returns a pair: presentation, decoding), as files with broken timestamps have them; `noise` paints
+    random pixels above the index blocks, at a high bit rate: frames of a few KiB, as real ones (else a frame is
+    some 50 bytes)."""
+    rng = np.random.default_rng(0)
     with av.open(path, "w", format=fmt) as c:
         s = c.add_stream(codec, rate=rate)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
         s.codec_context.gop_size = 12
         s.codec_context.max_b_frames = bframes  # also 0: libx264's default preset has B-frames
+        if noise:
+            s.codec_context.bit_rate = 4_000_000
         if rotation is not None:
             s.set_display_rotation(rotation)
         count = 0
@@ -49,7 +63,10 @@ def write_video(
                 c.mux(p)
 
         for i in range(n):
-            f = av.VideoFrame.from_ndarray(index_frame(i), format="rgb24")
+            img = index_frame(i)
+            if noise:
+                img[: H - 16] = rng.integers(0, 256, (H - 16, W, 3), dtype=np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
             if pts is not None or retime is not None:
                 f.pts, f.time_base = (pts[i] if pts is not None else i), fractions.Fraction(1, rate)
             mux(s.encode(f))

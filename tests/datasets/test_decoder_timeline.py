@@ -1,5 +1,6 @@
 """Frames in display order, sampled by time, the right way up: the decoder against a full sequential decode on
-generated files with B-frames (AVI, MP4), out-of-order timestamps, dropped frames and rotation."""
+generated files with B-frames (AVI, MP4, MPEG program streams), out-of-order timestamps, dropped frames and
+rotation."""
 
 import os
 
@@ -154,3 +155,70 @@ def test_check_dataset_reports_uneven_and_rotated_videos(odd, tmp_path):
     assert "variable rate; sampled by their times): 1; rotated by their display matrix (decoded upright): 1" in (
         format_report(report)
     )
+
+
+def packet_stamps(path, stored_only=False):
+    """The video packets' timestamps in decoding order (`stored_only`: None where the file stores none and FFmpeg
+    would make one up)."""
+    with av.open(path) as c:
+        if stored_only:
+            c.flags = c.flags | av.container.Flags.no_fillin.value
+        return [p.pts for p in c.demux(video=0) if p.size > 0]
+
+
+@pytest.mark.parametrize("noise", [True, False], ids=["frame_per_pack", "frames_share_packs"])
+def test_every_frame_of_an_mpeg_program_stream_alone_is_the_right_one(tmp_path, noise):
+    """MPEG-PS seeks land on any pack, not on a keyframe (near the end: after the last one, where nothing can be
+    decoded), and FFmpeg makes up the timestamps of frames that share a pack, wrong after a seek."""
+    path = str(tmp_path / "program_stream.mpg")
+    write_video(path, "mpeg", "mpeg2video", 190, bframes=2, noise=noise)
+    ref = sequential(path)
+    assert [read_index(f) for f in ref] == list(range(190))
+    stamps = packet_stamps(path)
+    assert stamps != sorted(stamps) and min(stamps) > 0  # B-frames; the timeline starts at an offset
+    stored = packet_stamps(path, stored_only=True)
+    if noise:  # frames of a few KiB: each starts a pack of its own, with its timestamp
+        assert None not in stored
+    else:  # 50-byte frames: some 35 in a pack, one stored timestamp
+        assert 0 < sum(s is not None for s in stored) <= 10
+    info = PyAVDecoder().probe(path)
+    assert (info.num_frames, info.start_pts, info.times) == (190, min(stamps), None)
+    for i in range(190):
+        decoder = PyAVDecoder()
+        frames, got = decoder.decode(path, [i], info=info)
+        assert got.tolist() == [i] and read_index(frames[0]) == i, i
+        assert np.array_equal(frames[0], ref[i]), i
+        assert not decoder._counted  # found by seeking, not by a decode from the start
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        wanted = sorted(rng.choice(190, 6, replace=False).tolist())
+        frames, got = PyAVDecoder().decode(path, wanted, info=info)
+        assert got.tolist() == wanted
+        assert all(np.array_equal(f, ref[i]) for f, i in zip(frames, wanted))
+
+
+# a variable frame rate (in 1/10 s): gaps of 1 to 7 frame times, so that a timeline's order shows in its spacing
+VFR_PTS = [0, 1, 2, 4, 5, 6, 9, 10, 11, 12, 16, 17, 18, 19, 20, 24, 25, 26, 30, 31, 32, 33, 40, 41]
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "matroska"])
+def test_timeline_is_in_display_order_when_packets_come_in_decoding_order(tmp_path, fmt):
+    """With B-frames the packets' timestamps come out of order (decoding order): the probe's timeline is the frames'
+    display times, as a sequential decode shows them, and each frame's index comes from it."""
+    path = str(tmp_path / f"vfr_bframes.{fmt}")
+    write_video(path, fmt, "mpeg4", len(VFR_PTS), rate=10, bframes=2, pts=VFR_PTS)
+    stamps = packet_stamps(path)
+    assert stamps != sorted(stamps)  # decoding order is not display order
+    with av.open(path) as c:
+        tb = float(c.streams.video[0].time_base)
+        shown = [(f.pts, read_index(f.to_ndarray(format="rgb24"))) for f in c.decode(video=0)]
+    assert [i for _, i in shown] == list(range(len(VFR_PTS)))
+    display = [(p - shown[0][0]) * tb for p, _ in shown]
+    assert display == pytest.approx([p / 10 for p in VFR_PTS], abs=1e-3)
+    info = PyAVDecoder().probe(path)
+    assert info.times == pytest.approx(display, abs=1e-6)
+    assert info.duration == pytest.approx(4.2, abs=1e-3)  # to the end of the last frame
+    assert info.fps == pytest.approx(len(VFR_PTS) / 4.2, abs=1e-3)
+    for i in range(len(VFR_PTS)):
+        frames, got = PyAVDecoder().decode(path, [i], info=info)
+        assert (got.tolist(), read_index(frames[0])) == ([i], i)

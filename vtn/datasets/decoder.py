@@ -29,6 +29,11 @@ Frame index k is the k-th frame the decoder outputs: the display order. After a 
 its timestamp, checked against the probe's timeline; where timestamps are missing, repeated or out of order
 (AVI files with packed B-frames), the decoder counts frames from the start of the file instead, with the
 declared rate (said once per process, and per video at debug level), and never returns one frame in place of another.
+MPEG program streams store a timestamp only for the first frame that starts in each pack (small frames share one)
+and FFmpeg makes up the others, wrongly after a seek (the piece of a frame the seek landed in takes the next frame's
+stored timestamp): there, after a seek, only stored timestamps count and the frames between two of them are
+counted. Their seeks land on any pack, not on a keyframe: a seek after which no frame comes out (past the last
+keyframe) is retried earlier, like one that landed after the first wanted frame.
 Decoding problems raise `VideoDecodeError`, which names the file and the reason.
 """
 
@@ -92,6 +97,10 @@ class _SkipMissed(Exception):
 # Containers whose packets carry presentation timestamps of their own (FFmpeg format names): in others (AVI,
 # raw streams) the demuxer makes them up, and a packet's timestamp cannot say which frame it holds.
 SKIP_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm"})
+# Containers whose demuxer makes up the timestamps of the frames that do not start a pack of their own (MPEG
+# program streams: one stored timestamp per pack of 2 KiB, shared by the small frames that start in it), and makes
+# them up wrong after a seek: there decoding after a seek reads only the stored ones (see `_StoredStamps`).
+PARTLY_STAMPED_CONTAINERS = frozenset({"mpeg"})
 # Codecs whose files carry a history of timestamps swapped between neighbouring frames (DivX/Xvid remuxes): the
 # neighbours of each wanted frame are decoded too, so that such a swap shows as frames out of order.
 SWAPPED_TIMESTAMP_CODECS = frozenset({"mpeg4", "msmpeg4v1", "msmpeg4v2", "msmpeg4v3"})
@@ -234,6 +243,41 @@ class _Skipper:
         lo = int(np.searchsorted(self.wanted, after, side="right"))
         if lo < len(self.wanted) and self.wanted[lo] < before:
             raise _SkipMissed(int(self.wanted[lo]))
+
+
+class _StoredStamps:
+    """Frame indices after a seek in a container of PARTLY_STAMPED_CONTAINERS, read with FFmpeg's `no_fillin` (a
+    frame without a stored timestamp comes out without one): a frame with one takes its index on the timeline; a
+    frame without one takes the index after the frame before it, held back until the next stored timestamp (or the
+    end of the stream) shows that no frame went missing between them; frames before the first stored timestamp have
+    no known index and are dropped (when a wanted one was among them, the seek overshot)."""
+
+    def __init__(self, index_of, num_frames: int):
+        self.index_of, self.num_frames = index_of, num_frames
+        self.anchor = None  # index of the last frame that came out with a stored timestamp
+        self.held = []  # the frames that came out after it
+
+    def push(self, frame) -> list:
+        """(index, frame) of the frames whose index is known once `frame` came out, in order."""
+        if frame.pts is None:
+            if self.anchor is not None:
+                self.held.append(frame)
+            return []
+        idx = self.index_of(frame.pts)
+        ready = self._release(idx)
+        self.anchor, self.held = idx, []
+        return ready + [(idx, frame)]
+
+    def end(self) -> list:
+        """(index, frame) of the frames held at the end of the stream, which ends with the timeline's last frame."""
+        return self._release(self.num_frames)
+
+    def _release(self, following: int) -> list:
+        if not self.held:
+            return []
+        if self.anchor + len(self.held) + 1 != following:
+            raise _OutOfOrder  # frames went missing (or came in excess) between two stored timestamps
+        return [(self.anchor + 1 + k, frame) for k, frame in enumerate(self.held)]
 
 
 @DECODER_REGISTRY.register_as("pyav")
@@ -428,13 +472,19 @@ class PyAVDecoder:
         """Frames wanted[0]..wanted[-1] (see `_frames_from`); `by_timestamp`: after a seek to the keyframe before
         frame `seek`, indices from timestamps, and with `skip` the packets of frames not wanted are decoded with
         FFmpeg's skip_frame = NONREF; else counted from the start, every frame decoded."""
+        import av
+
         first, last = int(wanted[0]), int(wanted[-1])
         container, stream = self._open(path)
-        bad = good = 0
+        decoded = None
         try:
             skip = skip and by_timestamp and info.skippable
             index_of = self._indexer(stream, info) if by_timestamp else None
+            stamps = None
             if by_timestamp and seek > 0:
+                if PARTLY_STAMPED_CONTAINERS.intersection(container.format.name.split(",")):
+                    container.flags = container.flags | av.container.Flags.no_fillin.value
+                    stamps = _StoredStamps(index_of, info.num_frames)
                 target = info.start_pts + self._ticks(stream, info, seek)
                 container.seek(target, stream=stream, backward=True, any_frame=False)
             margin = 1 if stream.codec_context.name in SWAPPED_TIMESTAMP_CODECS else 0
@@ -442,25 +492,20 @@ class PyAVDecoder:
             skipped = skipper.skipped if skipper is not None else set()
             count = 0
             previous = None  # (index, frame), held back until the next frame confirms its index
-            for packet in container.demux(stream):
-                if skipper is not None:
-                    skipper.before(packet)
-                try:
-                    frames = packet.decode()
-                except Exception as e:  # av.error.InvalidDataError and friends: a corrupt packet
-                    bad += 1
-                    if bad > 10 and bad > good:
-                        raise VideoDecodeError(f"{path}: most packets are corrupt ({bad} failed to decode)") from e
-                    continue
-                good += 1
-                self.frames_decoded += len(frames)
-                for frame in frames:
-                    if not by_timestamp:
-                        idx = count
-                    elif frame.pts is None:
-                        raise _OutOfOrder
-                    else:
-                        idx = index_of(frame.pts)
+            decoded = self._decoded(path, container, stream, skipper)
+            for frame in decoded:
+                if frame is None:  # the end of the stream
+                    ready = stamps.end() if stamps is not None else []
+                elif stamps is not None:
+                    ready = stamps.push(frame)
+                elif not by_timestamp:
+                    ready = [(count, frame)]
+                elif frame.pts is None:
+                    raise _OutOfOrder
+                else:
+                    ready = [(index_of(frame.pts), frame)]
+                for idx, out in ready:
+                    if by_timestamp:
                         if previous is not None and idx <= previous[0]:
                             raise _OutOfOrder  # before `previous`, maybe a frame of another index, is returned
                         if previous is None and count == 0 and idx > first and seek > 0:
@@ -475,7 +520,9 @@ class PyAVDecoder:
                     # (out of order)
                     if idx > last and (previous is None or all(j in skipped for j in range(after + 1, last + 1))):
                         return
-                    previous = (idx, frame)
+                    previous = (idx, out)
+            if count == 0 and seek > 0:
+                raise _SeekOvershot  # no frame came out after the seek: it landed after the last keyframe
             if previous is not None and first <= previous[0] <= last:
                 yield previous
             if skipper is not None:
@@ -485,9 +532,32 @@ class PyAVDecoder:
         except Exception as e:  # a broken container (truncated index, unreadable data)
             raise VideoDecodeError(f"{path}: decoding failed ({e.__class__.__name__}: {e})") from e
         finally:
+            if decoded is not None:
+                decoded.close()  # says how many packets were corrupt
+            container.close()
+
+    def _decoded(self, path: str, container, stream, skipper: Optional[_Skipper]):
+        """The frames of the packets from where `container` stands, in the decoder's output order, then None at the
+        end of the stream (after the frames the decoder still held)."""
+        bad = good = 0
+        try:
+            for packet in container.demux(stream):
+                if skipper is not None:
+                    skipper.before(packet)
+                try:
+                    frames = packet.decode()
+                except Exception as e:  # av.error.InvalidDataError and friends: a corrupt packet
+                    bad += 1
+                    if bad > 10 and bad > good:
+                        raise VideoDecodeError(f"{path}: most packets are corrupt ({bad} failed to decode)") from e
+                    continue
+                good += 1
+                self.frames_decoded += len(frames)
+                yield from frames
+            yield None
+        finally:
             if bad:
                 logger.warning("%s: skipped %d corrupt packets", path, bad)
-            container.close()
 
     @staticmethod
     def _ticks(stream, info: VideoInfo, index: int) -> int:

@@ -332,3 +332,57 @@ def test_mixed_precision_is_asked_for_and_off_on_the_cpu(every_frame_cache, tmp_
     gpu.NUM_GPUS = 1
     with pytest.warns(UserWarning, match="CUDA is not available"):  # this machine's torch disables it
         assert isinstance(real(gpu), torch.autocast) and real(gpu).fast_dtype == torch.float16
+
+
+@pytest.mark.parametrize("features_fps", [1000.0, 0.0])
+def test_full_video_of_unevenly_spaced_frames_picks_the_frames_of_the_video_dataset(tmp_path, features_fps):
+    """A video with dropped frames (18 frames over 29.6 s): the full-video frames of the cache (every frame, or
+    TEST.FULL_VIDEO_FRAMES per video) are those the video dataset shows at the same instants, from the frames'
+    timestamps, not from their count."""
+    from tests.datasets.odd_videos import DROPPED_PTS, write_video
+    from vtn.datasets import sampling
+
+    data = tmp_path / "data"
+    os.makedirs(data)
+    write_video(str(data / "dropped.mp4"), "mp4", "mpeg4", len(DROPPED_PTS), rate=15, pts=DROPPED_PTS)
+    (data / "test.csv").write_text("dropped.mp4 2\n")
+    cfg = load_config(
+        None,
+        TINY_MODEL_OPTS
+        + [
+            "DATA.PATH_TO_DATA_DIR",
+            str(data),
+            "DATA.FEATURES_DIR",
+            str(tmp_path / "cache"),
+            "DATA.FEATURES_SOURCE",
+            "kinetics",
+            "DATA.FEATURES_FPS",
+            features_fps,
+            "TRAIN.DATASET",
+            "features",
+            "TEST.DATASET",
+            "features",
+            "VTN.FREEZE_BACKBONE",
+            True,
+            "TEST.FULL_VIDEO_FRAMES",
+            8,
+            "DATA_LOADER.NUM_WORKERS",
+            0,
+        ],
+    )
+    extract_features(cfg, ["test"], model=build_extraction_model(cfg))
+    videos_cfg = cfg.clone()
+    videos_cfg.defrost()
+    videos_cfg.TRAIN.DATASET = videos_cfg.TEST.DATASET = "kinetics"
+    videos_cfg.freeze()
+    videos = build_dataset(videos_cfg, "test", "full_video")
+    info = videos.info(videos.paths[0])
+    assert info.times is not None and info.num_frames == len(DROPPED_PTS)
+    by_time = videos[(0, 0)]["frame_idx"]
+    # not vacuous: by count the frames would be others (the evenly spaced picks of 18 frames)
+    assert by_time.tolist() != sampling.full_video_indices(info.num_frames, 8).tolist()
+    # the frames shown at the instants (k + 1/2) / 8 of the 29.6 s (444 / 15: to the end of the last frame)
+    shown = [max(i for i, p in enumerate(DROPPED_PTS) if p <= (k + 0.5) / 8 * 444) for k in range(8)]
+    assert by_time.tolist() == shown == [5, 9, 12, 12, 14, 15, 15, 15]
+    cached = build_dataset(cfg, "test", "full_video")[(0, 0)]
+    assert torch.equal(cached["frame_idx"], by_time)

@@ -154,3 +154,47 @@ def test_labels_beyond_num_classes_are_an_error(synthetic_dir):
     good = build_dataset(cfg_for(synthetic_dir), "train")
     with pytest.raises(DatasetError, match="labels >= MODEL.NUM_CLASSES = 3"):  # integer labels, no class names
         VideoDataset(cfg, "train", "train_clip", good.paths, good.labels, None)
+
+
+def test_ten_clips_of_three_crops_spread_over_the_whole_video_and_each_clips_crops_share_its_frames(synthetic_dir):
+    """The default multi-view test (10 clips x 3 crops): the k-th clip starts at (k + 1/2) / 10 of the start range,
+    so the clips cover the whole video (not only its first third, as 30 positions for 10 clips would), and the
+    3 crops of a clip are of the same frames."""
+    import numpy as np
+
+    cfg = cfg_for(
+        synthetic_dir,
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        10,
+        "TEST.NUM_SPATIAL_CROPS",
+        3,
+        "DATA.TEMPORAL_FOOTPRINT",
+        0.2,
+        "DATA.TEST_SCALE",
+        32,
+        "DATA.TEST_CROP_SIZE",
+        32,
+    )
+    ds = build_dataset(cfg, "test", "multi_view")
+    assert ds.num_views == 30
+    video = max(range(ds.num_videos), key=lambda v: ds.info(ds.paths[v]).num_frames)
+    info = ds.info(ds.paths[video])
+    assert info.times is None and info.num_frames >= 60  # evenly spaced: frame k is shown at k / fps
+    clips = {}
+    for view in range(30):
+        item = ds[(video * 30 + view, 0)]
+        clips.setdefault(int(item["temporal_idx"]), []).append(item)
+    assert sorted(clips) == list(range(10))
+    span = 0.2 * info.fps
+    for k, crops in clips.items():
+        assert sorted(int(c["spatial_idx"]) for c in crops) == [0, 1, 2]
+        for c in crops[1:]:
+            assert torch.equal(c["frame_idx"], crops[0]["frame_idx"]), f"clip {k}: its crops differ in time"
+        start = (info.num_frames - span) * (k + 0.5) / 10
+        expected = np.floor(start + np.arange(4) * span / 4).astype(np.int64)
+        assert crops[0]["frame_idx"].tolist() == expected.tolist(), f"clip {k}"
+    firsts = [int(clips[k][0]["frame_idx"][0]) for k in range(10)]
+    lasts = [int(clips[k][0]["frame_idx"][-1]) for k in range(10)]
+    assert firsts == sorted(firsts) and len(set(firsts)) == 10
+    # the clips reach both ends of the video: the first near its start, the last near its end
+    assert firsts[0] < 0.1 * info.num_frames and lasts[-1] > 0.85 * info.num_frames

@@ -146,6 +146,27 @@ def test_a_second_run_on_the_same_folder_stops_at_once_naming_the_first(syntheti
         RunLock(str(out)).acquire()
 
 
+def test_a_lock_of_another_host_is_never_taken_over_whatever_its_pid_is_here(tmp_path):
+    """A pid names a process only on its own host: a lock of another host whose pid does not exist on this one is
+    still held (its run may be alive there); a lock of this host with a dead pid is taken over."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no process of this host has now
+    with pytest.raises(ProcessLookupError):
+        os.kill(gone.pid, 0)
+    out = tmp_path / "shared"
+    os.makedirs(out)
+    record = {"pid": gone.pid, "host": socket.gethostname() + "-another", "started": "x", "command": "y"}
+    (out / LOCK_NAME).write_text(json.dumps(record))
+    with pytest.raises(RunLockedError, match=f"pid {gone.pid} on host {record['host']}"):
+        RunLock(str(out)).acquire()
+    assert json.load(open(out / LOCK_NAME)) == record  # left as it was
+    (out / LOCK_NAME).write_text(json.dumps(dict(record, host=socket.gethostname())))
+    lock = RunLock(str(out)).acquire()
+    assert lock.held and json.load(open(out / LOCK_NAME))["pid"] == os.getpid()
+    lock.release()
+    assert not os.path.exists(out / LOCK_NAME)
+
+
 def test_ctrl_c_is_one_line_that_says_how_to_resume_and_frees_the_folder(synthetic_dir, tmp_path, capsys, monkeypatch):
     from vtn.engine.trainer import Trainer
 

@@ -66,7 +66,9 @@ def test_every_key_is_written_with_sane_values(measured):
     assert result["checkpoint_writes"] == 2 + 2  # the epoch checkpoints and at most one best copy per validation
     assert result["checkpoint_bytes"] > 4 * sum(p.numel() for p in _tiny_params())  # fp32 weights at least
     assert result["checkpoint_disk_bytes"] == result["checkpoint_bytes"] * result["checkpoints_kept"]
-    assert result["free_disk_bytes"] > 0 and result["allreduce_s"] >= 0
+    assert result["free_disk_bytes"] > 0
+    # measured, not a placeholder: the one-number all-reduce of one process takes time, far less than a step
+    assert 0 < result["allreduce_s"] < result["step_time_s"]
     assert result["verdict"].startswith(("data-bound", "compute-bound"))
     assert "step time" in proc.stdout and "verdict" in proc.stdout and "preflight.json" in proc.stdout
 
@@ -205,7 +207,8 @@ def test_repeat_batch_grows_every_per_clip_entry():
 
 
 def test_the_allreduce_of_one_process_is_timed():
-    assert preflight.timed_allreduce(torch.device("cpu"), 5.0) >= 0
+    seconds = preflight.timed_allreduce(torch.device("cpu"), 5.0)
+    assert isinstance(seconds, float) and 0 < seconds < 1.0
 
 
 def test_mem_available_reads_meminfo(tmp_path):

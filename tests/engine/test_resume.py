@@ -120,3 +120,28 @@ def test_two_gloo_processes_equal_one_with_the_same_global_batch(synthetic_dir, 
         for k in a
     )
     assert moved > 1e-4  # the weights did change: the comparison is not vacuous
+
+
+def test_a_resumed_trainer_draws_the_random_numbers_its_checkpoint_was_saved_with(synthetic_dir, tmp_path):
+    """The fast form of the resume tests above: a trainer that resumes from a checkpoint continues python's, numpy's
+    and torch's generators from the states saved in it (dropout and mixup then draw what the interrupted run
+    would have drawn), whatever building the trainer drew before."""
+    import numpy as np
+
+    from tests.helpers import synthetic_opts, tiny_cfg
+    from vtn.engine.trainer import Trainer
+
+    cfg = tiny_cfg(*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(tmp_path), "TRAIN.EVAL_PERIOD", 0)
+    first = Trainer(cfg)
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    first.save(0, 1)  # one step into the first epoch
+
+    def draws():
+        return random.random(), np.random.rand(), torch.rand(3).tolist()
+
+    expected = draws()
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    resumed = Trainer(cfg)
+    assert (resumed.start_epoch, resumed.start_iter) == (0, 1)
+    resumed.before_train()
+    assert draws() == expected

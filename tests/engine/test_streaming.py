@@ -63,4 +63,11 @@ def test_an_hour_at_one_fps_is_one_forward_of_3600_tokens(pos_opts):
         logits = model.forward_embeddings(emb, frame_idx)
     assert logits.shape == (1, cfg.MODEL.NUM_CLASSES)
     assert torch.isfinite(logits).all()
-    assert int(frame_idx.max()) > cfg.VTN.MAX_POSITION_EMBEDDINGS * 100
+    # the indices past the learned table: the learned one wraps them (index k is row k mod the table's size); the
+    # fixed one codes each index itself, so wrapping them would change the result
+    with torch.no_grad():
+        wrapped = model.forward_embeddings(emb, frame_idx % cfg.VTN.MAX_POSITION_EMBEDDINGS)
+    if cfg.VTN.POS_EMBED == "learned":
+        assert torch.equal(wrapped, logits)
+    else:
+        assert (wrapped - logits).abs().max() > 1e-4

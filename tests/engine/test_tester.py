@@ -103,7 +103,15 @@ def ablation_run(synthetic_dir, tmp_path_factory):
         "VTN.ATTENTION_WINDOW",
         16,
     ]
-    return out, opts, run_test(tiny_cfg(*opts))
+    return out, opts, run_test(tiny_cfg(*opts), model=ablation_model())
+
+
+def ablation_model():
+    """The random weights of every run of the ablation tests: the same whatever ran before (the module fixture
+    runs before the autouse seeding of the test that first asks for it)."""
+    from tests.helpers import tiny_model
+
+    return tiny_model("MODEL.NUM_CLASSES", 6, "VTN.ATTENTION_WINDOW", 16, seed=0)
 
 
 def test_the_headline_of_test_results_is_the_primary_protocol(ablation_run):
@@ -137,10 +145,10 @@ def test_shuffle_ablation_reports_groups_differs_from_the_plain_run_and_is_repro
     assert scores("multi_view") != scores("multi_view_shuffled")
     # ... and the shuffle is seeded from the config: the same again, in a run with another batch size
     first = scores("full_video_shuffled")
-    again = run_test(tiny_cfg(*opts, "TEST.PROTOCOLS", ["full_video"], "TEST.BATCH_SIZE", 2))
+    again = run_test(tiny_cfg(*opts, "TEST.PROTOCOLS", ["full_video"], "TEST.BATCH_SIZE", 2), model=ablation_model())
     assert [r["protocol"] for r in again] == ["full_video", "full_video_shuffled"]
     assert scores("full_video_shuffled") == pytest.approx(first, abs=1e-5)
-    other_seed = run_test(tiny_cfg(*opts, "TEST.PROTOCOLS", ["full_video"], "RNG_SEED", 5))
+    other_seed = run_test(tiny_cfg(*opts, "TEST.PROTOCOLS", ["full_video"], "RNG_SEED", 5), model=ablation_model())
     assert other_seed[0]["protocol"] == "full_video"
     assert scores("full_video_shuffled") != first
 
@@ -265,3 +273,62 @@ def test_multi_view_scores_are_the_sum_of_the_softmax_of_each_videos_six_views(s
             assert pred["top5_scores"] == pytest.approx(top.values.tolist(), abs=1e-5)
     top1 = 100.0 * sum(p["top5_ids"][0] == p["label"] for p in preds) / len(preds)
     assert rows[0]["top1"] == pytest.approx(top1, abs=1e-3)  # the json keeps 4 decimals
+
+
+def _test_phase_worker(rank, port, data_dir, out_dir, result_dir, opts):
+    """One of 2 gloo processes running the real test phase; writes the rows it returns."""
+    import torch
+    import torch.distributed as dist
+
+    from tests.helpers import tiny_model
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        model = tiny_model("MODEL.NUM_CLASSES", 6, seed=3)  # the same weights on every process
+        rows = run_test(tiny_cfg(*synthetic_opts(data_dir), "OUTPUT_DIR", out_dir, *opts), model=model)
+        with open(os.path.join(result_dir, f"rank{rank}.json"), "w") as f:
+            json.dump(rows, f)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_test_like_one(synthetic_dir, tmp_path):
+    """The test phase on 2 processes (each a share of the views) gives the results and the
+    per-video labels and scores of one process, on videos of every class (labels 0-5, not all zero)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from tests.helpers import tiny_model
+
+    opts = [
+        "TEST.ALLOW_RANDOM_INIT",
+        True,
+        "TEST.PROTOCOLS",
+        ["multi_view", "full_video"],
+    ]
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    single = run_test(
+        tiny_cfg(*synthetic_opts(synthetic_dir), "OUTPUT_DIR", one, *opts),
+        model=tiny_model("MODEL.NUM_CLASSES", 6, seed=3),
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_test_phase_worker, args=(port, synthetic_dir, two, str(tmp_path), opts), nprocs=2)
+    for rank in (0, 1):
+        rows = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert [r["protocol"] for r in rows] == ["multi_view", "full_video"]
+        for a, b in zip(rows, single):
+            for key in ("top1", "top5", "mean_class_acc", "num_videos", "num_listed", "per_class_top1"):
+                assert a[key] == pytest.approx(b[key], abs=1e-3), f"rank {rank} {a['protocol']} {key}"
+    for name in ("multi_view", "full_video"):
+        a = json.loads((tmp_path / "two" / f"predictions_{name}.json").read_text())
+        b = json.loads((tmp_path / "one" / f"predictions_{name}.json").read_text())
+        assert sorted(p["label"] for p in b) == [0, 1, 2, 3, 4, 5]
+        assert [p["label"] for p in a] == [p["label"] for p in b]
+        assert [p["top5_ids"] for p in a] == [p["top5_ids"] for p in b]
+        for p, q in zip(a, b):
+            assert p["top5_scores"] == pytest.approx(q["top5_scores"], abs=1e-5)
+        assert [p["status"] for p in a] == ["scored"] * 6

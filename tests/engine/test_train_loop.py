@@ -1,5 +1,6 @@
 """The training loop's skeleton and hooks, and a trainer extended from outside the package without editing it."""
 
+import pytest
 import torch
 
 from tests.helpers import synthetic_opts, tiny_cfg
@@ -115,3 +116,72 @@ def test_a_project_adds_a_hook_and_its_own_optimizer_by_subclassing(synthetic_di
         "EvalHook",
         "LossLog",
     ]
+
+
+class Accumulating(TrainerBase):
+    """5 steps an epoch in accumulation windows of 2 (the last window of an epoch is 1 step); records the LR that
+    each step runs with."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch_iters, self.max_epoch, self.accumulation = 5, 2, 2
+        self.optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=99.0)
+        self.lrs = []
+
+    def run_step(self):
+        self.lrs.append(self.optimizer.param_groups[0]["lr"])
+
+
+def test_every_step_of_an_accumulation_window_runs_at_the_lr_of_the_windows_first_iteration():
+    """One optimizer step per window: its LR is the policy's at the fractional epoch where the window starts (as
+    the one step of N processes each doing one of the window's iterations would be)."""
+    from vtn.engine.hooks import LRScheduler
+    from vtn.engine.lr_policy import set_lr
+
+    trainer = Accumulating()
+    trainer.register_hooks([LRScheduler(lambda epoch: epoch, set_lr)])  # the LR is the fractional epoch itself
+    trainer.train()
+    assert trainer.lrs == pytest.approx([0.0, 0.0, 0.4, 0.4, 0.8, 1.0, 1.0, 1.4, 1.4, 1.8])
+
+
+def test_the_trainer_steps_the_lr_once_per_accumulation_window(synthetic_dir, tmp_path):
+    """The real trainer with TRAIN.ACCUMULATION_STEPS 4 and 6 iterations an epoch: windows of 4 and 2 steps."""
+    from vtn.engine.trainer import Trainer
+
+    class LRLog(HookBase):
+        def __init__(self):
+            self.lrs = []
+
+        def after_step(self):
+            self.lrs.append(self.trainer.optimizer.param_groups[0]["lr"])
+
+    class MyTrainer(Trainer):
+        def build_hooks(self):
+            self.lr_log = LRLog()
+            return super().build_hooks() + [self.lr_log]
+
+    cfg = tiny_cfg(
+        *synthetic_opts(synthetic_dir),
+        "OUTPUT_DIR",
+        str(tmp_path),
+        "SOLVER.MAX_EPOCH",
+        1,
+        "TRAIN.EVAL_PERIOD",
+        0,
+        "TRAIN.BATCH_SIZE",
+        2,
+        "TRAIN.ACCUMULATION_STEPS",
+        4,
+        "SOLVER.LR_POLICY",
+        "cosine",
+        "SOLVER.BASE_LR",
+        0.1,
+        "DATA.TRAIN_JITTER_SCALES",
+        [32, 40],
+    )
+    trainer = MyTrainer(cfg)
+    assert (trainer.epoch_iters, trainer.accumulation) == (6, 4)
+    trainer.train()
+    at = trainer.lr_policy
+    assert trainer.lr_log.lrs == pytest.approx([at(0.0)] * 4 + [at(4 / 6)] * 2)
+    assert at(4 / 6) < at(0.0)  # the schedule does move inside the epoch: the check is not vacuous

@@ -5,7 +5,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import vtn.engine.cli  # noqa: E402, F401  (as in the tools: every package registers its config checks)
+from vtn.engine.cli import register_components  # noqa: E402
+
+register_components()  # as in the tools: every package registers its config checks
 
 
 @pytest.fixture(autouse=True)

@@ -133,6 +133,6 @@ def test_the_timeline_walkthrough_runs_as_written(tmp_path, monkeypatch):
     small = ["SYNTHETIC.SIZES", "[[64, 48]]"]  # a smaller video than the demo's, to keep the test short
     run_documented(lines[0], *small)
     run_documented(lines[1])
-    rows = open("timeline.timeline.csv").read().splitlines()
+    rows = open("timeline.csv").read().splitlines()  # named after the plot timeline.png
     assert len(rows) == 1 + 4  # 12 s in windows of 3 s
     assert os.path.getsize("timeline.png") > 5000

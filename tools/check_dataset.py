@@ -12,8 +12,7 @@ download lacks some.
 
 import os
 
-from vtn.datasets.build import SPLITS
-from vtn.datasets.check import Progress, format_report, scan_split
+from vtn.config import SPLITS
 from vtn.engine.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
 
 
@@ -35,6 +34,8 @@ def build_parser():
 
 
 def check(cfg, splits, workers: int, show: int) -> int:
+    from vtn.datasets.check import Progress, format_report, scan_split
+
     unreadable = 0
     for split in splits:
         report = scan_split(cfg, split, workers, Progress(split))

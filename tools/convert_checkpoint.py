@@ -10,10 +10,7 @@ every tensor must fit exactly, or nothing is written.
 
 import os
 
-from vtn.engine.checkpoint import atomic_save, load_checkpoint_file, load_weights, save_checkpoint
 from vtn.engine.cli import base_parser, config_from_args, parse, run_main
-from vtn.engine.convert import detect_format, to_vtn_state, vtn_to_release
-from vtn.models import build_model
 
 DEFAULT_CFG = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "Kinetics", "VIT_B_VTN_RELEASE.yaml"
@@ -38,6 +35,11 @@ def convert(args) -> None:
     if not args.cfg_files:
         args.cfg_files = [DEFAULT_CFG]
     cfg = config_from_args(args, ["NUM_GPUS", 0, "VTN.PRETRAINED", False, "VTN.PRETRAINED_PATH", ""])
+
+    from vtn.engine.checkpoint import atomic_save, load_checkpoint_file, load_weights, save_checkpoint
+    from vtn.engine.convert import detect_format, to_vtn_state, vtn_to_release
+    from vtn.models import build_model
+
     data = load_checkpoint_file(args.input)
     state = to_vtn_state(data, args.input, cfg)
     model = build_model(cfg)

@@ -5,15 +5,15 @@
         [--format export|onnx] [--max-frames N] [KEY VALUE ...]
 
 The weights are those of --checkpoint (a .pyth file, or an OUTPUT_DIR whose checkpoint the test phase would take),
-else TEST.CHECKPOINT_FILE_PATH, else OUTPUT_DIR's. `model.pt2` gets `model.json` beside it: input shapes with the
-dynamic batch and frame dims, mean, std, crop size, frame sampling and class names. Run it without vtn:
+else TEST.CHECKPOINT_FILE_PATH, else OUTPUT_DIR's. `model.pt2` gets `model.pt2.json` beside it (`model.onnx`:
+`model.onnx.json`): input shapes with the dynamic batch and frame dims, mean, std, crop size, frame sampling and
+class names. Run it without vtn:
 `torch.export.load("model.pt2").module()(frames, frame_idx)`.
 """
 
 import os
 
-from vtn.engine.cli import base_parser, config_from_args, parse, run_main
-from vtn.engine.export import FORMATS, checkpoint_opts, contract_path, export_model
+from vtn.engine.cli import base_parser, config_from_args, non_negative_int, parse, run_main
 
 
 def build_parser():
@@ -27,11 +27,14 @@ def build_parser():
         "TEST.CHECKPOINT_FILE_PATH, else OUTPUT_DIR's).",
     )
     parser.add_argument(
-        "--format", default="export", choices=FORMATS, help="A torch.export program (.pt2) or an ONNX file."
+        "--format",
+        default="export",
+        help="What to write: export, a torch.export program (.pt2, the default), or onnx, an ONNX file (needs the "
+        "onnx extra).",
     )
     parser.add_argument(
         "--max-frames",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="The most frames per video the program takes (default: the largest of VTN.MAX_POSITION_EMBEDDINGS, "
         "TEST.FULL_VIDEO_FRAMES and DATA.NUM_FRAMES).",
@@ -40,6 +43,8 @@ def build_parser():
 
 
 def export(args) -> None:
+    from vtn.engine.export import checkpoint_opts, contract_path, export_model
+
     cfg = config_from_args(args, checkpoint_opts(args.checkpoint))
     name = os.path.basename(args.cfg_files[-1]) if args.cfg_files else ""
     info = export_model(cfg, args.output, args.format, args.max_frames, config_name=name)

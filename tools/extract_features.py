@@ -15,7 +15,7 @@ run it again after an interruption and it does only what is missing. Then train 
 TRAIN.DATASET features TEST.DATASET features VTN.FREEZE_BACKBONE True (see GETTING_STARTED.md).
 """
 
-from vtn.datasets.build import SPLITS
+from vtn.config import SPLITS
 from vtn.engine.cli import (
     add_launch_arguments,
     add_splits_argument,

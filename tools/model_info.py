@@ -7,8 +7,6 @@ Builds on the CPU with random weights (no download): the counts do not depend on
 """
 
 from vtn.engine.cli import base_parser, config_from_args, parse, run_main
-from vtn.models import build_model
-from vtn.models.model_stats import model_report
 
 
 def build_parser():
@@ -22,6 +20,9 @@ def report(args) -> None:
     cfg = config_from_args(
         args, ["NUM_GPUS", 0, "NUM_SHARDS", 1, "SHARD_ID", 0, "VTN.PRETRAINED", False, "VTN.PRETRAINED_PATH", ""]
     )
+    from vtn.models import build_model
+    from vtn.models.model_stats import model_report
+
     model = build_model(cfg)
     print(model_report(model, cfg, args.frames or cfg.DATA.NUM_FRAMES, cfg.TEST.FULL_VIDEO_FRAMES))
 

@@ -57,14 +57,19 @@ def build_parser():
 
 
 def main(argv=None):
-    args = parse(build_parser(), argv)
+    parser = build_parser()
+    args = parse(parser, argv, lists=["input"])
+    if not args.input:
+        parser.error("--input: give at least one video, folder or list before the config overrides")
 
     def predict():
         from vtn.engine.distributed import launch_job
         from vtn.engine.predict import output_format, prediction_job_for
         from vtn.engine.timeline import check_seconds
+        from vtn.utils.files import check_writable
 
         output_format(args.output)  # a bad output or window fails before the model loads
+        check_writable(args.output, "--output")
         if args.timeline is not None:
             check_seconds(args.timeline)
         cfg = config_from_args(args, ["DATA_LOADER.NUM_WORKERS", args.workers] + launch_overrides(args))

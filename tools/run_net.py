@@ -9,8 +9,6 @@ Phases follow TRAIN.ENABLE and TEST.ENABLE; see GETTING_STARTED.md.
 """
 
 from vtn.engine.cli import add_launch_arguments, base_parser, config_from_args, launch_overrides, parse, run_main
-from vtn.engine.distributed import launch_job
-from vtn.engine.run import run_process
 
 
 def build_parser():
@@ -20,12 +18,23 @@ def build_parser():
     return parser
 
 
+def run(args) -> None:
+    cfg = config_from_args(args, launch_overrides(args))
+
+    from vtn.engine.distributed import launch_job
+    from vtn.engine.run import run_process
+
+    launch_job(cfg, run_process, init_method=args.init_method)
+
+
 def main(argv=None):
-    args = parse(build_parser(), argv)
-    extra = launch_overrides(args)
+    parser = build_parser()
+    args = parse(parser, argv)
+    if not args.cfg_files and not args.all_opts:
+        parser.error("give a config: --cfg FILE, e.g. --cfg configs/Synthetic/VTN_TINY.yaml (the demo)")
     run_main(
         "run_net",
-        lambda: launch_job(config_from_args(args, extra), run_process, init_method=args.init_method),
+        lambda: run(args),
         on_interrupt="run the same command again to continue from the newest checkpoint of OUTPUT_DIR",
     )
 

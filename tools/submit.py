@@ -16,7 +16,6 @@ import math
 import os
 
 from vtn.engine.cli import base_parser, config_from_args, parse, run_main
-from vtn.engine.slurm import submit
 
 
 def build_parser():
@@ -81,6 +80,9 @@ def slurm_minutes(text: str) -> int:
 def submit_job(args) -> None:
     cfg = config_from_args(args, ["NUM_GPUS", args.gpus_per_node, "NUM_SHARDS", args.nodes, "SHARD_ID", 0])
     job_dir = args.job_dir or os.path.join(cfg.OUTPUT_DIR, "submitit")
+
+    from vtn.engine.slurm import submit
+
     job = submit(
         cfg,
         args.nodes,

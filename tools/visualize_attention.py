@@ -11,10 +11,7 @@ draws at most N of them, taken round-robin over the classes of the csv.
 
 import os
 
-from vtn.datasets.annotations import find_class_names, read_path_label_csv, resolve_path
 from vtn.engine.cli import base_parser, config_from_args, parse, run_main
-from vtn.engine.demo import describe, load_predictor
-from vtn.visualization.attention import plot_attention, spread_over_classes
 
 
 def build_parser():
@@ -61,6 +58,11 @@ def main(argv=None):
 
     def draw():
         cfg = config_from_args(args)
+
+        from vtn.datasets.annotations import find_class_names, read_path_label_csv, resolve_path
+        from vtn.engine.demo import describe, load_predictor
+        from vtn.visualization.attention import plot_attention, spread_over_classes
+
         predictor = load_predictor(cfg)
         names = find_class_names(cfg)
         jobs = [(args.video, args.output)] if args.video else []

@@ -16,15 +16,17 @@ from typing import Optional, Union
 
 import torch
 
-import vtn.engine.cli  # noqa: F401  (registers every name a config is validated against, as the tools do)
 from vtn.config import load_config
 from vtn.datasets.annotations import find_class_names
 from vtn.datasets.decoder import VideoDecodeError
 from vtn.engine.checkpoint import CheckpointError
+from vtn.engine.cli import register_components
 from vtn.engine.streaming import VideoPrediction, VideoPredictor
 from vtn.engine.tester import find_test_checkpoint, load_for_test
 from vtn.models import build_model
 from vtn.utils.errors import ConfigError
+
+register_components()  # every name a config is validated against, as the tools do
 
 PathLike = Union[str, os.PathLike]
 

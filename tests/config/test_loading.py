@@ -65,6 +65,18 @@ def test_a_base_cycle_is_one_error_naming_the_files(tmp_path):
         load_config(str(tmp_path / "self.yaml"))
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n# and another\n", "---\n"])
+def test_an_empty_config_file_is_one_error_naming_it(tmp_path, text):
+    empty = write(tmp_path / "empty.yaml", text)
+    with pytest.raises(ConfigError, match=r"empty\.yaml is empty or holds only comments") as e:
+        load_config(empty)
+    assert "\n" not in str(e.value)
+    # the same for an empty file named as a _BASE_: the message names it and the file that inherits from it
+    child = write(tmp_path / "child.yaml", "_BASE_: empty.yaml\nVTN:\n  NUM_LAYERS: 2\n")
+    with pytest.raises(ConfigError, match=r"empty\.yaml \(the _BASE_ of .*child\.yaml\) is empty"):
+        load_config(child)
+
+
 def test_several_files_merge_in_order(tmp_path):
     a = write(tmp_path / "a.yaml", "VTN:\n  NUM_LAYERS: 6\n")
     b = write(tmp_path / "b.yaml", "VTN:\n  NUM_LAYERS: 2\n")

@@ -155,3 +155,105 @@ def test_stale_temporaries_are_removed(tmp_path):
     open(os.path.join(folder, ".tmp-abc.pyth"), "wb").close()
     ck.remove_stale_temporaries(str(tmp_path))
     assert os.listdir(folder) == []
+
+
+def test_the_rng_states_come_back_whole_through_a_file_cached_gaussians_included(tmp_path):
+    """capture_rng_state -> torch.save -> load(weights_only) -> restore_rng_state gives python, numpy and torch back
+    exactly where they were, also the second gaussian each of python and numpy keeps from its last draw."""
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    random.gauss(0.0, 1.0), np.random.randn(), torch.randn(3)  # python and numpy now hold a cached gaussian
+    path = str(tmp_path / "rng.pt")
+    torch.save(ck.capture_rng_state(), path)
+
+    def draws():
+        return (
+            random.gauss(0.0, 1.0),
+            random.random(),
+            np.random.randn(),
+            np.random.rand(),
+            torch.randn(3).tolist(),
+            torch.rand(3).tolist(),
+        )
+
+    expected = draws()
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    assert draws() != expected
+    ck.restore_rng_state(torch.load(path, weights_only=True))
+    assert draws() == expected
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: a checkpoint that would run code when loaded unsafely."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_says_why(tmp_path):
+    marker = tmp_path / "ran"
+    path = str(tmp_path / "evil.pyth")
+    torch.save({"model_state": {"w": torch.ones(2)}, "extra": _RunsCode(marker)}, path)
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.load_checkpoint_file(path)
+    message = str(e.value)
+    assert message.startswith(f"checkpoint {path} holds objects that are not allowed in it (")
+    assert "system" in message and "nothing in it was run" in message  # the real reason: the global it would call
+    assert "weights_only" not in message and "trusted source" not in message and "\n" not in message
+    assert "corrupted" not in message
+    assert not marker.exists()
+
+
+def test_a_text_file_as_a_checkpoint_says_it_is_text(tmp_path):
+    path = tmp_path / "notes.pyth"
+    path.write_text("epoch 3: top-1 71.2\nlr 0.005\n")
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.load_checkpoint_file(str(path))
+    assert str(e.value) == (
+        f"checkpoint {path} cannot be read: it is a text file (it starts with 'epoch 3: top-1 71.2'), not a file "
+        "written by torch.save"
+    )
+    path.write_bytes(b"\x00\x01\x02\xff" * 8)
+    with pytest.raises(ck.CheckpointError, match=r"starts with bytes .*neither a zip archive nor a pickle"):
+        ck.load_checkpoint_file(str(path))
+
+
+def test_non_finite_weights_are_refused_with_their_count(tmp_path):
+    model = tiny_model()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    names = [k for k, v in state.items() if v.is_floating_point()]
+    state[names[0]][0] = float("nan")
+    state[names[1]].fill_(float("inf"))
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.load_weights(tiny_model(seed=1), state, "diverged.pyth")
+    message = str(e.value)
+    assert f"NaN or infinite values in 2 of its {len(state)} tensors ({names[0]}, {names[1]})" in message
+    ck.load_weights(tiny_model(seed=1), model.state_dict(), "fine.pyth", strict=True)  # finite: loads
+
+
+def test_a_wrong_models_checkpoint_says_how_many_tensors_differ_in_one_short_line():
+    other = tiny_model("VTN.NUM_LAYERS", 2, "MODEL.NUM_CLASSES", 7)
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.load_weights(tiny_model(), other.state_dict(), "other.pyth", strict=True)
+    message = str(e.value)
+    total = len(tiny_model().state_dict())
+    extra = len(other.state_dict()) - total
+    assert f"of the model's {total} tensors, " in message and f"{extra} unexpected: " in message
+    assert "2 of another shape: mlp_head.4.weight, mlp_head.4.bias)" in message and len(message) < 600
+
+
+def test_a_checkpoint_whose_config_cannot_be_parsed_is_skipped_on_resume(tmp_path, caplog):
+    cfg = tiny_cfg("OUTPUT_DIR", str(tmp_path))
+    model, opt = trained_state(cfg)
+    folder = ck.checkpoint_dir(str(tmp_path))
+    good = os.path.join(folder, ck.checkpoint_name(1))
+    ck.save_checkpoint(good, cfg, model, opt, epoch=1)
+    data = ck.load_checkpoint_file(good)
+    data["cfg"] = "VTN: {NUM_LAYERS: [1,\n  unclosed"
+    newer = os.path.join(folder, ck.checkpoint_name(2))
+    ck.atomic_save(data, newer)
+    path, _ = ck.find_resume_checkpoint(str(tmp_path))
+    assert path == good
+    assert f"Skipping unusable checkpoint: checkpoint {newer}: its stored config cannot be parsed" in caplog.text

@@ -1,7 +1,6 @@
 """tools/run_net.py end to end on the tiny synthetic dataset: outputs, checkpoints, and every failure case."""
 
 import json
-import math
 import os
 
 import pytest
@@ -34,7 +33,14 @@ def trained(synthetic_dir, tmp_path_factory):
 def test_outputs_of_a_training_and_test_run(trained):
     out, proc = trained
     log = proc.stdout
-    assert "Environment:" in log and "torch " in log
+    # the console says what runs in one line; the environment and the whole config go to the log file only
+    file_log = open(os.path.join(out, "stdout.log")).read()
+    assert "Environment:" in file_log and "torch " in file_log and "Config:\nAUG:" in file_log
+    assert "Environment:" not in log and "Config:" not in log and len(log.splitlines()) < len(file_log.splitlines())
+    assert (
+        "Run: train and test; VTN with vit_tiny_patch16_224 and 1 longformer layers, 6 classes; data: synthetic in"
+        in log
+    )
     assert "Effective batch: 4 per process x 1 processes x 1 accumulation steps = 4 clips" in log
     assert "eta" in log and "train_iter" in log and "val_epoch" in log
     cfg = yaml.safe_load(open(os.path.join(out, "config.yaml")))
@@ -181,6 +187,33 @@ def test_corrupt_newest_checkpoint_is_skipped_on_resume(trained, synthetic_dir, 
     assert load_checkpoint_file(newest)["epoch"] == 2  # retrained and rewritten
 
 
+def test_a_checkpoint_with_nan_weights_is_never_tested(trained, synthetic_dir, tmp_path):
+    from vtn.engine.checkpoint import atomic_save
+
+    data = load_checkpoint_file(os.path.join(checkpoint_dir(trained[0]), "checkpoint_epoch_00002.pyth"))
+    name = next(k for k, v in data["model_state"].items() if v.is_floating_point())
+    data["model_state"][name] = torch.full_like(data["model_state"][name], float("nan"))
+    nan = str(tmp_path / "nan.pyth")
+    atomic_save(data, nan)
+    out = tmp_path / "test_only"
+    opts = run_opts(synthetic_dir, str(out), "TRAIN.ENABLE", False, "TEST.CHECKPOINT_FILE_PATH", nan)
+    proc = run_tool("run_net.py", *opts, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"checkpoint {nan} holds NaN or infinite values in 1 of its" in proc.stderr and name in proc.stderr
+    assert not (out / "test_results.json").exists()
+
+
+def test_a_folder_whose_checkpoints_are_all_unusable_is_never_restarted_over_them(synthetic_dir, tmp_path):
+    out = tmp_path / "broken"
+    folder = out / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "checkpoint_epoch_00001.pyth").write_bytes(b"PK\x03\x04 cut short")
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(out), "TEST.ENABLE", False), check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"none of the 1 checkpoints in {folder} can be resumed" in proc.stderr
+    assert os.listdir(folder) == ["checkpoint_epoch_00001.pyth"]  # kept as it was, nothing trained over it
+
+
 def test_non_finite_loss_stops_with_epoch_and_iteration(synthetic_dir, tmp_path):
     out = str(tmp_path / "nan")
     opts = run_opts(
@@ -244,17 +277,69 @@ def test_full_disk_is_reported_before_training(monkeypatch, tmp_path):
 
 
 def test_training_with_strong_augmentation_and_mixup(synthetic_dir, tmp_path):
+    """AUG.ENABLE and MIXUP.ENABLE (MIXUP.PROB 1): every training batch goes through mixup, the model trains on the
+    mixed clips, the loss is that of mixup's soft targets, and no hard-label accuracy is logged."""
+    from tests.helpers import synthetic_opts, tiny_cfg
+    from vtn.engine.train_loop import HookBase
+    from vtn.engine.trainer import Trainer
+
+    mixed, seen, steps = [], [], []  # (clips in, clips out, targets) of each mixup; the model's clips; the steps
+
+    class StepLog(HookBase):
+        def after_step(self):
+            out = self.trainer.step_output
+            steps.append((out["loss"].detach().clone(), out["logits"].detach().clone()))
+
+    class Recording(Trainer):
+        @classmethod
+        def build_mixup(cls, cfg):
+            mix = super().build_mixup(cfg)
+
+            def mix_and_record(frames, labels):
+                before = frames.clone()  # mixup works in place
+                frames, targets = mix(frames, labels)
+                mixed.append((before, frames.clone(), targets.clone()))
+                return frames, targets
+
+            return mix_and_record
+
+        def build_hooks(self):
+            return super().build_hooks() + [StepLog()]
+
     out = str(tmp_path / "aug")
-    run_tool(
-        "run_net.py",
-        *run_opts(
-            synthetic_dir, out, "AUG.ENABLE", True, "MIXUP.ENABLE", True, "SOLVER.MAX_EPOCH", 1, "TEST.ENABLE", False
-        ),
+    cfg = tiny_cfg(
+        *synthetic_opts(synthetic_dir),
+        "OUTPUT_DIR",
+        out,
+        "AUG.ENABLE",
+        True,
+        "MIXUP.ENABLE",
+        True,
+        "SOLVER.MAX_EPOCH",
+        1,
+        "TRAIN.EVAL_PERIOD",
+        0,
+        "LOG_PERIOD",
+        1,
+        "DATA.TRAIN_JITTER_SCALES",
+        [32, 40],
     )
+    trainer = Recording(cfg)
+    trainer.model.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(kwargs["frames"].clone()), with_kwargs=True
+    )
+    trainer.train()
+    assert len(mixed) == len(seen) == len(steps) == trainer.epoch_iters == 3
+    smooth = cfg.MIXUP.LABEL_SMOOTH_VALUE / cfg.MODEL.NUM_CLASSES
+    for (_, after, targets), frames, (loss, logits) in zip(mixed, seen, steps):
+        assert torch.equal(frames, after)  # the model got the mixed clips
+        torch.testing.assert_close(targets.sum(1), torch.ones(len(targets)))
+        assert targets.min() >= smooth - 1e-6 and targets.max() <= 1 - cfg.MIXUP.LABEL_SMOOTH_VALUE + smooth + 1e-6
+        torch.testing.assert_close(loss, trainer.loss_fn(logits.float(), targets))  # the loss of the soft targets
+    assert any(not torch.equal(before, after) for before, after, _ in mixed)  # clips were really mixed
     stats = [json.loads(line) for line in open(os.path.join(out, "json_stats.log"))]
     train = [s for s in stats if s["_type"] == "train_iter"]
-    assert train and all(math.isfinite(s["loss"]) for s in train)
-    assert "top1_err" not in train[0]  # soft targets: no hard-label accuracy during training
+    assert len(train) == 3 and "top1_err" not in train[0]  # soft targets: no hard-label accuracy during training
 
 
 def test_a_corrupt_training_and_test_video_are_counted_and_reported(synthetic_dir, tmp_path):

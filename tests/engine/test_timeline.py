@@ -143,7 +143,7 @@ def test_demo_net_timeline_writes_csv_and_plot(halves_video, tmp_path):
     proc = run_tool("demo_net.py", "--video", halves_video, "--timeline", "5", "--plot", plot, *opts)
     assert "4 windows of 5 s" in proc.stdout and "00:15-00:20" in proc.stdout
     assert plot.stat().st_size > 0
-    with open(tmp_path / "timeline.timeline.csv", newline="") as f:
+    with open(tmp_path / "timeline.csv", newline="") as f:  # named after the plot
         assert len(list(csv.reader(f))) == 5
     bad = run_tool("demo_net.py", "--video", halves_video, "--plot", plot, *opts, check=False)
     assert bad.returncode != 0 and "--timeline" in bad.stderr

@@ -37,7 +37,7 @@ def test_the_exported_program_gives_the_eager_logits_at_any_batch_and_length(tmp
         x, idx = inputs(b, t, seed=t)
         with torch.no_grad():
             torch.testing.assert_close(program(x, idx), model(x, idx), rtol=0, atol=1e-4)
-    info = json.loads((tmp_path / "export" / "model.json").read_text())
+    info = json.loads((tmp_path / "export" / "model.pt2.json").read_text())
     assert [i["name"] for i in info["inputs"]] == ["frames", "frame_idx"]
     assert info["inputs"][0]["shape"] == ["batch", 3, "frames", 32, 32] and info["inputs"][1]["dtype"] == "int64"
     assert info["dynamic_dims"]["frames"] == {"min": 1, "max": 16} and info["dynamic_dims"]["batch"]["min"] == 1
@@ -58,7 +58,7 @@ def test_an_output_dir_gives_its_newest_checkpoint(tmp_path):
         x, idx = inputs(b, t)
         with torch.no_grad():
             torch.testing.assert_close(program(x, idx), model(x, idx), rtol=0, atol=1e-4)
-    assert json.loads((tmp_path / "m.json").read_text())["dynamic_dims"]["frames"]["max"] == 128
+    assert json.loads((tmp_path / "m.pt2.json").read_text())["dynamic_dims"]["frames"]["max"] == 128
 
 
 def test_no_weights_is_the_test_phase_error(tmp_path):
@@ -99,4 +99,26 @@ def test_onnx_export_runs_in_onnxruntime(tmp_path):
         got = session.run(None, {"frames": x.numpy(), "frame_idx": idx.numpy()})[0]
         with torch.no_grad():
             torch.testing.assert_close(torch.from_numpy(got), model(x, idx), rtol=0, atol=1e-4)
-    assert json.loads((tmp_path / "model.json").read_text())["format"] == "onnx"
+    assert json.loads((tmp_path / "model.onnx.json").read_text())["format"] == "onnx"
+    # the .pt2 export of the same model into the same folder keeps its own contract beside the ONNX one's
+    run_tool("export_model.py", "--checkpoint", tmp_path / "ckpt.pyth", "--output", tmp_path / "model.pt2", *OPTS)
+    assert json.loads((tmp_path / "model.pt2.json").read_text())["format"] == "torch.export"
+    assert json.loads((tmp_path / "model.onnx.json").read_text())["format"] == "onnx"
+
+
+def test_a_negative_max_frames_is_a_usage_error(tmp_path):
+    result = run_tool("export_model.py", "--output", tmp_path / "m.pt2", "--max-frames", "-5", *OPTS, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--max-frames: '-5' is not a whole number >= 0" in result.stderr
+
+
+def test_an_unwritable_output_fails_before_the_model_is_built(tmp_path, monkeypatch):
+    from vtn.engine import export
+
+    built = []
+    monkeypatch.setattr(export, "load_export_model", lambda cfg: built.append(cfg))
+    (tmp_path / "file").write_text("not a folder")
+    result = run_tool("export_model.py", "--output", tmp_path / "file" / "m.pt2", *OPTS, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert f"--output: cannot write {tmp_path / 'file' / 'm.pt2'}: {tmp_path / 'file'} is a file" in result.stderr
+    assert not built

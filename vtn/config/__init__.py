@@ -1,13 +1,14 @@
 """Configuration: the YACS defaults tree, loading with `_BASE_` and overrides, validation, the batch plan."""
 
 from vtn.config.batch_plan import BatchPlan, batch_plan
-from vtn.config.defaults import get_cfg
+from vtn.config.defaults import SPLITS, get_cfg
 from vtn.config.loading import dump_config, load_config, overrides_to_dict
 from vtn.config.validation import register_check, register_choices, validate_config, world_size
 from vtn.utils.errors import ConfigError
 
 __all__ = [
     "BatchPlan",
+    "SPLITS",
     "batch_plan",
     "get_cfg",
     "load_config",

@@ -6,6 +6,9 @@ Lists (never tuples) so that a dumped config loads back unchanged.
 
 from fvcore.common.config import CfgNode
 
+# the splits every dataset has, in the order the tools list them
+SPLITS = ("train", "val", "test")
+
 _C = CfgNode()
 
 # ---------------------------------------------------------------------------- #
@@ -23,6 +26,9 @@ _C.OUTPUT_DIR = "./output"
 _C.RNG_SEED = 0
 # Log one training line every LOG_PERIOD iterations.
 _C.LOG_PERIOD = 10
+# ... and sooner when LOG_PERIOD iterations would take longer than this many seconds at the measured speed
+# (training, validation, test and feature-extraction lines; 0: by iterations only).
+_C.LOG_SECONDS = 15.0
 # Print the parameter count and GFLOPs of the model at start-up.
 _C.LOG_MODEL_INFO = True
 # torch.distributed backend on GPUs ("nccl"); CPU runs always use "gloo".

@@ -11,11 +11,11 @@ from typing import Any, Optional, Union
 
 import yaml
 from fvcore.common.config import CfgNode
-from iopath.common.file_io import g_pathmgr
 
 from vtn.config.defaults import get_cfg
 from vtn.config.validation import validate_config
 from vtn.utils.errors import ConfigError
+from vtn.utils.files import atomic_write
 from vtn.utils.registry import did_you_mean
 
 
@@ -148,7 +148,8 @@ def overrides_to_dict(opts: Sequence[Any]) -> dict:
 
 def _check_base_chain(path: str, chain: Sequence[str] = ()) -> None:
     """Follow the `_BASE_` files of `path` (one or a list, relative to the file that names them): a file that
-    inherits from itself through the chain is one ConfigError naming the files of the cycle."""
+    inherits from itself through the chain, or one that holds no keys (empty, or only comments), is one
+    ConfigError naming the file(s)."""
     real = os.path.realpath(path)
     if real in chain:
         cycle = list(chain[chain.index(real) :]) + [real]
@@ -164,6 +165,12 @@ def _check_base_chain(path: str, chain: Sequence[str] = ()) -> None:
             data = yaml.safe_load(f)
     except (yaml.YAMLError, OSError):
         return  # reported by the loader
+    if data is None:
+        named = f" (the _BASE_ of {os.path.relpath(chain[-1])})" if chain else ""
+        raise ConfigError(
+            f"config file {path}{named} is empty or holds only comments; a config file must hold a mapping of "
+            "keys, e.g. '_BASE_: ../Kinetics/VIT_B_VTN.yaml' or 'SOLVER:' with 'BASE_LR: 0.1' below it."
+        )
     bases = data.get("_BASE_") if isinstance(data, dict) else None
     for base in [bases] if isinstance(bases, str) else (bases or []):
         base = os.path.expanduser(str(base))
@@ -182,8 +189,6 @@ def _read_yaml(path: str) -> dict:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
     except (FileNotFoundError, AssertionError) as e:
         raise ConfigError(f"config file {path}: cannot resolve _BASE_: {e}") from e
-    if loaded is None:
-        return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(loaded).__name__}.")
     return loaded
@@ -210,7 +215,6 @@ def load_config(
 
 
 def dump_config(cfg: CfgNode, path: str) -> None:
-    """Write the resolved config as YAML that `load_config(path)` reads back to an equal config."""
-    g_pathmgr.mkdirs(os.path.dirname(os.path.abspath(path)))
-    with g_pathmgr.open(path, "w") as f:
-        f.write(cfg.dump())
+    """Write the resolved config as YAML that `load_config(path)` reads back to an equal config (atomically)."""
+    text = cfg.dump()
+    atomic_write(path, lambda f: f.write(text), binary=False)

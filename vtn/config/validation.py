@@ -59,6 +59,7 @@ RULES: list[tuple[str, Callable, Callable]] = [
     ("NUM_SHARDS", _positive, lambda c: "an integer >= 1"),
     ("SHARD_ID", lambda v, c: 0 <= v < c.NUM_SHARDS, lambda c: f"0 .. NUM_SHARDS-1 = {c.NUM_SHARDS - 1}"),
     ("LOG_PERIOD", _positive, lambda c: "an integer >= 1"),
+    ("LOG_SECONDS", _non_negative, lambda c: "seconds >= 0 (0: a line every LOG_PERIOD iterations only)"),
     ("DIST_TIMEOUT", _positive, lambda c: "a whole number of seconds >= 1 (torch's default: 1800)"),
     (
         "DETERMINISTIC",

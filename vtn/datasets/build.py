@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from vtn.config import batch_plan, register_choices
+from vtn.config import SPLITS, batch_plan, register_choices
 from vtn.datasets.sampling import PROTOCOLS
 from vtn.utils.errors import DatasetError
 from vtn.utils.files import atomic_write
@@ -34,8 +34,6 @@ DATASET_REGISTRY.__doc__ = "Builders `f(cfg, split, protocol) -> Dataset` (see v
 register_choices("TRAIN.DATASET", DATASET_REGISTRY.names)
 register_choices("TEST.DATASET", DATASET_REGISTRY.names)
 register_choices("DATA.FEATURES_SOURCE", lambda: [""] + DATASET_REGISTRY.names())
-
-SPLITS = ("train", "val", "test")
 
 
 def default_protocol(cfg, split: str) -> str:

@@ -46,6 +46,7 @@ from vtn.datasets.annotations import check_label_range
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import item_key, item_seed, make_item
 from vtn.utils.errors import DatasetError
+from vtn.utils.torch_files import load_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +111,9 @@ def read_manifest(features_dir: str) -> dict:
 
 def load_feature_file(path: str, mmap: bool = False) -> dict:
     """One video's cached features; FeatureCacheError names the file when it is missing or unreadable."""
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except FileNotFoundError:
-        raise FeatureCacheError(f"feature file {path} does not exist") from None
-    except Exception as e:  # truncated zip, not a torch file
-        raise FeatureCacheError(f"feature file {path} cannot be read ({e.__class__.__name__}: {e})") from e
+    if not os.path.isfile(path):
+        raise FeatureCacheError(f"feature file {path} does not exist")
+    data = load_torch_file(path, "feature file", FeatureCacheError, mmap=mmap)
     if not isinstance(data, dict) or not {"embeddings", "frame_idx"} <= set(data):
         raise FeatureCacheError(f"feature file {path} holds no 'embeddings' and 'frame_idx'")
     emb, idx = data["embeddings"], data["frame_idx"]

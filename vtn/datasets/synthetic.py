@@ -243,8 +243,9 @@ def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: in
         results = _run_jobs(jobs, workers)
         if layout == "folder":
             for (rel, name), job in zip(results, jobs):
-                os.renames(os.path.join(tmp, rel), os.path.join(tmp, job[2], name, os.path.basename(rel)))
-            shutil.rmtree(os.path.join(tmp, "videos"))  # the folders of splits without videos
+                os.makedirs(os.path.join(tmp, job[2], name), exist_ok=True)  # (os.renames would prune videos/)
+                os.replace(os.path.join(tmp, rel), os.path.join(tmp, job[2], name, os.path.basename(rel)))
+            shutil.rmtree(os.path.join(tmp, "videos"))  # the emptied folders of the csv layout
             _replace(tmp, out_dir)
             return out_dir
         for split in SPLIT_IDS:

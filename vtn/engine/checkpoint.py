@@ -17,16 +17,16 @@ import logging
 import os
 import random
 import re
-import shutil
-import tempfile
 from typing import Optional
 
 import numpy as np
 import torch
+import yaml
 
 from vtn.engine.distributed import unwrap
 from vtn.utils.errors import UserError
-from vtn.utils.files import TEMP_PREFIX, atomic_write, remove_temporaries
+from vtn.utils.files import atomic_write, copy_atomic, remove_temporaries
+from vtn.utils.torch_files import load_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -124,15 +124,7 @@ def load_checkpoint_file(path: str) -> dict:
     """Read a checkpoint with `weights_only=True`; CheckpointError names the file and what is wrong."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
-    if os.path.getsize(path) == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, wrong format, unpickling of code objects refused
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({e.__class__.__name__}: {str(e).splitlines()[0][:200]}); "
-            "it may be truncated or corrupted, or not a torch checkpoint"
-        ) from e
+    data = load_torch_file(path, "checkpoint", CheckpointError)
     if not isinstance(data, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(data).__name__}, expected a dict of states")
     return data
@@ -197,19 +189,34 @@ def prune_checkpoints(output_dir: str, keep: int) -> None:
 
 def copy_as_best(path: str, output_dir: str) -> str:
     best = os.path.join(checkpoint_dir(output_dir), BEST_NAME)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(best), prefix=TEMP_PREFIX, suffix=".pyth")
-    os.close(fd)
-    shutil.copyfile(path, tmp)
-    os.replace(tmp, best)
+    copy_atomic(path, best)
     return best
 
 
+def stored_config(data: dict, path: str) -> Optional[dict]:
+    """The config a checkpoint stores (YAML text) as a dict; None when it stores none. A config that cannot be
+    parsed is a CheckpointError: the file is damaged, and a run cannot be checked against it."""
+    text = data.get("cfg")
+    if not text:
+        return None
+    try:
+        parsed = yaml.safe_load(text) if isinstance(text, str) else text
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0][:120]
+        raise CheckpointError(f"checkpoint {path}: its stored config cannot be parsed ({first})") from None
+    if not isinstance(parsed, dict):
+        raise CheckpointError(f"checkpoint {path}: its stored config is a {type(parsed).__name__}, not a mapping")
+    return parsed
+
+
 def find_resume_checkpoint(output_dir: str) -> Optional[tuple[str, dict]]:
-    """The newest periodic checkpoint that loads; unreadable ones are skipped with a warning."""
+    """The newest periodic checkpoint that loads and whose stored config parses; unusable ones are skipped with
+    a warning."""
     for _, _, path in reversed(list_checkpoints(output_dir)):
         try:
             data = load_checkpoint_file(path)
             model_state_from(data, path)
+            stored_config(data, path)
             for key in ("epoch", "iteration", "optimizer_state"):
                 if key not in data:
                     raise CheckpointError(f"checkpoint {path} lacks '{key}'")
@@ -220,12 +227,41 @@ def find_resume_checkpoint(output_dir: str) -> Optional[tuple[str, dict]]:
 
 
 # ----------------------------------------------------------------------------- loading into a model
+def mismatch_summary(report: dict[str, list[str]], total: int, show: int = 3) -> str:
+    """`load_weights`' report in a few words: how many tensors of the model's `total` are missing, unexpected or
+    of another shape, with the first `show` names of each."""
+    parts = []
+    for kind, label in (("missing", "missing"), ("unexpected", "unexpected"), ("reinitialised", "of another shape")):
+        names = report[kind]
+        if names:
+            more = ", ..." if len(names) > show else ""
+            parts.append(f"{len(names)} {label}: {', '.join(n.split(':')[0] for n in names[:show])}{more}")
+    return f"of the model's {total} tensors, " + "; ".join(parts)
+
+
+def check_finite(state: dict[str, torch.Tensor], source: str) -> None:
+    """Weights with a NaN or an infinite value would score every video with NaN (and an arbitrary top-1):
+    a CheckpointError that says how many tensors are affected and names the first few."""
+    bad = [
+        name
+        for name, t in state.items()
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {source} holds NaN or infinite values in {len(bad)} of its {len(state)} tensors "
+            f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): these weights cannot give a result. A run "
+            "whose loss diverged may have saved them; take an earlier checkpoint"
+        )
+
+
 def load_weights(model, state: dict[str, torch.Tensor], source: str, strict: bool = False) -> dict[str, list[str]]:
     """Load `state` into `model`. Tensors whose shape differs keep the model's fresh initialisation.
 
     Every reinitialised, missing and unexpected tensor is logged by name; the report is returned.
     With `strict`, any of them is an error instead.
     """
+    check_finite(state, source)
     m = unwrap(model)
     own = m.state_dict()
     report = {"reinitialised": [], "missing": [], "unexpected": []}
@@ -241,7 +277,10 @@ def load_weights(model, state: dict[str, torch.Tensor], source: str, strict: boo
             usable[name] = tensor
     report["missing"] = [n for n in own if n not in state]
     if strict and any(report.values()):
-        raise CheckpointError(f"checkpoint {source} does not match the model exactly: {report}")
+        raise CheckpointError(
+            f"checkpoint {source} does not match the model exactly ({mismatch_summary(report, len(own))}): it was "
+            "made for another model or config; name the config it was trained with"
+        )
     m.load_state_dict(usable, strict=False)
     for kind, names in report.items():
         for n in names:

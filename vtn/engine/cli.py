@@ -1,12 +1,14 @@
 """The command line shared by every tool: `--cfg FILE [--cfg FILE2 ...] [KEY VALUE ...] [--opts KEY VALUE ...]`,
 and `run_main`, the one way every tool ends on a user error.
 
-Importing this module imports every package whose registries or checks a config is validated against
-(datasets, models, the engine's optimizers, LR policies and losses), so a bad value fails when the tool loads
-its config, before any work starts.
+This module is light (no torch): a tool's `--help` and the errors of its command line come at once. Loading a
+config (`config_from_args`) first reads the files and overrides alone (missing files, YAML, unknown keys and
+types), then imports every package whose registries or checks the config is validated against (datasets,
+models, the engine's optimizers, LR policies and losses), so a bad value fails before any work starts.
 """
 
 import argparse
+import functools
 import importlib
 import importlib.util
 import os
@@ -14,10 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
 
-import vtn.datasets  # noqa: F401  (registers dataset names, decoders and the RandAugment check)
-import vtn.models  # noqa: F401  (registers model, backbone, encoder, head and position-embedding names)
-from vtn.config import load_config
-from vtn.engine import hooks, losses, lr_policy, optimizer  # noqa: F401  (register their names and checks)
+from vtn.config import get_cfg, load_config
 from vtn.utils.errors import ConfigError, UserError
 
 USER_ERROR_STATUS = 2
@@ -114,11 +113,37 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """parse_intermixed_args, so that overrides may sit before or after the flags."""
+def parse(
+    parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None, lists: Sequence[str] = ()
+) -> argparse.Namespace:
+    """parse_intermixed_args, so that overrides may sit before or after the flags. `lists`: the destinations of
+    options that take several values (`--input a.mp4 b.mp4`); such an option ends before the first value that is a
+    config key (`--input a.mp4 TEST.FULL_VIDEO_FRAMES 16` is one input and one override), unless a file of that
+    name exists."""
     args = parser.parse_intermixed_args(argv)
-    args.all_opts = list(args.overrides) + list(args.opts or [])
+    reclaimed = []
+    for dest in lists:
+        values = list(getattr(args, dest) or [])
+        at = next((i for i, v in enumerate(values) if is_config_key(v) and not os.path.exists(v)), len(values))
+        setattr(args, dest, values[:at])
+        reclaimed += values[at:]
+    args.all_opts = reclaimed + list(args.overrides) + list(args.opts or [])
     return args
+
+
+def is_config_key(word: str) -> bool:
+    """Whether `word` names a key or group of the config (`TEST.FULL_VIDEO_FRAMES`, `SOLVER`)."""
+    node = _default_config()
+    for part in word.split("."):
+        if not hasattr(node, "get") or part not in node:
+            return False
+        node = node[part]
+    return bool(word)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_config():
+    return get_cfg()
 
 
 def import_extensions(imports: Sequence[str]) -> None:
@@ -142,8 +167,34 @@ def import_extensions(imports: Sequence[str]) -> None:
             ) from e
 
 
+def register_components() -> None:
+    """Import the packages that register names and config checks: datasets (names, decoders, the RandAugment
+    check), models (model, backbone, encoder, head and position-embedding names) and the engine's hooks, losses,
+    LR policies and optimizers."""
+    for name in ("vtn.datasets", "vtn.models", "vtn.engine.hooks", "vtn.engine.losses", "vtn.engine.lr_policy"):
+        importlib.import_module(name)
+    importlib.import_module("vtn.engine.optimizer")
+
+
 def config_from_args(args: argparse.Namespace, extra_opts: Sequence = ()):
-    """Import the modules of `--import`, then load the config named by `--cfg` with the overrides of the command
-    line, then `extra_opts` on top."""
-    import_extensions(getattr(args, "imports", []))
-    return load_config(args.cfg_files, list(args.all_opts) + list(extra_opts))
+    """Load the config named by `--cfg` with the overrides of the command line, then `extra_opts` on top: read
+    first without the registries (a missing file, bad YAML, an unknown key or a wrong type fails at once), then
+    with every package's checks, after the modules of `--import` (which may register names)."""
+    opts = list(args.all_opts) + list(extra_opts)
+    imports = getattr(args, "imports", [])
+    if not imports:
+        load_config(args.cfg_files, opts, validate=False)
+    register_components()
+    import_extensions(imports)
+    return load_config(args.cfg_files, opts)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value

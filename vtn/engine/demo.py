@@ -11,7 +11,8 @@ from vtn.engine.streaming import VideoPrediction, VideoPredictor
 from vtn.engine.tester import find_test_checkpoint, load_for_test
 from vtn.engine.timeline import check_seconds, compute_timeline, describe_windows, write_csv
 from vtn.models import build_model
-from vtn.visualization.overlay import write_prediction
+from vtn.utils.files import check_writable
+from vtn.visualization.overlay import check_prediction_output, write_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ def describe(prediction: VideoPrediction, class_names, k: int) -> list:
 def run_demo(cfg, video: str, output: Optional[str] = None, top_k: Optional[int] = None) -> VideoPrediction:
     if not video:
         raise VideoDecodeError("no video given: pass --video PATH (or set DEMO.INPUT_VIDEO)")
+    if output:
+        check_prediction_output(output)  # before the model loads
     predictor = load_predictor(cfg)
     prediction = predictor.predict(video, fps=cfg.DEMO.FPS)
     names = find_class_names(cfg)
@@ -56,12 +59,28 @@ def run_demo(cfg, video: str, output: Optional[str] = None, top_k: Optional[int]
     return prediction
 
 
+def timeline_csv_path(csv_path: str, plot: str, output: str) -> str:
+    """Where the timeline's CSV goes: `--timeline-csv`, else beside the plot with its name (`timeline.png` ->
+    `timeline.csv`), else beside `--output` (`out.mp4` -> `out.timeline.csv`); '' for none."""
+    if csv_path:
+        return csv_path
+    if plot:
+        return os.path.splitext(plot)[0] + ".csv"
+    return os.path.splitext(output)[0] + ".timeline.csv" if output else ""
+
+
 def run_timeline(cfg, video: str, seconds: float, csv_path: str = "", plot: str = "", top_k=None, output: str = ""):
     """demo_net --timeline: the windows' top classes printed, written to a CSV and optionally plotted."""
     seconds = check_seconds(seconds)
     if not video:
         raise VideoDecodeError("no video given: pass --video PATH (or set DEMO.INPUT_VIDEO)")
     k = top_k or cfg.DEMO.TOP_K
+    csv_path = timeline_csv_path(csv_path, plot, output)
+    for path, what in ((csv_path, "--timeline-csv"), (plot, "--plot")):
+        if path:
+            check_writable(path, what)  # before the model loads
+    if output:
+        check_prediction_output(output)
     predictor = load_predictor(cfg)
     names = find_class_names(cfg)
 
@@ -77,8 +96,6 @@ def run_timeline(cfg, video: str, seconds: float, csv_path: str = "", plot: str 
     )
     for line in describe_windows(timeline, label, min(k, 3)):
         print("  " + line)
-    beside = output or plot
-    csv_path = csv_path or (os.path.splitext(beside)[0] + ".timeline.csv" if beside else "")
     if csv_path:
         write_csv(timeline, csv_path, label, k)
         print(f"wrote {csv_path}")

@@ -54,8 +54,9 @@ def run_inference(
     net = unwrap(model)
     was_training = net.training
     net.eval()
-    start = time.perf_counter()
+    start = last_line = time.perf_counter()
     total = len(loader)
+    non_finite = 0
     for it, batch in enumerate(loader):
         view = batch["temporal_idx"] * crops + batch["spatial_idx"]
         inputs = model_inputs(batch, device)
@@ -65,9 +66,13 @@ def run_inference(
         with autocast_for(cfg):
             logits = net(**inputs)
         scores = logits.float().softmax(dim=-1)
-        agg.add(batch["video_idx"], view, scores, batch["label"], batch["ok"])
-        if (it + 1) % cfg.LOG_PERIOD == 0 or it + 1 == total:
-            elapsed = time.perf_counter() - start
+        finite = torch.isfinite(scores).all(dim=-1).cpu()  # e.g. an fp16 overflow: the view counts as failed
+        non_finite += int((~finite & batch["ok"].cpu().bool()).sum())
+        agg.add(batch["video_idx"], view, scores, batch["label"], batch["ok"].cpu().bool() & finite)
+        now = time.perf_counter()
+        late = cfg.LOG_SECONDS > 0 and now - last_line >= cfg.LOG_SECONDS
+        if (it + 1) % cfg.LOG_PERIOD == 0 or it + 1 == total or late:
+            last_line, elapsed = now, now - start
             logger.info(
                 "%s: %d/%d batches, %.2f s/batch, eta %s",
                 desc,
@@ -77,6 +82,10 @@ def run_inference(
                 format_eta(elapsed / (it + 1) * (total - it - 1)),
             )
     net.train(was_training)
+    if non_finite:
+        logger.warning(
+            "%s: %d views gave NaN or infinite scores; their videos count as failed, never as scored", desc, non_finite
+        )
     return agg.finalize()
 
 

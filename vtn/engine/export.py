@@ -1,5 +1,6 @@
 """Export a trained VTN as one `torch.export` program (`.pt2`) or an ONNX file, with its input contract beside it
-(`model.pt2` -> `model.json`), so that it runs without vtn: `torch.export.load(path).module()(frames, frame_idx)`.
+(`model.pt2` -> `model.pt2.json`, `model.onnx` -> `model.onnx.json`), so that it runs without vtn:
+`torch.export.load(path).module()(frames, frame_idx)`.
 
 The program takes `frames (B, C, T, H, W)` float, normalised with the contract's mean and std, and `frame_idx (B, T)`
 long, each frame's index in the original video (for the position embedding); B and T are dynamic (1 .. max). It is
@@ -10,7 +11,6 @@ attention at every length (one code path for every T; its blocked path has shape
 
 import contextlib
 import io
-import json
 import logging
 import os
 import warnings
@@ -23,6 +23,7 @@ from vtn.datasets.annotations import find_class_names
 from vtn.engine.tester import find_test_checkpoint, load_for_test
 from vtn.models import build_model
 from vtn.utils.errors import UserError
+from vtn.utils.files import atomic_write, check_writable, write_json_atomic
 
 MAX_BATCH = 1024
 FORMATS = ("export", "onnx")
@@ -199,7 +200,9 @@ def contract(cfg, model_file: str, checkpoint: Optional[str], max_frames: int, f
 
 
 def contract_path(output: str) -> str:
-    return os.path.splitext(output)[0] + ".json"
+    """The contract of `output` is named after the whole file name, so that the .pt2 and .onnx exports of one model
+    can share a folder."""
+    return output + ".json"
 
 
 def export_onnx(cfg, model: nn.Module, output: str, max_frames: int) -> None:
@@ -210,12 +213,13 @@ def export_onnx(cfg, model: nn.Module, output: str, max_frames: int) -> None:
     net = FramesToLogits(model).eval()
     device = next(model.parameters()).device
     inputs = example_inputs(cfg, device)
+    buffer = io.BytesIO()
     try:  # the TorchScript-based exporter: the dynamo one needs onnxscript too
         with torch.no_grad(), single_path_encoder(model, max_frames), quiet_torch():
             torch.onnx.export(
                 net,
                 inputs,
-                output,
+                buffer,
                 input_names=["frames", "frame_idx"],
                 output_names=["logits"],
                 dynamic_axes={"frames": {0: "batch", 2: "frames"}, "frame_idx": {0: "batch", 1: "frames"}},
@@ -224,6 +228,7 @@ def export_onnx(cfg, model: nn.Module, output: str, max_frames: int) -> None:
     except Exception as e:  # noqa: BLE001
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise ExportError(f"torch.onnx.export failed for {output} ({e.__class__.__name__}: {first})") from e
+    atomic_write(output, lambda f: f.write(buffer.getvalue()))
     onnx.checker.check_model(output)
     try:
         import onnxruntime
@@ -250,14 +255,16 @@ def export_model(cfg, output: str, fmt: str = "export", max_frames: int = 0, con
             import onnx  # noqa: F401
         except ImportError:
             raise ExportError("--format onnx needs the onnx package: pip install onnx onnxruntime") from None
+    if max_frames < 0:
+        raise ExportError(f"--max-frames {max_frames}: give a positive number of frames (0: the config's default)")
+    check_writable(output, "--output")  # before the model is built and traced
     max_frames = max_frames or default_max_frames(cfg)
     model, checkpoint = load_export_model(cfg)
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     if fmt == "export":
-        torch.export.save(export_program(cfg, model, max_frames), output)
+        program = export_program(cfg, model, max_frames)
+        atomic_write(output, lambda f: torch.export.save(program, f))
     else:
         export_onnx(cfg, model, output, max_frames)
     info = contract(cfg, output, checkpoint, max_frames, fmt, config_name)
-    with open(contract_path(output), "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=2)
+    write_json_atomic(info, contract_path(output))
     return info

@@ -66,7 +66,7 @@ from vtn.engine.distributed import unwrap
 from vtn.engine.evaluator import autocast_for
 from vtn.engine.streaming import DEFAULT_CHUNK, frame_indices
 from vtn.models import build_model
-from vtn.utils.files import remove_temporaries, write_json_atomic
+from vtn.utils.files import check_writable_dir, remove_temporaries, write_json_atomic
 from vtn.utils.logging import format_eta, setup_logging
 from vtn.utils.rng import seed_everything
 
@@ -272,14 +272,16 @@ class _Progress:
     def __init__(self, cfg, split: str, total: int, cached: int):
         self.cfg, self.split, self.total, self.cached = cfg, split, total, cached
         self.done = 0
-        self.start = time.perf_counter()
+        self.start = self.last_line = time.perf_counter()
         world = du.get_world_size()
         self.share = f" (this process's share of {world})" if world > 1 else ""
 
     def step(self) -> None:
         self.done += 1
-        if self.done % self.cfg.LOG_PERIOD == 0 or self.done == self.total:
-            per_video = (time.perf_counter() - self.start) / self.done
+        now = time.perf_counter()
+        late = self.cfg.LOG_SECONDS > 0 and now - self.last_line >= self.cfg.LOG_SECONDS
+        if self.done % self.cfg.LOG_PERIOD == 0 or self.done == self.total or late:
+            self.last_line, per_video = now, (now - self.start) / self.done
             logger.info(
                 "extract %s: %d/%d videos%s, %d already cached, %.2f s/video, eta %s",
                 self.split,
@@ -414,14 +416,21 @@ def build_extraction_model(cfg, checkpoint: str = ""):
     return model.eval()
 
 
+def check_features_dir(cfg) -> None:
+    """DATA.FEATURES_DIR is set and files can be written in it (made when missing): one line, before any work."""
+    if not cfg.DATA.FEATURES_DIR:
+        raise FeatureCacheError("DATA.FEATURES_DIR is empty: set the folder to write the feature cache into")
+    if du.is_master():
+        check_writable_dir(cfg.DATA.FEATURES_DIR, "DATA.FEATURES_DIR")
+
+
 def extract_features(
     cfg, splits: Sequence[str] = SPLITS, checkpoint: str = "", model=None
 ) -> dict[str, dict[str, int]]:
     """Extract every split of `splits` into DATA.FEATURES_DIR; returns the counts of each split. In a job of
     several processes, every process calls it (each extracts its share; see the module docstring)."""
     features_dir = cfg.DATA.FEATURES_DIR
-    if not features_dir:
-        raise FeatureCacheError("DATA.FEATURES_DIR is empty: set the folder to write the feature cache into")
+    check_features_dir(cfg)
     for split in splits:
         if split not in SPLITS:
             raise FeatureCacheError(f"unknown split {split!r}: expected some of {', '.join(SPLITS)}")
@@ -460,7 +469,8 @@ def extraction_job(cfg, splits: Sequence[str] = SPLITS, checkpoint: str = "") ->
     """What each process of tools/extract_features.py runs (through launch_job): extract, and print the summary
     (rank 0)."""
     master = du.is_master()
-    setup_logging(cfg.DATA.FEATURES_DIR or None, master)
+    check_features_dir(cfg)  # before its log file is opened there
+    setup_logging(cfg.DATA.FEATURES_DIR, master)
     results = extract_features(cfg, splits, checkpoint)
     if master:
         for split, c in results.items():

@@ -64,16 +64,33 @@ class LRScheduler(HookBase):
 
 
 class MetricsWriter(HookBase):
-    """Loss, accuracy and times of the steps, reduced over processes once per LOG_PERIOD steps."""
+    """Loss, accuracy and times of the steps, reduced over processes once per log line: every LOG_PERIOD steps,
+    and sooner when that would take longer than LOG_SECONDS at the step time measured so far (a slow or loaded
+    machine still shows progress). The step time is the mean over processes, so every process agrees on when the
+    next line (and its reduction) comes."""
 
-    def __init__(self, log_period: int, tensorboard=None):
+    def __init__(self, log_period: int, tensorboard=None, log_seconds: float = 0.0):
         self.log_period = log_period
+        self.log_seconds = log_seconds
         self.tb = tensorboard
         self.meter: Optional[TrainMeter] = None
+        self.next_log = log_period  # the step count (of the epoch) of the next log line
 
     def before_train(self) -> None:
         t = self.trainer
         self.meter = TrainMeter(t.epoch_iters, t.max_epoch, t.device)
+
+    def before_epoch(self) -> None:
+        self.next_log = self._after(self.trainer.first_iter(self.trainer.epoch))
+
+    def _after(self, done: int) -> int:
+        """The step count of the line after one at `done` steps: the next multiple of LOG_PERIOD, or sooner by
+        LOG_SECONDS."""
+        regular = (done // self.log_period + 1) * self.log_period
+        step = self.meter.step_seconds if self.meter is not None else 0.0
+        if self.log_seconds > 0 and step > 0:
+            return min(regular, done + max(1, int(self.log_seconds // step)))
+        return regular
 
     def after_step(self) -> None:
         t, out = self.trainer, self.trainer.step_output
@@ -83,10 +100,11 @@ class MetricsWriter(HookBase):
             out["loss"], out["logits"], out["labels"], out["decode_failures"], out["data_time"], out["iter_time"]
         )
         done = t.iter + 1
-        if done % self.log_period == 0 or done == t.epoch_iters:
+        if done >= self.next_log or done == t.epoch_iters:
             t.check_finite()
             mem = torch.cuda.max_memory_allocated() / 2**30 if t.device.type == "cuda" else None
             self.emit(self.meter.log_iter(t.epoch, t.iter, t.lr, mem), "train", t.epoch * t.epoch_iters + done)
+            self.next_log = self._after(done)
 
     def after_epoch(self) -> None:
         t = self.trainer

@@ -22,12 +22,13 @@ class TrainMeter:
         self.max_epoch = max_epoch
         self.device = device
         self._iter_times: list[float] = []
+        self.step_seconds = 0.0  # mean step time over every process at the last log line (the same on each)
         self.reset_window()
         self.reset_epoch()
 
     def _zeros(self):
-        # loss sum, samples, top1 hits, top5 hits, samples with hard labels, decode failures
-        return torch.zeros(6, dtype=torch.float64, device=self.device)
+        # loss sum, samples, top1 hits, top5 hits, samples with hard labels, decode failures, step seconds
+        return torch.zeros(7, dtype=torch.float64, device=self.device)
 
     def reset_window(self):
         self.window = self._zeros()
@@ -48,6 +49,7 @@ class TrainMeter:
             hits = topk_correct(logits.detach(), labels, (1, 5))
             row[2], row[3], row[4] = hits[1], hits[5], n
         row[5] = decode_failures.sum()
+        row[6] = iter_time
         self.window += row
         self.epoch += row
         self.window_data_time += data_time
@@ -57,9 +59,12 @@ class TrainMeter:
         self._iter_times = self._iter_times[-200:]
 
     @staticmethod
-    def _summary(stats: torch.Tensor) -> dict[str, float]:
-        stats = du.all_reduce_sum(stats.clone()).tolist()
-        loss_sum, n, top1, top5, n_hard, failures = stats
+    def _reduce(stats: torch.Tensor) -> list[float]:
+        return du.all_reduce_sum(stats.clone()).tolist()
+
+    @staticmethod
+    def _summary(stats: list[float]) -> dict[str, float]:
+        loss_sum, n, top1, top5, n_hard, failures, _ = stats
         out = {"loss": loss_sum / max(n, 1), "decode_failures": int(failures)}
         if n_hard:
             out["top1_err"] = 100.0 * (1 - top1 / n_hard)
@@ -72,8 +77,10 @@ class TrainMeter:
         return avg * remaining
 
     def log_iter(self, epoch: int, it: int, lr: float, mem_gb: Optional[float] = None) -> dict:
-        stats = self._summary(self.window)
+        reduced = self._reduce(self.window)
+        stats = self._summary(reduced)
         iters = max(self.window_iters, 1)
+        self.step_seconds = reduced[6] / (du.get_world_size() * iters)
         stats.update(
             _type="train_iter",
             epoch=f"{epoch + 1}/{self.max_epoch}",
@@ -90,7 +97,7 @@ class TrainMeter:
         return stats
 
     def log_epoch(self, epoch: int, lr: float) -> dict:
-        stats = self._summary(self.epoch)
+        stats = self._summary(self._reduce(self.epoch))
         stats.update(
             _type="train_epoch",
             epoch=f"{epoch + 1}/{self.max_epoch}",

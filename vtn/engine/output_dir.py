@@ -42,6 +42,7 @@ EXECUTION_KEYS = (
     "SHARD_ID",
     "DIST_BACKEND",
     "LOG_PERIOD",
+    "LOG_SECONDS",
     "LOG_MODEL_INFO",
     "TRAIN.ENABLE",
     "TRAIN.AUTO_RESUME",
@@ -259,7 +260,14 @@ def check_same_config(cfg, saved_yaml: Optional[str], checkpoint: str, testing: 
         logger.warning("%s stores no config: cannot check that it was made with this one", checkpoint)
         return []
     ignore = EXECUTION_KEYS + (TRAINING_ONLY_KEYS if testing else ())
-    diffs = config_differences(saved_yaml, cfg, ignore)
+    try:
+        diffs = config_differences(saved_yaml, cfg, ignore)
+    except (yaml.YAMLError, AttributeError) as e:  # not YAML, or YAML that is not a mapping
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise ConfigMismatchError(
+            f"{checkpoint}: its stored config cannot be parsed ({first}); the file is damaged: move it away, or name "
+            "another checkpoint"
+        ) from None
     allowed = list(cfg.TRAIN.RESUME_ALLOW_CHANGED)
     refused = {k: v for k, v in diffs.items() if not _covered(k, allowed)}
     if refused:

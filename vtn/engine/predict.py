@@ -45,7 +45,7 @@ from vtn.engine.extract import VideoFrames, frames_loader, normalize_frames
 from vtn.engine.streaming import VideoPrediction, frame_indices
 from vtn.engine.timeline import check_seconds, compute_timeline
 from vtn.utils.errors import ConfigError, UserError
-from vtn.utils.files import atomic_write
+from vtn.utils.files import atomic_write, writing
 from vtn.utils.logging import format_eta
 
 FIELDS = ["path", "labels", "scores", "frames", "duration", "status"]
@@ -388,11 +388,14 @@ def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=Non
     lines: list[tuple[int, str]] = []
     start = last = time.perf_counter()
     try:
-        with open(partial, "a", encoding="utf-8") as f:
+        with writing(partial):
+            f = open(partial, "a", encoding="utf-8")
+        with f:
             for n, (pos, rows) in enumerate(_video_rows(model, mine, topk, seconds), 1):
                 text = "".join(format_row(row, fmt) for row in rows)  # a video's rows are written together
-                f.write(text)
-                f.flush()
+                with writing(partial):
+                    f.write(text)
+                    f.flush()
                 lines.append((pos, text))
                 counts["ok" if rows[0]["status"] == "ok" else "failed"] += 1
                 now = time.perf_counter()

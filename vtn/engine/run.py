@@ -14,7 +14,7 @@ from vtn.engine.tester import test
 from vtn.engine.trainer import Trainer
 from vtn.models.model_stats import model_report
 from vtn.utils.env import collect_env_info
-from vtn.utils.logging import setup_logging
+from vtn.utils.logging import FILE_ONLY, setup_logging
 from vtn.utils.rng import seed_everything
 
 logger = logging.getLogger(__name__)
@@ -32,10 +32,23 @@ def setup_run(cfg) -> Optional[RunLock]:
     seed_everything(cfg.RNG_SEED + du.get_rank())
     if master:
         remove_stale_temporaries(cfg.OUTPUT_DIR)
-        logger.info("Environment:\n%s", collect_env_info())
+        logger.info("Environment:\n%s", collect_env_info(), extra=FILE_ONLY)
         logger.info("Processes: %d (this is rank %d)", du.get_world_size(), du.get_rank())
-        logger.info("Config:\n%s", cfg.dump())
+        logger.info("Config:\n%s", cfg.dump(), extra=FILE_ONLY)
+        logger.info("%s", run_summary(cfg))
     return lock
+
+
+def run_summary(cfg) -> str:
+    """The console's few words on the run; the environment and the whole resolved config go to the log file."""
+    phases = [p for p, on in (("train", cfg.TRAIN.ENABLE), ("test", cfg.TEST.ENABLE)) if on] or ["nothing"]
+    data = cfg.TRAIN.DATASET if cfg.TRAIN.ENABLE else cfg.TEST.DATASET
+    return (
+        f"Run: {' and '.join(phases)}; {cfg.MODEL.MODEL_NAME} with {cfg.VTN.BACKBONE} and {cfg.VTN.NUM_LAYERS} "
+        f"{cfg.VTN.TEMPORAL_ENCODER} layers, {cfg.MODEL.NUM_CLASSES} classes; data: {data} in "
+        f"{cfg.DATA.PATH_TO_DATA_DIR or '(DATA.PATH_TO_DATA_DIR is empty)'}; the environment and the whole config "
+        f"are in {os.path.join(cfg.OUTPUT_DIR, 'stdout.log')}"
+    )
 
 
 def run_process(cfg) -> None:

@@ -5,8 +5,9 @@ import logging
 import os
 import socket
 
-from vtn.engine.distributed import launch_job
+from vtn.engine.distributed import check_gpus, launch_job
 from vtn.engine.run import run_process
+from vtn.utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,13 @@ def build_executor(
     `slurm_*` parameters of submitit)."""
     import submitit  # optional: SLURM jobs only
 
+    if cluster is None and submitit.AutoExecutor.which() != "slurm":
+        raise UserError(
+            "SLURM is not available on this machine (no srun on PATH): run tools/submit.py on the cluster's login "
+            "node, or pass --cluster local to run the job here (or use tools/run_net.py)"
+        )
+    if (cluster or "slurm") != "slurm":
+        check_gpus(cfg)  # the job runs on this machine: NUM_GPUS (--gpus-per-node) must be here
     executor = submitit.AutoExecutor(folder=job_dir, cluster=cluster)
     params = dict(
         name=os.path.basename(os.path.normpath(cfg.OUTPUT_DIR)) or "vtn",

@@ -13,7 +13,6 @@ was). Peak memory is one decode chunk plus T x D floats plus one batch of window
 """
 
 import csv
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -23,6 +22,7 @@ import torch
 from vtn.datasets.decoder import VideoDecodeError, VideoInfo
 from vtn.datasets.sampling import frames_at
 from vtn.utils.errors import ConfigError
+from vtn.utils.files import atomic_write
 from vtn.visualization.timeline_plot import mmss
 
 WINDOW_BATCH = 32  # windows per temporal-encoder pass
@@ -167,8 +167,8 @@ def csv_header(k: int) -> list:
 def write_csv(timeline: Timeline, path: str, label, k: int = 5) -> str:
     """Per-window top-k: columns window, start_s, end_s, start, end (mm:ss), num_frames, label_1, score_1, ...
     (fewer classes than k leave the last columns empty)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    with open(path, "w", newline="") as f:
+
+    def write(f) -> None:
         writer = csv.writer(f)
         writer.writerow(csv_header(k))
         for w in timeline.windows:
@@ -177,6 +177,8 @@ def write_csv(timeline: Timeline, path: str, label, k: int = 5) -> str:
             for r in range(k):
                 row += [label(top[r][0]), f"{top[r][1]:.6f}"] if r < len(top) else ["", ""]
             writer.writerow(row)
+
+    atomic_write(path, write, binary=False)
     return path
 
 

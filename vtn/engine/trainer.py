@@ -44,7 +44,7 @@ from vtn.engine.optimizer import build_optimizer
 from vtn.engine.output_dir import check_same_config
 from vtn.engine.train_loop import TrainerBase
 from vtn.models import build_model
-from vtn.utils.errors import DiskFullError, UserError
+from vtn.utils.errors import DiskFullError, OutputWriteError, UserError
 from vtn.utils.logging import JSON_STATS_FILE, truncate_json_stats
 
 logger = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ class Trainer(TrainerBase):
         """LR schedule, metrics and logs, periodic checkpoints and validation, in that order, then the registered
         hooks TRAIN.HOOKS names."""
         cfg = self.cfg
-        metrics = MetricsWriter(cfg.LOG_PERIOD, self._build_tensorboard(cfg))
+        metrics = MetricsWriter(cfg.LOG_PERIOD, self._build_tensorboard(cfg), cfg.LOG_SECONDS)
         hooks = [
             LRScheduler(self.lr_policy, set_lr),
             metrics,
@@ -234,6 +234,12 @@ class Trainer(TrainerBase):
     def _resume_or_initialise(self) -> None:
         cfg = self.cfg
         found = find_resume_checkpoint(self.output_dir) if cfg.TRAIN.AUTO_RESUME else None
+        unusable = list_checkpoints(self.output_dir) if cfg.TRAIN.AUTO_RESUME and found is None else []
+        if unusable:  # starting again would prune them: stop, nothing is lost
+            raise CheckpointError(
+                f"none of the {len(unusable)} checkpoints in {checkpoint_dir(self.output_dir)} can be resumed (the "
+                "warnings above say why). Move them away to start the run again, or choose another OUTPUT_DIR"
+            )
         if found is not None:
             path, data = found
             self.config_changes = check_same_config(cfg, data.get("cfg"), path)
@@ -393,10 +399,11 @@ class Trainer(TrainerBase):
             try:
                 state = (self.model, self.optimizer, self.scaler, self.ema)
                 save_checkpoint(path, self.cfg, *state, epoch, iteration, self.best_metric, rng_states=rng_states)
-            except DiskFullError as e:
+            except OutputWriteError as e:
                 found = list_checkpoints(self.output_dir)
                 kept = f"the newest complete checkpoint is {found[-1][2]}" if found else "no checkpoint was kept"
-                raise DiskFullError(f"{e}; {kept}. Free space and run the same command again to continue.") from e
+                fix = "Free space" if isinstance(e, DiskFullError) else "Fix the cause"
+                raise type(e)(f"{e}; {kept}. {fix} and run the same command again to continue.") from e
             prune_checkpoints(self.output_dir, self.cfg.TRAIN.CHECKPOINT_KEEP)
             logger.info("Saved %s", path)
         du.barrier()

@@ -21,5 +21,10 @@ class OutputDirError(UserError, OSError):
     """OUTPUT_DIR cannot hold the run's files."""
 
 
-class DiskFullError(OutputDirError):
+class OutputWriteError(OutputDirError):
+    """A file could not be written (no permission, a file-size limit, a read-only file system, an I/O error); the
+    message names the file and what the system said."""
+
+
+class DiskFullError(OutputWriteError):
     """A write failed because its disk (or quota) is full; the message names the file and the free space."""

@@ -9,10 +9,12 @@ from typing import Optional
 
 import simplejson
 
-from vtn.utils.files import atomic_write
+from vtn.utils.files import atomic_write, writing
 
 _FORMAT = "[%(asctime)s][%(levelname)s] %(name)s: %(message)s"
 JSON_STATS_FILE = "json_stats.log"
+# `logger.info(..., extra=FILE_ONLY)`: a record for OUTPUT_DIR/stdout.log only (e.g. the whole resolved config)
+FILE_ONLY = {"file_only": True}
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -39,6 +41,7 @@ def setup_logging(output_dir: Optional[str] = None, is_master: bool = True) -> N
     fmt = logging.Formatter(_FORMAT, datefmt="%m/%d %H:%M:%S")
     console = _StdoutHandler()
     console.setFormatter(fmt)
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
     root.addHandler(console)
     if output_dir and is_master:
         os.makedirs(output_dir, exist_ok=True)
@@ -62,9 +65,11 @@ def log_json_stats(stats: dict, output_dir: Optional[str]) -> None:
     if not output_dir:
         return
     line = simplejson.dumps({k: _to_plain(v) for k, v in stats.items()}, sort_keys=False)
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, JSON_STATS_FILE), "a") as f:
-        f.write(line + "\n")
+    path = os.path.join(output_dir, JSON_STATS_FILE)
+    with writing(path):
+        os.makedirs(output_dir, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(line + "\n")
 
 
 def truncate_json_stats(output_dir: str, position: float) -> int:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from vtn.datasets.decoder import PyAVDecoder
+from vtn.utils.files import writing
 
 CMAP = "viridis"
 
@@ -176,8 +177,9 @@ def plot_attention(
     import matplotlib.pyplot as plt  # heavy: as above
 
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
-        drawn.fig.savefig(output, dpi=100)
+        with writing(output):
+            os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
+            drawn.fig.savefig(output, dpi=100)
     finally:
         plt.close(drawn.fig)
     return output

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 from vtn.utils.errors import UserError
+from vtn.utils.files import writing
 from vtn.utils.logging import read_json_stats
 
 
@@ -112,8 +113,9 @@ def plot_curves(logs: Sequence[str], output: str, labels: list[str] | None = Non
     import matplotlib.pyplot as plt  # heavy: as above
 
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        fig.savefig(output, dpi=110)
+        with writing(output):
+            os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+            fig.savefig(output, dpi=110)
     finally:
         plt.close(fig)
     return output

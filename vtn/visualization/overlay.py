@@ -7,6 +7,8 @@ from PIL import Image, ImageDraw
 
 from vtn.datasets.decoder import PyAVDecoder
 from vtn.datasets.synthetic import encode_video
+from vtn.utils.errors import UserError
+from vtn.utils.files import check_writable, writing
 
 
 def _caption(img: Image.Image, lines: list[str]) -> Image.Image:
@@ -28,20 +30,31 @@ def frame_strip(path: str, num: int = 8, height: int = 112) -> np.ndarray:
     return np.concatenate(list(frames), axis=1)
 
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi")
+
+
+def check_prediction_output(output: str) -> None:
+    """Before any work: `output` names a video or an image `write_prediction` can write, in a folder that takes
+    files."""
+    if os.path.splitext(output)[1].lower() not in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
+        raise UserError(f"--output {output!r}: expected a video (.mp4, .mkv, .avi) or an image (.png, .jpg)")
+    check_writable(output, "--output")
+
+
 def write_prediction(path: str, output: str, lines: list[str]) -> str:
     """A copy of the video with `lines` on every frame (.mp4, .mkv, .avi), or a frame strip (.png, .jpg)."""
-    os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
-    ext = os.path.splitext(output)[1].lower()
-    if ext in (".png", ".jpg", ".jpeg"):
-        _caption(Image.fromarray(frame_strip(path)), lines).save(output)
+    check_prediction_output(output)
+    if os.path.splitext(output)[1].lower() in IMAGE_EXTENSIONS:
+        with writing(output):
+            _caption(Image.fromarray(frame_strip(path)), lines).save(output)
         return output
-    if ext not in (".mp4", ".mkv", ".avi"):
-        raise ValueError(f"--output {output!r}: expected a video (.mp4, .mkv, .avi) or an image (.png, .jpg)")
     dec = PyAVDecoder()
     info = dec.probe(path)
     w, h = info.width - info.width % 2, info.height - info.height % 2  # yuv420p needs even sizes
     frames = []
     for chunk, _ in dec.iter_frames(path, np.arange(info.num_frames), size=(w, h), info=info):
         frames += [np.asarray(_caption(Image.fromarray(f), lines)) for f in chunk]
-    encode_video(output, np.stack(frames), int(round(info.fps)) or 25, "mpeg4")
+    with writing(output):
+        encode_video(output, np.stack(frames), int(round(info.fps)) or 25, "mpeg4")
     return output

@@ -28,11 +28,12 @@ def documented_commands():
             for part in line.split("&&"):
                 m = SCRIPT.search(part)
                 if m and re.search(r"\b(python|torchrun)\b", part[: m.start() + 1]):
-                    found.append((doc, m.group(1), part[m.end() :]))
+                    found.append((doc, m.group(1), part[m.end() :], part[: m.start()]))
     return found
 
 
-COMMANDS = documented_commands()
+LAUNCHES = documented_commands()
+COMMANDS = [(doc, script, rest) for doc, script, rest, _ in LAUNCHES]
 
 
 def argv_of(rest):
@@ -73,6 +74,60 @@ def test_documented_command_parses_and_its_config_loads(doc, script, rest):
             config_from_args(args)  # unknown keys, bad values and odd override lists fail here
         finally:
             os.chdir(cwd)
+
+
+def launched_processes(prefix, script, args, cfg):
+    """How many processes a documented command starts: torchrun's --nproc_per_node x --nnodes, submit.py's
+    --nodes x --gpus-per-node, else NUM_GPUS x NUM_SHARDS of the config (with --num_shards applied)."""
+    from vtn.config import world_size
+
+    words = shlex.split(prefix)
+    if "torchrun" in words:
+
+        def flag(name):
+            return int(words[words.index(name) + 1]) if name in words else 1
+
+        return flag("--nproc_per_node") * flag("--nnodes")
+    if script == "tools/submit.py":
+        return args.nodes * max(1, args.gpus_per_node)
+    return world_size(cfg)
+
+
+@pytest.mark.parametrize(
+    "doc, script, rest, prefix", LAUNCHES, ids=[f"{d}:{s}:{i}" for i, (d, s, _, _) in enumerate(LAUNCHES)]
+)
+def test_every_documented_launch_fits_its_number_of_processes(doc, script, rest, prefix):
+    """The batches of a documented command split over the processes it launches (the 16-GPU lines included):
+    what run_net checks at start-up, for torchrun's and SLURM's worlds too."""
+    from vtn.config import check_world
+    from vtn.engine.cli import launch_overrides
+
+    parser = load_tool(script).build_parser()
+    if parser.get_default("cfg_files") is None:
+        return  # no config
+    args = parse(parser, argv_of(rest))
+    if args.imports:
+        return
+    extra = launch_overrides(args) if hasattr(args, "num_shards") else []
+    if script == "tools/submit.py":
+        extra = ["NUM_GPUS", args.gpus_per_node, "NUM_SHARDS", args.nodes]
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        cfg = config_from_args(args, extra)  # NUM_GPUS x NUM_SHARDS is checked here
+    finally:
+        os.chdir(cwd)
+    check_world(cfg, launched_processes(prefix, script, args, cfg))
+
+
+def test_the_documented_16_gpu_launches_are_found():
+    worlds = []
+    for _doc, script, rest, prefix in LAUNCHES:
+        if script in ("tools/run_net.py", "tools/submit.py") and (
+            "--num_shards" in rest or "--nodes" in rest or "--nnodes" in prefix
+        ):
+            worlds.append(script)
+    assert worlds.count("tools/run_net.py") >= 3 and "tools/submit.py" in worlds, worlds
 
 
 def test_every_tool_exposes_its_command_line():

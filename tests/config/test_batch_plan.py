@@ -95,3 +95,19 @@ def test_one_process_follows_the_reference_in_a_run(synthetic_dir, tmp_path):
         return next(s["lr"] for s in stats if s["_type"] == "train_iter")
 
     assert first_lr(str(tmp_path / "linear")) == pytest.approx(0.5 * first_lr(str(tmp_path / "keep")))
+
+
+@pytest.mark.parametrize("processes", [1, 2, 8, 16])
+def test_each_process_keeps_its_share_of_the_test_batch_written_for_the_reference(processes):
+    from vtn.config import check_world, eval_batch_per_process
+
+    written = cfg(test_batch=8, reference=8)  # the Kinetics configs: 8 full-video views, one per GPU
+    assert eval_batch_per_process(written, processes) == 1
+    check_world(written, processes)  # 16 GPUs of an 8-GPU config: no TEST.BATCH_SIZE error
+    as_given = cfg(test_batch=48, reference=0, gpus=0)  # no reference: the batch splits over the run's processes
+    assert eval_batch_per_process(as_given, processes) == 48 // processes
+    with pytest.raises(ConfigError, match=r"TEST.BATCH_SIZE = 8 is not a multiple of SOLVER.REFERENCE_WORLD_SIZE = 3"):
+        eval_batch_per_process(cfg(test_batch=8, reference=3, batch=12, gpus=0), processes)
+    if 48 % (processes * 5):
+        with pytest.raises(ConfigError, match=rf"TEST.BATCH_SIZE = 48 .* number of processes \({processes * 5}\)"):
+            eval_batch_per_process(as_given, processes * 5)

@@ -1,6 +1,6 @@
 """Configuration: the YACS defaults tree, loading with `_BASE_` and overrides, validation, the batch plan."""
 
-from vtn.config.batch_plan import BatchPlan, batch_plan
+from vtn.config.batch_plan import BatchPlan, batch_plan, check_world, eval_batch_per_process
 from vtn.config.defaults import SPLITS, get_cfg
 from vtn.config.loading import dump_config, load_config, overrides_to_dict
 from vtn.config.validation import register_check, register_choices, validate_config, world_size
@@ -10,6 +10,8 @@ __all__ = [
     "BatchPlan",
     "SPLITS",
     "batch_plan",
+    "check_world",
+    "eval_batch_per_process",
     "get_cfg",
     "load_config",
     "dump_config",

@@ -13,6 +13,11 @@ number `batch_plan` adapts the run so that it still follows the recipe:
   processes, and every LR is scaled by processes / REFERENCE_WORLD_SIZE (the linear scaling rule).
 
 The LR schedule is in epochs either way, so warm-up and steps fall at the same epochs.
+
+TEST.BATCH_SIZE is a global batch too: with SOLVER.REFERENCE_WORLD_SIZE set, each process keeps its share of it
+(the memory per GPU the config was written for) on any number of processes; without, it splits over the run's
+processes. `check_world` runs both checks for a number of processes: at config load for NUM_GPUS x NUM_SHARDS,
+at launch for torchrun's WORLD_SIZE.
 """
 
 from dataclasses import dataclass
@@ -87,3 +92,31 @@ def batch_plan(cfg, processes: int) -> BatchPlan:
         f"batch of {step} clips per optimizer step and the LRs (SOLVER.SCALE_RULE keep_global)"
     )
     return BatchPlan(plan.per_process, processes, plan.accumulation, 1.0, note)
+
+
+def eval_batch_per_process(cfg, processes: int) -> int:
+    """Views per process in a validation or test batch (see the module docstring); a ConfigError when
+    TEST.BATCH_SIZE cannot be shared out."""
+    batch, reference = cfg.TEST.BATCH_SIZE, cfg.SOLVER.REFERENCE_WORLD_SIZE
+    if batch < 1:
+        raise ConfigError(f"TEST.BATCH_SIZE = {batch} is not allowed: expected an integer >= 1")
+    if reference:
+        if batch % reference:
+            raise ConfigError(
+                f"TEST.BATCH_SIZE = {batch} is not a multiple of SOLVER.REFERENCE_WORLD_SIZE = {reference}: the "
+                "config's batch must split evenly over the processes it was written for"
+            )
+        return batch // reference
+    if batch % processes:
+        raise ConfigError(
+            f"TEST.BATCH_SIZE = {batch} is not allowed: expected a positive multiple of the number of processes "
+            f"({processes}); or set SOLVER.REFERENCE_WORLD_SIZE to the number of processes the config was written "
+            "for, so that each process keeps its share"
+        )
+    return batch // processes
+
+
+def check_world(cfg, processes: int) -> None:
+    """The training and test batches of `cfg` can be shared out over `processes` processes (ConfigError)."""
+    batch_plan(cfg, processes)
+    eval_batch_per_process(cfg, processes)

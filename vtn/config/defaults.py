@@ -95,7 +95,8 @@ _C.TEST = CfgNode()
 _C.TEST.ENABLE = True
 # Registered dataset name for testing.
 _C.TEST.DATASET = "kinetics"
-# Global test batch size (views per step, summed over processes).
+# Global test batch size (views per step, summed over processes); with SOLVER.REFERENCE_WORLD_SIZE set, each process
+# keeps its share of it (TEST.BATCH_SIZE / SOLVER.REFERENCE_WORLD_SIZE views) on any number of processes.
 _C.TEST.BATCH_SIZE = 8
 # Checkpoint to test; empty uses the best (or last) checkpoint of OUTPUT_DIR.
 _C.TEST.CHECKPOINT_FILE_PATH = ""
@@ -271,8 +272,8 @@ _C.SOLVER.WARMUP_START_LR = 0.0
 _C.SOLVER.CLIP_GRAD_L2NORM = 0.0
 # LR multiplier of the backbone parameters (1.0: same LR as the rest).
 _C.SOLVER.BACKBONE_LR_SCALE = 1.0
-# Processes that TRAIN.BATCH_SIZE, TRAIN.ACCUMULATION_STEPS and the LRs were written for (e.g. 8 for one 8-GPU
-# machine); on another number of processes SOLVER.SCALE_RULE adapts them. 0: the config is used as written.
+# Processes that TRAIN.BATCH_SIZE, TRAIN.ACCUMULATION_STEPS, TEST.BATCH_SIZE and the LRs were written for (e.g. 8 for
+# one 8-GPU machine); on another number of processes SOLVER.SCALE_RULE adapts them. 0: the config is used as written.
 _C.SOLVER.REFERENCE_WORLD_SIZE = 0
 # "keep_global": the global batch and the LRs stay; the per-process batch stays, the accumulation steps follow
 # (more of them on fewer processes). "linear": the per-process batch stays, the global batch follows the

@@ -11,7 +11,7 @@ from typing import Callable
 
 from fvcore.common.config import CfgNode
 
-from vtn.config.batch_plan import SCALE_RULES, batch_plan
+from vtn.config.batch_plan import SCALE_RULES, check_world
 from vtn.utils.errors import ConfigError
 from vtn.utils.registry import did_you_mean
 
@@ -68,11 +68,6 @@ RULES: list[tuple[str, Callable, Callable]] = [
     ),
     ("TRAIN.BATCH_SIZE", _positive, lambda c: "an integer >= 1 (see also SOLVER.REFERENCE_WORLD_SIZE)"),
     ("SOLVER.REFERENCE_WORLD_SIZE", _non_negative, lambda c: "an integer >= 0 (0: the config is used as written)"),
-    (
-        "TEST.BATCH_SIZE",
-        lambda v, c: v > 0 and v % world_size(c) == 0,
-        lambda c: f"a positive multiple of the number of processes (NUM_GPUS x NUM_SHARDS = {world_size(c)})",
-    ),
     ("TRAIN.EVAL_PERIOD", _non_negative, lambda c: "an integer >= 0 (0 disables validation)"),
     ("TRAIN.CHECKPOINT_PERIOD", _positive, lambda c: "an integer >= 1"),
     ("TRAIN.CHECKPOINT_ITERS", _non_negative, lambda c: "an integer >= 0 (0 disables)"),
@@ -240,8 +235,9 @@ CHECKS: list[Callable[[CfgNode], None]] = []
 
 
 def _check_batch_plan(cfg: CfgNode) -> None:
-    """The training batch splits over the processes (as written, or as SOLVER.SCALE_RULE adapts it)."""
-    batch_plan(cfg, world_size(cfg))
+    """The training and test batches split over NUM_GPUS x NUM_SHARDS processes (as written, or as
+    SOLVER.REFERENCE_WORLD_SIZE and SOLVER.SCALE_RULE adapt them); torchrun's world is checked at launch."""
+    check_world(cfg, world_size(cfg))
 
 
 CHECKS.append(_check_batch_plan)

@@ -20,9 +20,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from vtn.config import SPLITS, batch_plan, register_choices
+from vtn.config import SPLITS, batch_plan, eval_batch_per_process, register_choices
 from vtn.datasets.sampling import PROTOCOLS
-from vtn.utils.errors import DatasetError
 from vtn.utils.files import atomic_write
 from vtn.utils.logging import log_once
 from vtn.utils.registry import Registry
@@ -176,11 +175,7 @@ def build_loader(cfg, split: str, protocol: Optional[str] = None) -> DataLoader:
     if split == "train":
         batch = batch_plan(cfg, world).per_process  # TRAIN.BATCH_SIZE, or as SOLVER.SCALE_RULE adapts it
     else:
-        if cfg.TEST.BATCH_SIZE % world:
-            raise DatasetError(
-                f"TEST.BATCH_SIZE = {cfg.TEST.BATCH_SIZE} must be a multiple of the number of processes ({world})"
-            )
-        batch = cfg.TEST.BATCH_SIZE // world
+        batch = eval_batch_per_process(cfg, world)
     train = split == "train"
     sampler = EpochSampler(
         len(dataset),

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import torch
 import torch.distributed as dist
 
+from vtn.config import check_world
 from vtn.engine.reproducibility import apply_reproducibility
 from vtn.utils.errors import UserError
 
@@ -229,6 +230,7 @@ def launch_job(cfg, func: Callable, init_method: Optional[str] = None) -> None:
     check_gpus(cfg, per_process=launched_by_torchrun())
     if launched_by_torchrun():
         world = int(os.environ["WORLD_SIZE"])
+        check_world(cfg, world)  # the batches of torchrun's world, before any process group forms
         if world > 1 and not is_initialized():
             _init_group(cfg, "env://", int(os.environ["RANK"]), world, get_local_rank())
         _run_in_group(func, cfg)

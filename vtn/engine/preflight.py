@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
+from vtn.config import eval_batch_per_process
 from vtn.datasets import build_loader, check_splits, shuffle_dataset
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import save_checkpoint
@@ -612,7 +613,7 @@ def run_preflight(cfg, options: Options) -> None:
             result = measure(trainer, cfg, options)
         except torch.cuda.OutOfMemoryError as e:  # outside the training steps: an inference batch
             raise PreflightFailure(
-                f"out of memory in an inference batch of {cfg.TEST.BATCH_SIZE // du.get_world_size()} views per "
+                f"out of memory in an inference batch of {eval_batch_per_process(cfg, du.get_world_size())} views per "
                 "process: lower TEST.BATCH_SIZE (or TEST.FULL_VIDEO_FRAMES for the full-video protocol)"
             ) from e
     finally:

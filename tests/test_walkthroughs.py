@@ -6,8 +6,9 @@ import os
 
 import pytest
 import torch
+import yaml
 
-from tests.helpers import REPO, load_tool, section_commands, synthetic_opts
+from tests.helpers import REPO, load_tool, run_tool, section_commands, synthetic_opts
 
 
 def run_documented(line, *extra):
@@ -32,7 +33,7 @@ def test_the_feature_cache_walkthrough_runs_as_written(tmp_path, monkeypatch):
     os.symlink(os.path.join(REPO, "configs"), tmp_path / "configs")
     # its own small dataset: the config's SYNTHETIC settings differ from the session's, and it generates one
     small = [
-        *synthetic_opts(str(tmp_path / "data")),
+        *synthetic_opts(str(tmp_path / "data"))[4:],  # not its TRAIN.DATASET / TEST.DATASET: the cache is the data
         "SOLVER.MAX_EPOCH",
         2,
         "TRAIN.EVAL_PERIOD",
@@ -53,9 +54,17 @@ def test_the_feature_cache_walkthrough_runs_as_written(tmp_path, monkeypatch):
     for line in synthetic:
         run_documented(line, *small)
 
-    for out in ("output/synthetic/VTN_TINY_FEATURES", "output/synthetic/VTN_TINY_FEATURES_trained"):
+    for out, random_backbone in (
+        ("output/synthetic/VTN_TINY_FEATURES", True),
+        ("output/synthetic/VTN_TINY_FEATURES_trained", False),
+    ):
         results = json.load(open(os.path.join(out, "test_results.json")))
         assert results["num_videos"] == results["num_listed"] == 6 and results["num_failed"] == 0
+        # the documented expectation: the random backbone's cache is said to give chance accuracy
+        log = open(os.path.join(out, "stdout.log")).read()
+        assert ("made with a randomly initialised backbone" in log) == random_backbone
+        run_cfg = yaml.safe_load(open(os.path.join(out, "config.yaml")))
+        assert run_cfg["TRAIN"]["DATASET"] == run_cfg["TEST"]["DATASET"] == "features"  # the cache, not videos
     manifests = [
         json.load(open(f"data_cache/features/{name}/manifest.json"))
         for name in ("synthetic_VTN_TINY", "synthetic_VTN_TINY_trained")
@@ -63,9 +72,17 @@ def test_the_feature_cache_walkthrough_runs_as_written(tmp_path, monkeypatch):
     assert manifests[0]["backbone_fingerprint"] != manifests[1]["backbone_fingerprint"]
 
 
+def run_documented_tool(line, *extra):
+    """`python tools/<tool> args` of the docs through tests.helpers.run_tool (exit status and output captured)."""
+    import shlex
+
+    words = shlex.split(line)
+    assert words[0] == "python" and words[1].startswith("tools/"), line
+    return run_tool(os.path.basename(words[1]), *words[2:], *extra, check=False, cwd=os.getcwd())
+
+
 @pytest.mark.slow
 def test_the_own_dataset_walkthrough_runs_as_written(tmp_path, monkeypatch):
-    from tests.helpers import TINY_MODEL_OPTS
     from vtn.config import load_config
     from vtn.engine.checkpoint import save_checkpoint
     from vtn.models import build_model
@@ -76,43 +93,52 @@ def test_the_own_dataset_walkthrough_runs_as_written(tmp_path, monkeypatch):
         "tools/check_dataset.py",
         "tools/resize_videos.py",
         "tools/run_net.py",
+        "tools/run_net.py",
     ], commands
     monkeypatch.chdir(tmp_path)
     os.symlink(os.path.join(REPO, "configs"), tmp_path / "configs")
-    # a few short videos, a tiny model, one epoch: appended to the commands that read a config
-    videos = ["SYNTHETIC.TRAIN_PER_CLASS", 2, "SYNTHETIC.VAL_PER_CLASS", 1, "SYNTHETIC.TEST_PER_CLASS", 0]
-    videos += ["SYNTHETIC.DURATION_RANGE", "[1.0, 2.0]", "SYNTHETIC.SIZES", "[[96, 72], [72, 96]]"]
-    small = [o for o in synthetic_opts("unused") if o not in ("DATA.PATH_TO_DATA_DIR", "unused")]
-    # not TRAIN.DATASET / TEST.DATASET (the config's `folder`); one CPU process with the batch as given
-    small = small[4:] + ["NUM_GPUS", 0, "SOLVER.REFERENCE_WORLD_SIZE", 0]
-    tiny = [
-        o for i, o in enumerate(TINY_MODEL_OPTS) if "MODEL.NUM_CLASSES" not in TINY_MODEL_OPTS[max(i - 1, 0) : i + 1]
-    ]
-    model = [*tiny, "SOLVER.MAX_EPOCH", 1, "TRAIN.EVAL_PERIOD", 1, "TEST.FULL_VIDEO_FRAMES", 8]
-    model += ["DATA.TRAIN_JITTER_SCALES", "[32, 40]", "DATA.TEST_SCALE", 32, "DATA.TRAIN_CROP_SIZE", 32]
-    model += ["DATA.TEST_CROP_SIZE", 32, "LOG_PERIOD", 1]
-    # the Kinetics-400 checkpoint the last command fine-tunes: a tiny model with a 400-way head
-    kinetics = load_config("configs/Custom/VIT_B_VTN_FROZEN.yaml", [str(o) for o in small + model])
-    kinetics.defrost()
-    kinetics.MODEL.NUM_CLASSES = 400
-    checkpoint = "output/kinetics/VIT_B_VTN/checkpoints/checkpoint_epoch_00025.pyth"
-    assert checkpoint in commands[3]
-    save_checkpoint(checkpoint, kinetics, build_model(kinetics), epoch=25)
-
-    run_documented(commands[0], *videos)
-    assert sorted(os.listdir("data/my_videos")) == ["train", "val"]  # no test videos: testing reads val/
-    assert sorted(os.listdir("data/my_videos/train")) == sorted(os.listdir("data/my_videos/val"))
-    run_documented(commands[1], *small)  # an unreadable video would end it with status 1
-    run_documented_resize = commands[2].split()
-    load_tool(run_documented_resize[1]).main(run_documented_resize[2:])
+    # fewer, shorter and smaller videos (the SYNTHETIC keys), the commands' flags as printed: test/ included
+    sizes = ["SYNTHETIC.TRAIN_PER_CLASS", 2, "SYNTHETIC.VAL_PER_CLASS", 1, "SYNTHETIC.TEST_PER_CLASS", 1]
+    sizes += ["SYNTHETIC.DURATION_RANGE", "[1.0, 2.0]", "SYNTHETIC.SIZES", "[[96, 72], [72, 96]]"]
+    run_documented(commands[0], *sizes)
+    assert sorted(os.listdir("data/my_videos")) == ["test", "train", "val"]
+    assert sorted(os.listdir("data/my_videos/train")) == sorted(os.listdir("data/my_videos/test"))
+    run_documented(commands[1])  # as printed: an unreadable video would end it with status 1
+    run_documented(commands[2])
     assert sorted(os.listdir("data/my_videos_256/train")) == sorted(os.listdir("data/my_videos/train"))
-    run_documented(commands[3], *small, *model)
-    out = "output/custom/VIT_B_VTN_FROZEN"
+
+    # The GPU recipe, as printed: on a machine without its GPUs or its Kinetics checkpoint, one line at once.
+    if not torch.cuda.is_available():
+        proc = run_documented_tool(commands[3])
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "NUM_GPUS = 8 but this machine has 0 visible CUDA GPUs" in proc.stderr
+    built = []
+    monkeypatch.setattr("vtn.engine.trainer.build_model", lambda cfg: built.append(cfg))
+    proc = run_documented_tool(commands[3], "NUM_GPUS", 0)  # the override the GPU error asks for
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert (
+        "TRAIN.CHECKPOINT_FILE_PATH output/kinetics/VIT_B_VTN/checkpoints/checkpoint_epoch_00025.pyth does not exist"
+        in (proc.stderr)
+    )
+    assert not built  # said before the model (and its pretrained download) and the loaders
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+
+    # The CPU version from the demo's last checkpoint (untrained here: the test checks the mechanics), one epoch.
+    demo = load_config("configs/Synthetic/VTN_TINY.yaml")
+    checkpoint = "output/synthetic/VTN_TINY/checkpoints/checkpoint_epoch_00030.pyth"  # where the demo leaves it
+    assert checkpoint in commands[4] and os.path.normpath(demo.OUTPUT_DIR) == "output/synthetic/VTN_TINY"
+    save_checkpoint(checkpoint, demo, build_model(demo), epoch=30)
+    small = ["SOLVER.MAX_EPOCH", 1, "TRAIN.EVAL_PERIOD", 1, "TEST.FULL_VIDEO_FRAMES", 16]
+    small += ["TEST.NUM_ENSEMBLE_VIEWS", 2, "DATA_LOADER.NUM_WORKERS", 0, "LOG_PERIOD", 1, "TRAIN.BATCH_SIZE", 4]
+    run_documented(commands[4], *small)
+    out = "output/custom/VTN_TINY_FROZEN"
     results = json.load(open(os.path.join(out, "test_results.json")))
-    # no test/ folder: the test split is val/, 6 classes x 1 video, all scored
+    # test/ holds 6 classes x 1 video, all scored
     assert results["num_listed"] == results["num_videos"] == 6 and results["num_missing"] == 0
     log = open(os.path.join(out, "stdout.log")).read()
-    assert "Re-initialised 2 tensors" in log and "checkpoint (400," in log
+    assert f"from {checkpoint} (0 reinitialised, 0 missing, 0 unexpected)" in log  # the demo's model, whole
+    assert "randomly initialised backbone" not in log
 
 
 @pytest.mark.slow

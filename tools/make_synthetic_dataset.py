@@ -13,7 +13,6 @@ overrides the folder. The same settings always give the same videos.
 import os
 import time
 
-from vtn.datasets.synthetic import CLASSES, LAYOUTS, SyntheticSpec, make_long_video, make_synthetic_dataset
 from vtn.engine.cli import base_parser, config_from_args, parse, run_main
 
 
@@ -31,7 +30,6 @@ def build_parser():
     )
     parser.add_argument(
         "--layout",
-        choices=LAYOUTS,
         default="csv",
         help="What to write: csv, the lists that TRAIN.DATASET synthetic reads (default); folder, the same "
         "videos as {train,val,test}/<class>/<name>.mp4 for TRAIN.DATASET folder.",
@@ -54,6 +52,8 @@ def build_parser():
 
 
 def make(cfg, out: str, workers: int, layout: str = "csv") -> None:
+    from vtn.datasets.synthetic import CLASSES, SyntheticSpec, make_synthetic_dataset
+
     spec = SyntheticSpec.from_cfg(cfg)
     start = time.time()
     make_synthetic_dataset(out, spec, workers=workers, layout=layout)
@@ -70,6 +70,11 @@ def main(argv=None):
 
     def body():
         cfg = config_from_args(args)
+
+        from vtn.datasets.synthetic import SyntheticSpec, make_long_video
+        from vtn.utils.logging import setup_logging
+
+        setup_logging()  # the progress lines on the console
         if args.long_video:
             classes = [c.strip() for c in args.classes.split(",") if c.strip()]
             make_long_video(args.long_video, classes, args.segment_seconds, SyntheticSpec.from_cfg(cfg))

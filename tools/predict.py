@@ -59,8 +59,6 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parse(parser, argv, lists=["input"])
-    if not args.input:
-        parser.error("--input: give at least one video, folder or list before the config overrides")
 
     def predict():
         from vtn.engine.distributed import launch_job

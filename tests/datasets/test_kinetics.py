@@ -81,3 +81,38 @@ def test_pyslowfast_lists_with_class_names_that_contain_the_separator(tmp_path, 
     )
     train = build_dataset(layout_cfg("kinetics", root, 3, "DATA.CLASS_INDEX_FILE", "classes.json"), "train")
     assert train.labels == [0, 1, 2]
+
+
+def test_rows_that_repeat_a_video_are_reported_and_tested_once(tmp_path, synthetic_dir, caplog, capsys):
+    import torch
+
+    from tests.helpers import run_tool, tiny_model
+    from vtn.engine.evaluator import dataset_metrics, run_inference
+
+    for split in ("train", "val", "test"):
+        rows = open(os.path.join(synthetic_dir, f"{split}.csv")).read().splitlines()
+        repeats = rows[:2] if split != "val" else []  # a list copied twice in part, as after a merge
+        if split == "test":
+            repeats[1] = repeats[1].rsplit(" ", 1)[0] + " stripes"  # and once with another label
+        (tmp_path / f"{split}.csv").write_text("\n".join(rows + repeats) + "\n")
+    opts = ["DATA.PATH_PREFIX", synthetic_dir, "DATA.CLASS_INDEX_FILE", os.path.join(synthetic_dir, "classes.json")]
+    opts += ["DATA.TEST_SCALE", 32, "DATA.TEST_CROP_SIZE", 32]
+    cfg = layout_cfg("kinetics", tmp_path, 6, *opts)
+    with caplog.at_level(logging.WARNING):
+        test = build_dataset(cfg, "test", "full_video")
+        train = build_dataset(cfg, "train")
+    assert test.num_listed == test.num_videos == 6 and test.repeated_rows == 2 and len(set(test.paths)) == 6
+    assert "test split: 2 rows list a video listed above (1 with another label than their first row)" in caplog.text
+    assert "each video is counted once, with its first row" in caplog.text
+    assert train.num_videos == 14 and train.repeated_rows == 2 and "training uses every row" in caplog.text
+    # the test phase scores each video once: 6 listed, 6 scored
+    loader = build_loader(cfg, "test", "full_video")
+    result = run_inference(tiny_model(*opts, "MODEL.NUM_CLASSES", 6), loader, cfg, torch.device("cpu"))
+    metrics = dataset_metrics(result, loader.dataset, 6)
+    assert metrics["num_listed"] == metrics["num_videos"] == 6
+    # check_dataset says it per split
+    proc = run_tool("check_dataset.py", "DATA.PATH_TO_DATA_DIR", tmp_path, "MODEL.NUM_CLASSES", 6, *opts)
+    assert "[test] listed 6, present 6" in proc.stdout
+    assert "; 2 rows list a video listed above (each video is counted once, with its first row)" in proc.stdout
+    assert "[train] listed 14" in proc.stdout and "(training uses every row)" in proc.stdout
+    assert "[val] listed 6, present 6, missing 0, unreadable 0; 6 classes\n" in proc.stdout

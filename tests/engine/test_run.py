@@ -76,3 +76,53 @@ def test_a_bad_test_csv_line_stops_the_run_before_training(synthetic_dir, tmp_pa
     with pytest.raises(SystemExit) as e:
         run_net_main(*TINY_MODEL_OPTS, *synthetic_opts(str(data)), "OUTPUT_DIR", tmp_path / "out")
     assert e.value.code == 2 and "test.csv, line 7" in capsys.readouterr().err
+
+
+def test_the_weight_files_a_config_names_are_checked_at_start_up(tmp_path):
+    from vtn.engine.checkpoint import CheckpointError, checkpoint_dir, checkpoint_name
+    from vtn.engine.run import check_named_files
+
+    missing = str(tmp_path / "k400.pyth")
+    out = str(tmp_path / "out")
+    with pytest.raises(CheckpointError) as e:
+        check_named_files(tiny_cfg("OUTPUT_DIR", out, "TRAIN.CHECKPOINT_FILE_PATH", missing))
+    assert str(e.value) == (
+        f"TRAIN.CHECKPOINT_FILE_PATH {missing} does not exist; name the checkpoint to start from, or "
+        'TRAIN.CHECKPOINT_FILE_PATH "" to start without one'
+    )
+    with pytest.raises(CheckpointError, match=r"^TEST.CHECKPOINT_FILE_PATH .*k400.pyth does not exist$"):
+        check_named_files(tiny_cfg("OUTPUT_DIR", out, "TRAIN.ENABLE", False, "TEST.CHECKPOINT_FILE_PATH", missing))
+    with pytest.raises(CheckpointError, match=r"^VTN.PRETRAINED_PATH .*k400.pyth does not exist$"):
+        check_named_files(tiny_cfg("OUTPUT_DIR", out, "VTN.PRETRAINED_PATH", missing))
+    check_named_files(tiny_cfg("OUTPUT_DIR", out, "TRAIN.ENABLE", False, "TRAIN.CHECKPOINT_FILE_PATH", missing))
+    # a run that resumes from its own checkpoints no longer reads TRAIN.CHECKPOINT_FILE_PATH
+    os.makedirs(checkpoint_dir(out))
+    open(os.path.join(checkpoint_dir(out), checkpoint_name(1)), "wb").close()
+    check_named_files(tiny_cfg("OUTPUT_DIR", out, "TRAIN.CHECKPOINT_FILE_PATH", missing))
+
+
+def test_run_net_without_a_config_says_to_give_one(capsys):
+    with pytest.raises(SystemExit) as e:
+        run_net_main()
+    assert e.value.code == 2 and "give a config: --cfg FILE, e.g. --cfg configs/Synthetic/VTN_TINY.yaml" in (
+        capsys.readouterr().err
+    )
+
+
+def test_the_command_line_of_the_tools_imports_no_torch():
+    """--help and config errors come at once: building a tool's parser and reading a config import no torch."""
+    import subprocess
+    import sys
+
+    tools = ["run_net", "demo_net", "predict", "export_model", "extract_features", "model_info", "check_dataset"]
+    tools += ["submit", "convert_checkpoint", "visualize_attention", "plot_curves", "make_synthetic_dataset"]
+    code = (
+        "import sys; from tests.helpers import load_tool; from vtn.engine.cli import parse\n"
+        f"for name in {tools!r}:\n"
+        "    load_tool(f'tools/{name}.py').build_parser()\n"
+        "from vtn.config import load_config; load_config('configs/Kinetics/VIT_B_VTN.yaml', validate=False)\n"
+        "print(sorted(m for m in ('torch', 'timm', 'transformers', 'av') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

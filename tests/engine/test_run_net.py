@@ -62,6 +62,19 @@ def test_outputs_of_a_training_and_test_run(trained):
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(out, "tensorboard")))
 
 
+def test_each_epoch_checkpoint_holds_the_best_top1_of_its_own_validation(trained):
+    out, _ = trained
+    stats = [json.loads(line) for line in open(os.path.join(out, "json_stats.log"))]
+    best = {int(s["epoch_float"]): s["best_top1"] for s in stats if s["_type"] == "val_epoch"}
+    assert set(best) == {1, 2}
+    for epoch in (1, 2):  # saved after the epoch's validation: a run resumed there compares with the right best
+        data = load_checkpoint_file(os.path.join(checkpoint_dir(out), f"checkpoint_epoch_{epoch:05d}.pyth"))
+        assert data["best_metric"] == pytest.approx(best[epoch], abs=1e-3)  # (the log keeps 6 digits)
+    assert load_checkpoint_file(os.path.join(checkpoint_dir(out), "checkpoint_best.pyth"))["best_metric"] == (
+        pytest.approx(max(best.values()), abs=1e-3)
+    )
+
+
 def test_test_results_and_predictions(trained):
     out, proc = trained
     assert "protocol" in proc.stdout and "multi_view" in proc.stdout and "full_video" in proc.stdout

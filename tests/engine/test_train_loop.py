@@ -112,8 +112,8 @@ def test_a_project_adds_a_hook_and_its_own_optimizer_by_subclassing(synthetic_di
     assert [type(h).__name__ for h in trainer.hooks] == [
         "LRScheduler",
         "MetricsWriter",
+        "EvalHook",  # before the checkpointer: an epoch's checkpoint holds its validation's best top-1
         "PeriodicCheckpointer",
-        "EvalHook",
         "LossLog",
     ]
 

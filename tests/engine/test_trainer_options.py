@@ -94,3 +94,17 @@ def test_ema_weights_are_saved_and_used_for_testing(synthetic_dir, tmp_path):
     assert [p["top5_ids"] for p in preds] == scores["ema"].indices.tolist()
     torch.testing.assert_close(got, scores["ema"].values, rtol=0, atol=1e-5)
     assert (got - scores["raw"].values).abs().max() > 1e-4  # the two sets of weights do score differently
+
+
+def test_a_frozen_random_backbone_is_warned_about(synthetic_dir, tmp_path):
+    from vtn.engine.checkpoint import save_checkpoint
+
+    opts = ["VTN.FREEZE_BACKBONE", "True", "SOLVER.MAX_EPOCH", "1", "TEST.ENABLE", "False", "TRAIN.EVAL_PERIOD", "0"]
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(tmp_path / "random"), *opts))
+    assert "VTN.FREEZE_BACKBONE True with a randomly initialised backbone" in proc.stdout
+    assert "accuracy may stay near chance (16.7%)" in proc.stdout
+    cfg = load_config(None, run_opts(synthetic_dir, str(tmp_path / "x")))
+    save_checkpoint(str(tmp_path / "trained.pyth"), cfg, build_model(cfg))
+    opts += ["TRAIN.CHECKPOINT_FILE_PATH", str(tmp_path / "trained.pyth")]
+    proc = run_tool("run_net.py", *run_opts(synthetic_dir, str(tmp_path / "from_weights"), *opts))
+    assert "randomly initialised backbone" not in proc.stdout

@@ -40,6 +40,23 @@ def test_demo_errors_are_clear(trained_tiny, tmp_path):
     assert proc.returncode != 0 and "cannot be opened as a video" in proc.stderr
 
 
+def test_a_demo_output_that_cannot_be_written_fails_before_the_model_loads(trained_tiny, tmp_path, monkeypatch):
+    from vtn.engine import demo
+
+    opts, video = trained_tiny
+    loaded = []
+    monkeypatch.setattr(demo, "load_predictor", lambda cfg: loaded.append(cfg))
+    (tmp_path / "file").write_text("x")
+    for flags, message in (
+        (["--output", tmp_path / "out.gif"], "--output '" + str(tmp_path / "out.gif") + "': expected a video (.mp4"),
+        (["--output", tmp_path / "file" / "p.png"], f"--output: cannot write {tmp_path / 'file' / 'p.png'}: "),
+        (["--timeline", 1, "--plot", tmp_path / "file" / "t.png"], "--timeline-csv: cannot write "),
+    ):
+        proc = run_tool("demo_net.py", "--video", video, *flags, *opts, check=False)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert not loaded
+
+
 def test_demo_enable_in_run_net(trained_tiny):
     opts, video = trained_tiny
     # the config still enables training and testing: DEMO.ENABLE runs the demo instead, nothing else

@@ -72,6 +72,9 @@ def test_train_and_test_on_the_cache_then_end_to_end(cache, synthetic_dir, tmp_p
     assert "train_epoch" in proc.stdout and "val_epoch" in proc.stdout
     assert "1 crop (TEST.NUM_SPATIAL_CROPS = 3 does not apply" in proc.stdout
     assert "differ from those that made the feature cache" not in proc.stdout  # same seed, same backbone
+    # a cache of a random backbone: said, with what to expect (near chance) and what to do
+    assert f"the feature cache {features_dir} was made with a randomly initialised backbone" in proc.stdout
+    assert "accuracy may stay near chance (16.7%)" in proc.stdout and "--checkpoint of a trained model" in proc.stdout
     for protocol, views in (("multi_view", 2), ("full_video", 1)):
         r = json.load(open(os.path.join(out, f"test_results_{protocol}.json")))
         assert r["num_videos"] == 6 and r["num_failed"] == 0 and r["views_per_video"] == views
@@ -114,3 +117,12 @@ def test_workers_and_float16_from_the_command_line(synthetic_dir, tmp_path):
     bad = run_tool("extract_features.py", *opts(synthetic_dir, features_dir, "FEATURES.DTYPE", "half"), check=False)
     assert bad.returncode == 2
     assert "extract_features: error: FEATURES.DTYPE = 'half' is not one of: 'float32', 'float16'" in bad.stderr
+
+
+def test_an_unwritable_features_dir_is_one_line_before_any_work(synthetic_dir, tmp_path):
+    (tmp_path / "file").write_text("x")
+    features_dir = str(tmp_path / "file" / "cache")
+    proc = run_tool("extract_features.py", *opts(synthetic_dir, features_dir), check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"DATA.FEATURES_DIR: cannot write {features_dir}/.tmp-probe: {tmp_path / 'file'} is a file" in proc.stderr
+    assert proc.stdout == ""  # nothing extracted, nothing logged

@@ -215,3 +215,29 @@ def test_a_bad_timeline_is_a_one_line_error(setup, tmp_path):
         "predict.py", "--input", videos[0], "--output", tmp_path / "t.csv", "--timeline", "0", *opts, check=False
     )
     assert bad.returncode == 2 and "--timeline" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_an_override_after_the_inputs_is_an_override_not_two_more_inputs(setup, tmp_path):
+    opts, videos, _ = setup
+    out = str(tmp_path / "p.csv")
+    proc = run_tool("predict.py", "--output", out, *opts, "--input", videos[0], "TEST.FULL_VIDEO_FRAMES", 16)
+    rows = read_csv(out)
+    assert [r["path"] for r in rows] == [videos[0]] and rows[0]["status"] == "ok"
+    assert int(rows[0]["frames"]) == 16  # the override applied, after the setup's 8 as written
+    assert f"wrote {out}: 1 ok, 0 failed" in proc.stdout
+    alone = run_tool("predict.py", "--input", "TEST.FULL_VIDEO_FRAMES", 16, "--output", out, *opts, check=False)
+    assert alone.returncode == 2 and "argument --input: expected at least one argument" in alone.stderr
+
+
+def test_an_unwritable_output_fails_before_the_model_loads(setup, tmp_path, monkeypatch):
+    from vtn.engine import predict
+
+    opts, videos, _ = setup
+    loaded = []
+    monkeypatch.setattr(predict, "prediction_job", lambda *a, **k: loaded.append(a))
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "p.csv"
+    proc = run_tool("predict.py", "--input", videos[0], "--output", out, *opts, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"--output: cannot write {out}: {tmp_path / 'file'} is a file, not a folder" in proc.stderr
+    assert not loaded

@@ -146,3 +146,22 @@ def test_a_bad_time_is_a_one_line_usage_error(value, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert f"{value!r} is not a time limit" in err and "D-HH:MM:SS" in err
+
+
+def test_without_slurm_submit_says_so_instead_of_running_jobs_here(tmp_path, monkeypatch):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    python_dir = os.path.dirname(os.path.realpath(__import__("sys").executable))
+    monkeypatch.setenv("PATH", f"{empty}{os.pathsep}{python_dir}")  # no srun on PATH
+    out = tmp_path / "run"
+    proc = run_tool("submit.py", "--nodes", "1", "--gpus-per-node", "8", "OUTPUT_DIR", out, check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert (
+        "SLURM is not available on this machine (no srun on PATH)" in proc.stderr and "--cluster local" in proc.stderr
+    )
+    assert not (out / "submitit").exists()  # nothing was submitted
+    # --cluster local runs the job here: the GPUs it asks for must be here
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    proc = run_tool("submit.py", "--cluster", "local", "--gpus-per-node", "8", "OUTPUT_DIR", out, check=False)
+    assert proc.returncode == 2 and "NUM_GPUS = 8 but this machine has" in proc.stderr
+    assert not (out / "submitit").exists()

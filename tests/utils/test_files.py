@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vtn.utils.errors import DiskFullError, OutputWriteError, UserError
-from vtn.utils.files import atomic_write, check_writable, check_writable_dir, copy_atomic, write_json_atomic
+from vtn.utils.files import atomic_write, check_writable, check_writable_dir, write_json_atomic
 
 
 @contextlib.contextmanager
@@ -73,12 +73,12 @@ def test_files_get_the_mode_of_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
         write_json_atomic({"top1": 1.0}, str(tmp_path / "test_results.json"))
-        copy_atomic(str(tmp_path / "test_results.json"), str(tmp_path / "copy.json"))
+        atomic_write(str(tmp_path / "c.pyth"), lambda f: torch.save({"w": torch.ones(1)}, f))
     finally:
         os.umask(old)
-    for name in ("test_results.json", "copy.json"):
+    for name in ("test_results.json", "c.pyth"):
         assert os.stat(tmp_path / name).st_mode & 0o777 == mode, name
-    assert json.loads((tmp_path / "copy.json").read_text()) == {"top1": 1.0}
+    assert json.loads((tmp_path / "test_results.json").read_text()) == {"top1": 1.0}
 
 
 def test_writability_is_checked_before_any_work(tmp_path):

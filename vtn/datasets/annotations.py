@@ -152,3 +152,25 @@ def check_label_range(paths: list[str], labels: list[int], num_classes: int, spl
             f"{len(bad)} videos of the {split} split have labels >= MODEL.NUM_CLASSES = {num_classes}, "
             f"e.g. {bad[0][0]} with label {bad[0][1]}"
         )
+
+
+def repeats_policy(split: str) -> str:
+    """What a split does with rows that list a video again: training keeps them (a list may repeat videos on
+    purpose), validation and testing count each video once."""
+    return "training uses every row" if split == "train" else "each video is counted once, with its first row"
+
+
+def repeated_rows(paths: list[str], labels: list[int]) -> tuple[list[int], list[str], int]:
+    """Rows that list a video already listed above (the same path, normalised): (the index of each video's first
+    row, in order; the paths listed more than once; how many repeats give another label than the first row)."""
+    first: dict[str, int] = {}
+    repeated: dict[str, None] = {}
+    conflicting = 0
+    for i, (path, label) in enumerate(zip(paths, labels)):
+        key = os.path.normpath(path)
+        if key in first:
+            repeated[path] = None
+            conflicting += int(labels[first[key]] != label)
+        else:
+            first[key] = i
+    return list(first.values()), list(repeated), conflicting

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from vtn.datasets.annotations import repeats_policy
 from vtn.datasets.build import build_dataset
 from vtn.datasets.decoder import VideoDecodeError, build_decoder
 from vtn.utils.logging import format_eta
@@ -74,6 +75,7 @@ def scan_split(cfg, split: str, workers: int = 1, progress: Optional[Callable[[i
     return {
         "split": split,
         "listed": dataset.num_listed,
+        "repeated_rows": getattr(dataset, "repeated_rows", 0),
         "present": len(dataset.paths),
         "missing": list(dataset.missing),
         "unreadable": [reason for _, r, reason in results if r is None],
@@ -102,7 +104,12 @@ def format_report(report: dict, show: int = 10) -> str:
     lines = [
         f"[{report['split']}] listed {report['listed']}, present {report['present']}, missing "
         f"{len(report['missing'])}, unreadable {len(report['unreadable'])}; {classes}"
-        + (f"; {report['ignored_files']} files that are not videos ignored" if report.get("ignored_files") else ""),
+        + (f"; {report['ignored_files']} files that are not videos ignored" if report.get("ignored_files") else "")
+        + (
+            f"; {report['repeated_rows']} rows list a video listed above ({repeats_policy(report['split'])})"
+            if report.get("repeated_rows")
+            else ""
+        ),
         f"  duration (s): {_spread(report['durations'], '.2f')}",
         "  fps histogram: " + ", ".join(f"{k:g} fps: {v}" for k, v in sorted(report["fps"].items())),
         f"  short side (px): {_spread(report['short_sides'], '.0f')}; most common sizes: "

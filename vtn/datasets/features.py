@@ -195,6 +195,16 @@ class FeatureDataset(torch.utils.data.Dataset):
                 cfg.TEST.NUM_SPATIAL_CROPS,
             )
         self._warn_if_sparse()
+        m = self.manifest
+        random_backbone = not (m.get("pretrained") or m.get("pretrained_path") or m.get("checkpoint"))
+        self.init_advice = (
+            f"the feature cache {self.features_dir} was made with a randomly initialised backbone (its manifest: no "
+            "pretrained weights, no checkpoint): the Longformer and the head learn from random features, and "
+            f"accuracy may stay near chance ({100 / max(cfg.MODEL.NUM_CLASSES, 1):.1f}%). Extract the cache with "
+            "--checkpoint of a trained model (or VTN.PRETRAINED True) for features that carry the classes"
+            if random_backbone
+            else ""
+        )
 
     def _warn_if_sparse(self) -> None:
         fps = float(self.manifest["sampling"].get("fps") or 0.0)

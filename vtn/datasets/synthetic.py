@@ -231,7 +231,7 @@ def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: in
     is the layout above (what `TRAIN.DATASET synthetic` reads); "folder" writes the same videos as
     `{train,val,test}/<class>/<name>.mp4` for `TRAIN.DATASET folder` (the custom-dataset walkthrough)."""
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        raise DatasetError(f"--layout {layout}: expected one of {', '.join(LAYOUTS)}")
     spec = spec or SyntheticSpec()
     parent = os.path.dirname(os.path.abspath(out_dir)) or "."
     os.makedirs(parent, exist_ok=True)
@@ -240,6 +240,7 @@ def make_synthetic_dataset(out_dir: str, spec: SyntheticSpec = None, workers: in
         for split in SPLIT_IDS:
             os.makedirs(os.path.join(tmp, "videos", split))
         jobs = [(tmp, spec, *job) for split in SPLIT_IDS for job in _video_jobs(spec, split)]
+        logger.info("synthetic dataset: writing %d videos into %s (a progress line every 10 s)", len(jobs), out_dir)
         results = _run_jobs(jobs, workers)
         if layout == "folder":
             for (rel, name), job in zip(results, jobs):

@@ -28,7 +28,7 @@ import torch
 from iopath.common.file_io import g_pathmgr
 
 from vtn.datasets import sampling, transforms
-from vtn.datasets.annotations import check_label_range
+from vtn.datasets.annotations import check_label_range, repeated_rows, repeats_policy
 from vtn.datasets.augment import build_train_augmentations
 from vtn.datasets.decoder import VideoDecodeError, VideoInfo, build_decoder
 from vtn.datasets.files import locate_videos
@@ -116,6 +116,7 @@ class VideoDataset(torch.utils.data.Dataset):
                 f"is {cfg.MODEL.NUM_CLASSES}: set MODEL.NUM_CLASSES {len(class_names)}"
             )
         check_label_range(list(paths), list(labels), cfg.MODEL.NUM_CLASSES, split)
+        paths, labels = self._drop_repeats(split, list(paths), list(labels))
         self.num_listed = len(paths)
         found, missing = locate_videos(list(paths), self.data_root)
         self.missing = [paths[i] for i in missing]
@@ -152,6 +153,26 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self.num_videos * self.num_views
+
+    def _drop_repeats(self, split: str, paths: list[str], labels: list[int]) -> tuple[list[str], list[int]]:
+        """Rows that list a video again: said in the log, counted in `repeated_rows`, and kept or dropped as
+        `repeats_policy` says."""
+        first, repeated, conflicting = repeated_rows(paths, labels)
+        self.repeated_rows = len(paths) - len(first)
+        if not repeated:
+            return paths, labels
+        other = f" ({conflicting} with another label than their first row)" if conflicting else ""
+        logger.warning(
+            "%s split: %d rows list a video listed above%s, e.g. %s; %s",
+            split,
+            self.repeated_rows,
+            other,
+            repeated[0],
+            repeats_policy(split),
+        )
+        if split == "train":
+            return paths, labels
+        return [paths[i] for i in first], [labels[i] for i in first]
 
     def is_missing(self, video_idx: int) -> bool:
         """Whether a listed video is not on disk (reported apart from videos that fail to decode)."""

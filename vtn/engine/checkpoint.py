@@ -25,7 +25,7 @@ import yaml
 
 from vtn.engine.distributed import unwrap
 from vtn.utils.errors import UserError
-from vtn.utils.files import atomic_write, copy_atomic, remove_temporaries
+from vtn.utils.files import atomic_write, remove_temporaries
 from vtn.utils.torch_files import load_torch_file
 
 logger = logging.getLogger(__name__)
@@ -185,12 +185,6 @@ def prune_checkpoints(output_dir: str, keep: int) -> None:
         return
     for _, _, path in list_checkpoints(output_dir)[:-keep]:
         os.unlink(path)
-
-
-def copy_as_best(path: str, output_dir: str) -> str:
-    best = os.path.join(checkpoint_dir(output_dir), BEST_NAME)
-    copy_atomic(path, best)
-    return best
 
 
 def stored_config(data: dict, path: str) -> Optional[dict]:

@@ -119,16 +119,26 @@ def parse(
     """parse_intermixed_args, so that overrides may sit before or after the flags. `lists`: the destinations of
     options that take several values (`--input a.mp4 b.mp4`); such an option ends before the first value that is a
     config key (`--input a.mp4 TEST.FULL_VIDEO_FRAMES 16` is one input and one override), unless a file of that
-    name exists."""
+    name exists; the override keeps its place among the others (a later one wins)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if lists:
+        flags = {flag for action in parser._actions if action.dest in lists for flag in action.option_strings}
+        if END_OF_VALUES not in parser._option_string_actions:
+            parser.add_argument(END_OF_VALUES, action="store_true", help=argparse.SUPPRESS)
+        words, argv, inside = argv, [], False
+        for word in words:
+            if word.startswith("-"):
+                inside = word in flags
+            elif inside and is_config_key(word) and not os.path.exists(word):
+                argv.append(END_OF_VALUES)
+                inside = False
+            argv.append(word)
     args = parser.parse_intermixed_args(argv)
-    reclaimed = []
-    for dest in lists:
-        values = list(getattr(args, dest) or [])
-        at = next((i for i, v in enumerate(values) if is_config_key(v) and not os.path.exists(v)), len(values))
-        setattr(args, dest, values[:at])
-        reclaimed += values[at:]
-    args.all_opts = reclaimed + list(args.overrides) + list(args.opts or [])
+    args.all_opts = list(args.overrides) + list(args.opts or [])
     return args
+
+
+END_OF_VALUES = "--end-of-values"  # ends an option of several values where an override begins (see `parse`)
 
 
 def is_config_key(word: str) -> bool:

@@ -2,10 +2,11 @@
 
 - `LRScheduler`: the learning rate of every step, from the fractional epoch (the trainer's LR policy).
 - `MetricsWriter`: training statistics with one host sync per log line (and the loss check with it), one
-  human line and one JSON line every LOG_PERIOD steps, the epoch summary, TensorBoard scalars.
-- `PeriodicCheckpointer`: a checkpoint every TRAIN.CHECKPOINT_ITERS steps inside an epoch and every
-  TRAIN.CHECKPOINT_PERIOD epochs (and after the last one).
+  human line and one JSON line every LOG_PERIOD steps (sooner by LOG_SECONDS), the epoch summary, TensorBoard
+  scalars.
 - `EvalHook`: validation every TRAIN.EVAL_PERIOD epochs (and after the last one), keeping the best checkpoint.
+- `PeriodicCheckpointer`: a checkpoint every TRAIN.CHECKPOINT_ITERS steps inside an epoch and every
+  TRAIN.CHECKPOINT_PERIOD epochs (and after the last one), after the epoch's validation.
 
 A step the trainer skipped (a non-finite loss under TRAIN.MAX_BAD_STEPS) has no `step_output`: the hooks leave it
 out. Hooks of a project subclass `HookBase`; registered in HOOK_REGISTRY (`f(cfg) -> HookBase`), they are added
@@ -19,7 +20,6 @@ import torch
 
 from vtn.config import register_check
 from vtn.engine import distributed as du
-from vtn.engine.checkpoint import checkpoint_name
 from vtn.engine.meters import TrainMeter, format_stats
 from vtn.engine.train_loop import HookBase
 from vtn.utils.errors import ConfigError
@@ -150,8 +150,9 @@ class PeriodicCheckpointer(HookBase):
 
 
 class EvalHook(HookBase):
-    """Validation every `period` epochs and after the last; the best top-1 so far is kept as the best
-    checkpoint (a copy of the epoch's checkpoint when there is one)."""
+    """Validation every `period` epochs and after the last; the weights of the best top-1 so far are kept as the
+    best checkpoint. It runs before PeriodicCheckpointer, so that the epoch's checkpoint holds the best top-1 this
+    validation found (a run resumed from it compares the next epochs with it)."""
 
     def __init__(self, period: int, evaluate: Callable, emit: Callable):
         self.period, self.evaluate, self.emit = period, evaluate, emit
@@ -179,7 +180,4 @@ class EvalHook(HookBase):
         stats["best_top1"] = t.best_metric
         self.emit(stats, "val", done * t.epoch_iters)
         if improved:
-            saved = (
-                t.last_checkpoint if t.last_checkpoint and t.last_checkpoint.endswith(checkpoint_name(done)) else None
-            )
-            t.save_best(saved)
+            t.save_best()

@@ -6,7 +6,7 @@ from typing import Optional
 
 from vtn.datasets import check_splits
 from vtn.engine import distributed as du
-from vtn.engine.checkpoint import BEST_NAME, checkpoint_dir, remove_stale_temporaries
+from vtn.engine.checkpoint import BEST_NAME, CheckpointError, checkpoint_dir, list_checkpoints, remove_stale_temporaries
 from vtn.engine.demo import run_demo
 from vtn.engine.distributed import unwrap
 from vtn.engine.output_dir import RunLock, check_output_dir, save_run_config
@@ -62,6 +62,26 @@ def run_process(cfg) -> None:
             lock.release()
 
 
+def check_named_files(cfg) -> None:
+    """The weight files the config names and the run will read exist (one line naming the key otherwise):
+    TRAIN.CHECKPOINT_FILE_PATH (unless the run resumes from OUTPUT_DIR's checkpoints), TEST.CHECKPOINT_FILE_PATH,
+    VTN.PRETRAINED_PATH."""
+    resumes = cfg.TRAIN.AUTO_RESUME and bool(list_checkpoints(cfg.OUTPUT_DIR))
+    named = [
+        ("TRAIN.CHECKPOINT_FILE_PATH", cfg.TRAIN.CHECKPOINT_FILE_PATH, cfg.TRAIN.ENABLE and not resumes),
+        ("TEST.CHECKPOINT_FILE_PATH", cfg.TEST.CHECKPOINT_FILE_PATH, cfg.TEST.ENABLE),
+        ("VTN.PRETRAINED_PATH", cfg.VTN.PRETRAINED_PATH, True),
+    ]
+    for key, path, used in named:
+        if path and used and not os.path.isfile(path):
+            hint = (
+                f'; name the checkpoint to start from, or {key} "" to start without one'
+                if key.startswith("TRAIN")
+                else ""
+            )
+            raise CheckpointError(f"{key} {path} does not exist{hint}")
+
+
 def run_phases(cfg) -> None:
     """What the config asks for: the demo alone when DEMO.ENABLE, else the training and test phases that
     TRAIN.ENABLE and TEST.ENABLE enable. The config is written into OUTPUT_DIR only once the run's checkpoint has
@@ -72,6 +92,7 @@ def run_phases(cfg) -> None:
             run_demo(cfg, cfg.DEMO.INPUT_VIDEO, cfg.DEMO.OUTPUT_FILE)
         return
     check_splits(cfg)  # the data first: a missing dataset is reported before any weight download
+    check_named_files(cfg)  # then the weights the config names, before the model and the loaders are built
     checkpoint = None
     if cfg.TRAIN.ENABLE:
         trainer = Trainer(cfg)

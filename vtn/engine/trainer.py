@@ -21,7 +21,6 @@ from vtn.engine.checkpoint import (
     capture_rng_state,
     checkpoint_dir,
     checkpoint_name,
-    copy_as_best,
     find_resume_checkpoint,
     list_checkpoints,
     load_checkpoint_file,
@@ -195,17 +194,15 @@ class Trainer(TrainerBase):
         return evaluate
 
     def build_hooks(self) -> list:
-        """LR schedule, metrics and logs, periodic checkpoints and validation, in that order, then the registered
-        hooks TRAIN.HOOKS names."""
+        """LR schedule, metrics and logs, validation, periodic checkpoints, in that order (an epoch's checkpoint
+        holds its validation's best top-1, and exists only once the epoch was validated), then the registered hooks
+        TRAIN.HOOKS names."""
         cfg = self.cfg
         metrics = MetricsWriter(cfg.LOG_PERIOD, self._build_tensorboard(cfg), cfg.LOG_SECONDS)
-        hooks = [
-            LRScheduler(self.lr_policy, set_lr),
-            metrics,
-            PeriodicCheckpointer(cfg.TRAIN.CHECKPOINT_PERIOD, cfg.TRAIN.CHECKPOINT_ITERS),
-        ]
+        hooks = [LRScheduler(self.lr_policy, set_lr), metrics]
         if self.val_loader is not None:
             hooks.append(EvalHook(cfg.TRAIN.EVAL_PERIOD, self.build_evaluator(cfg, self.val_loader), metrics.emit))
+        hooks.append(PeriodicCheckpointer(cfg.TRAIN.CHECKPOINT_PERIOD, cfg.TRAIN.CHECKPOINT_ITERS))
         return hooks + [HOOK_REGISTRY.get(name)(cfg) for name in cfg.TRAIN.HOOKS]
 
     # ------------------------------------------------------------------ setup helpers
@@ -262,6 +259,13 @@ class Trainer(TrainerBase):
                 self.start_iter = int(data.get("iteration", 0))
         elif getattr(self.train_loader.dataset, "init_advice", ""):
             logger.warning("TRAIN.DATASET %s: %s.", cfg.TRAIN.DATASET, self.train_loader.dataset.init_advice)
+        elif cfg.VTN.FREEZE_BACKBONE and not (cfg.VTN.PRETRAINED or cfg.VTN.PRETRAINED_PATH):
+            logger.warning(
+                "VTN.FREEZE_BACKBONE True with a randomly initialised backbone (VTN.PRETRAINED False, no "
+                "VTN.PRETRAINED_PATH or TRAIN.CHECKPOINT_FILE_PATH): its features stay random, and accuracy may stay "
+                "near chance (%.1f%%). Start it from trained weights with one of these keys.",
+                100 / max(cfg.MODEL.NUM_CLASSES, 1),
+            )
         if self.ema is not None:
             self.ema = ModelEMA(self.model, cfg.TRAIN.EMA_DECAY)
 
@@ -396,27 +400,26 @@ class Trainer(TrainerBase):
         path = os.path.join(checkpoint_dir(self.output_dir), checkpoint_name(epoch, iteration))
         rng_states = du.all_gather_object(capture_rng_state())  # every process resumes with its own random numbers
         if self.master:
-            try:
-                state = (self.model, self.optimizer, self.scaler, self.ema)
-                save_checkpoint(path, self.cfg, *state, epoch, iteration, self.best_metric, rng_states=rng_states)
-            except OutputWriteError as e:
-                found = list_checkpoints(self.output_dir)
-                kept = f"the newest complete checkpoint is {found[-1][2]}" if found else "no checkpoint was kept"
-                fix = "Free space" if isinstance(e, DiskFullError) else "Fix the cause"
-                raise type(e)(f"{e}; {kept}. {fix} and run the same command again to continue.") from e
+            self._write(path, epoch, iteration, rng_states)
             prune_checkpoints(self.output_dir, self.cfg.TRAIN.CHECKPOINT_KEEP)
             logger.info("Saved %s", path)
         du.barrier()
         return path
 
-    def save_best(self, saved: Optional[str]) -> None:
-        """Keep the current weights as the best checkpoint: a copy of `saved` (this epoch's checkpoint) when there
-        is one, else a checkpoint of its own."""
+    def save_best(self) -> None:
+        """Keep the current weights (the end of epoch `self.epoch`, validated) as the best checkpoint."""
         if self.master:
-            if saved is not None:
-                copy_as_best(saved, self.output_dir)
-            else:
-                best = os.path.join(checkpoint_dir(self.output_dir), BEST_NAME)
-                state = (self.model, self.optimizer, self.scaler, self.ema)
-                save_checkpoint(best, self.cfg, *state, self.epoch + 1, 0, self.best_metric)
+            self._write(os.path.join(checkpoint_dir(self.output_dir), BEST_NAME), self.epoch + 1, 0)
         du.barrier()
+
+    def _write(self, path: str, epoch: int, iteration: int, rng_states: Optional[list] = None) -> None:
+        """save_checkpoint of the trainer's state; a failed write (a full disk, a file-size limit, EIO) ends the run
+        with one line that names the newest complete checkpoint, from which the same command continues."""
+        try:
+            state = (self.model, self.optimizer, self.scaler, self.ema)
+            save_checkpoint(path, self.cfg, *state, epoch, iteration, self.best_metric, rng_states=rng_states)
+        except OutputWriteError as e:
+            found = list_checkpoints(self.output_dir)
+            kept = f"the newest complete checkpoint is {found[-1][2]}" if found else "no checkpoint was kept"
+            fix = "Free space" if isinstance(e, DiskFullError) else "Fix the cause"
+            raise type(e)(f"{e}; {kept}. {fix} and run the same command again to continue.") from e

@@ -110,12 +110,6 @@ def write_json_atomic(obj, path: str) -> None:
     atomic_write(path, lambda f: json.dump(obj, f, indent=1), binary=False)
 
 
-def copy_atomic(src: str, path: str) -> None:
-    """A copy of the file `src` at `path` through `atomic_write`."""
-    with open(src, "rb") as f:
-        atomic_write(path, lambda out: shutil.copyfileobj(f, out))
-
-
 def check_writable(path: str, what: str) -> None:
     """Before any work: the file `path` (named `what`, e.g. '--output') can be created where it is to go: its
     folder exists or can be made, and a file can be written in it. An OutputWriteError names it otherwise."""

@@ -285,3 +285,24 @@ def run_torchrun(tool, *args, nproc=2, torchrun_args=(), env=None, timeout=600):
             f"{tool} under torchrun did not end in {timeout} s\n{out[-3000:]}\n{err[-3000:]}"
         ) from None
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def file_size_limit(nbytes):
+    """A context manager: RLIMIT_FSIZE for this process, so that a write past `nbytes` fails with EFBIG (SIGXFSZ
+    ignored, as a shell's `ulimit -f` under a job scheduler leaves it)."""
+    import contextlib
+    import resource
+    import signal
+
+    @contextlib.contextmanager
+    def limited():
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, handler)
+
+    return limited()

@@ -208,6 +208,24 @@ def test_a_disk_that_fills_mid_run_ends_with_one_line_naming_what_was_kept(
     assert not [f for f in os.listdir(out / "checkpoints") if f.startswith(".tmp")]
 
 
+def test_a_file_size_limit_mid_run_ends_with_one_line_naming_the_file(synthetic_dir, tmp_path, capsys):
+    """A real EFBIG (ulimit -f) from torch's zip writer, which reports it as its own RuntimeError."""
+    from tests.helpers import file_size_limit
+
+    out = tmp_path / "run"
+    with file_size_limit(600_000):  # the logs fit, a checkpoint (weights and optimizer) does not
+        code, err = run_net(
+            capsys, *run_opts(synthetic_dir, str(out), "TRAIN.CHECKPOINT_ITERS", 1, "TEST.ENABLE", "False")
+        )
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and "enforce fail" not in err
+    assert (
+        f"cannot write {out / 'checkpoints' / 'checkpoint_epoch_00001_iter_0000001.pyth'}: File too large (EFBIG)"
+        in err
+    )
+    assert "no checkpoint was kept. Fix the cause and run the same command again to continue." in err
+    assert not [f for f in os.listdir(out / "checkpoints") if f.startswith(".tmp")]
+
+
 def test_the_disk_check_budgets_every_checkpoint_the_run_keeps(tmp_path, monkeypatch):
     import shutil
 

@@ -1,32 +1,16 @@
 """Atomic writes: whole or absent, one error naming the file for any OS error (however the writer wraps it), the
 mode a plain open would give, and the up-front writability checks of the tools."""
 
-import contextlib
 import errno
 import json
 import os
-import resource
-import signal
 
 import pytest
 import torch
 
+from tests.helpers import file_size_limit
 from vtn.utils.errors import DiskFullError, OutputWriteError, UserError
 from vtn.utils.files import atomic_write, check_writable, check_writable_dir, write_json_atomic
-
-
-@contextlib.contextmanager
-def file_size_limit(nbytes):
-    """RLIMIT_FSIZE for this process: a write past `nbytes` fails with EFBIG (SIGXFSZ ignored, as a shell's
-    `ulimit -f` under a job scheduler leaves it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, handler)
 
 
 def test_a_file_size_limit_is_one_error_naming_the_file_and_the_old_file_stays(tmp_path):

@@ -346,30 +346,10 @@ def test_full_video_of_unevenly_spaced_frames_picks_the_frames_of_the_video_data
     os.makedirs(data)
     write_video(str(data / "dropped.mp4"), "mp4", "mpeg4", len(DROPPED_PTS), rate=15, pts=DROPPED_PTS)
     (data / "test.csv").write_text("dropped.mp4 2\n")
-    cfg = load_config(
-        None,
-        TINY_MODEL_OPTS
-        + [
-            "DATA.PATH_TO_DATA_DIR",
-            str(data),
-            "DATA.FEATURES_DIR",
-            str(tmp_path / "cache"),
-            "DATA.FEATURES_SOURCE",
-            "kinetics",
-            "DATA.FEATURES_FPS",
-            features_fps,
-            "TRAIN.DATASET",
-            "features",
-            "TEST.DATASET",
-            "features",
-            "VTN.FREEZE_BACKBONE",
-            True,
-            "TEST.FULL_VIDEO_FRAMES",
-            8,
-            "DATA_LOADER.NUM_WORKERS",
-            0,
-        ],
-    )
+    cfg = features_cfg(str(data), str(tmp_path / "cache"), "DATA.FEATURES_SOURCE", "kinetics")
+    cfg.defrost()
+    cfg.DATA.FEATURES_FPS = features_fps
+    cfg.freeze()
     extract_features(cfg, ["test"], model=build_extraction_model(cfg))
     videos_cfg = cfg.clone()
     videos_cfg.defrost()

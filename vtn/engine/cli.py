@@ -148,7 +148,7 @@ def is_config_key(word: str) -> bool:
         if not hasattr(node, "get") or part not in node:
             return False
         node = node[part]
-    return bool(word)
+    return True
 
 
 @functools.lru_cache(maxsize=1)
@@ -181,9 +181,8 @@ def register_components() -> None:
     """Import the packages that register names and config checks: datasets (names, decoders, the RandAugment
     check), models (model, backbone, encoder, head and position-embedding names) and the engine's hooks, losses,
     LR policies and optimizers."""
-    for name in ("vtn.datasets", "vtn.models", "vtn.engine.hooks", "vtn.engine.losses", "vtn.engine.lr_policy"):
-        importlib.import_module(name)
-    importlib.import_module("vtn.engine.optimizer")
+    for name in ("datasets", "models", "engine.hooks", "engine.losses", "engine.lr_policy", "engine.optimizer"):
+        importlib.import_module(f"vtn.{name}")
 
 
 def config_from_args(args: argparse.Namespace, extra_opts: Sequence = ()):

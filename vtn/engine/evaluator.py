@@ -66,9 +66,10 @@ def run_inference(
         with autocast_for(cfg):
             logits = net(**inputs)
         scores = logits.float().softmax(dim=-1)
+        ok = batch["ok"].cpu().bool()
         finite = torch.isfinite(scores).all(dim=-1).cpu()  # e.g. an fp16 overflow: the view counts as failed
-        non_finite += int((~finite & batch["ok"].cpu().bool()).sum())
-        agg.add(batch["video_idx"], view, scores, batch["label"], batch["ok"].cpu().bool() & finite)
+        non_finite += int((ok & ~finite).sum())
+        agg.add(batch["video_idx"], view, scores, batch["label"], ok & finite)
         now = time.perf_counter()
         late = cfg.LOG_SECONDS > 0 and now - last_line >= cfg.LOG_SECONDS
         if (it + 1) % cfg.LOG_PERIOD == 0 or it + 1 == total or late:

@@ -67,18 +67,14 @@ def check_named_files(cfg) -> None:
     TRAIN.CHECKPOINT_FILE_PATH (unless the run resumes from OUTPUT_DIR's checkpoints), TEST.CHECKPOINT_FILE_PATH,
     VTN.PRETRAINED_PATH."""
     resumes = cfg.TRAIN.AUTO_RESUME and bool(list_checkpoints(cfg.OUTPUT_DIR))
+    start = '; name the checkpoint to start from, or TRAIN.CHECKPOINT_FILE_PATH "" to start without one'
     named = [
-        ("TRAIN.CHECKPOINT_FILE_PATH", cfg.TRAIN.CHECKPOINT_FILE_PATH, cfg.TRAIN.ENABLE and not resumes),
-        ("TEST.CHECKPOINT_FILE_PATH", cfg.TEST.CHECKPOINT_FILE_PATH, cfg.TEST.ENABLE),
-        ("VTN.PRETRAINED_PATH", cfg.VTN.PRETRAINED_PATH, True),
+        ("TRAIN.CHECKPOINT_FILE_PATH", cfg.TRAIN.CHECKPOINT_FILE_PATH, cfg.TRAIN.ENABLE and not resumes, start),
+        ("TEST.CHECKPOINT_FILE_PATH", cfg.TEST.CHECKPOINT_FILE_PATH, cfg.TEST.ENABLE, ""),
+        ("VTN.PRETRAINED_PATH", cfg.VTN.PRETRAINED_PATH, True, ""),
     ]
-    for key, path, used in named:
+    for key, path, used, hint in named:
         if path and used and not os.path.isfile(path):
-            hint = (
-                f'; name the checkpoint to start from, or {key} "" to start without one'
-                if key.startswith("TRAIN")
-                else ""
-            )
             raise CheckpointError(f"{key} {path} does not exist{hint}")
 
 

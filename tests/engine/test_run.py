@@ -126,3 +126,15 @@ def test_the_command_line_of_the_tools_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_torchrun_world_the_batches_cannot_split_over_stops_before_any_process_group(monkeypatch):
+    from vtn.config import ConfigError
+    from vtn.engine.distributed import launch_job
+
+    for key, value in (("RANK", "0"), ("WORLD_SIZE", "3"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(key, value)  # what torchrun --nproc_per_node 3 sets
+    ran = []
+    with pytest.raises(ConfigError, match=r"TRAIN.BATCH_SIZE = 4 is not allowed: .* number of processes .* = 3\)"):
+        launch_job(tiny_cfg("TRAIN.BATCH_SIZE", 4, "TEST.BATCH_SIZE", 6), ran.append)
+    assert not ran and not torch.distributed.is_initialized()

@@ -187,17 +187,18 @@ def prune_checkpoints(output_dir: str, keep: int) -> None:
         os.unlink(path)
 
 
-def stored_config(data: dict, path: str) -> Optional[dict]:
-    """The config a checkpoint stores (YAML text) as a dict; None when it stores none. A config that cannot be
-    parsed is a CheckpointError: the file is damaged, and a run cannot be checked against it."""
-    text = data.get("cfg")
+def parse_stored_config(text, path: str) -> Optional[dict]:
+    """The config a checkpoint stores (its `cfg`, YAML text) as a dict; None when it stores none. A config that
+    cannot be parsed is a CheckpointError: the file is damaged, and a run cannot be checked against it."""
     if not text:
         return None
     try:
         parsed = yaml.safe_load(text) if isinstance(text, str) else text
     except yaml.YAMLError as e:
         first = str(e).strip().splitlines()[0][:120]
-        raise CheckpointError(f"checkpoint {path}: its stored config cannot be parsed ({first})") from None
+        raise CheckpointError(
+            f"checkpoint {path}: its stored config cannot be parsed ({first}); the file is damaged"
+        ) from None
     if not isinstance(parsed, dict):
         raise CheckpointError(f"checkpoint {path}: its stored config is a {type(parsed).__name__}, not a mapping")
     return parsed
@@ -210,7 +211,7 @@ def find_resume_checkpoint(output_dir: str) -> Optional[tuple[str, dict]]:
         try:
             data = load_checkpoint_file(path)
             model_state_from(data, path)
-            stored_config(data, path)
+            parse_stored_config(data.get("cfg"), path)
             for key in ("epoch", "iteration", "optimizer_state"):
                 if key not in data:
                     raise CheckpointError(f"checkpoint {path} lacks '{key}'")

@@ -19,12 +19,12 @@ import os
 import shutil
 import socket
 import sys
-from typing import Optional
+from typing import Optional, Union
 
 import yaml
 
 from vtn.config import dump_config, get_cfg
-from vtn.engine.checkpoint import checkpoint_dir
+from vtn.engine.checkpoint import checkpoint_dir, parse_stored_config
 from vtn.utils.errors import OutputDirError, UserError
 
 logger = logging.getLogger(__name__)
@@ -236,10 +236,11 @@ def _covered(key: str, groups) -> bool:
     return any(key == g or key.startswith(g + ".") for g in groups)
 
 
-def config_differences(saved_yaml: str, cfg, ignore=EXECUTION_KEYS) -> dict[str, tuple]:
-    """{key: (saved value, current value)} of the keys outside `ignore` that differ. A key the saved config does
-    not have (written by an older version) counts as its default value."""
-    saved = _flatten(yaml.safe_load(saved_yaml) or {})
+def config_differences(saved: Union[str, dict], cfg, ignore=EXECUTION_KEYS) -> dict[str, tuple]:
+    """{key: (saved value, current value)} of the keys outside `ignore` that differ; `saved` is a config as YAML
+    text or as a dict. A key the saved config does not have (written by an older version) counts as its default
+    value."""
+    saved = _flatten((yaml.safe_load(saved) if isinstance(saved, str) else saved) or {})
     current = _flatten(yaml.safe_load(cfg.dump()))
     defaults = _flatten(yaml.safe_load(get_cfg().dump()))
     diffs = {}
@@ -260,14 +261,7 @@ def check_same_config(cfg, saved_yaml: Optional[str], checkpoint: str, testing: 
         logger.warning("%s stores no config: cannot check that it was made with this one", checkpoint)
         return []
     ignore = EXECUTION_KEYS + (TRAINING_ONLY_KEYS if testing else ())
-    try:
-        diffs = config_differences(saved_yaml, cfg, ignore)
-    except (yaml.YAMLError, AttributeError) as e:  # not YAML, or YAML that is not a mapping
-        first = (str(e).strip().splitlines() or [""])[0][:120]
-        raise ConfigMismatchError(
-            f"{checkpoint}: its stored config cannot be parsed ({first}); the file is damaged: move it away, or name "
-            "another checkpoint"
-        ) from None
+    diffs = config_differences(parse_stored_config(saved_yaml, checkpoint), cfg, ignore)
     allowed = list(cfg.TRAIN.RESUME_ALLOW_CHANGED)
     refused = {k: v for k, v in diffs.items() if not _covered(k, allowed)}
     if refused:

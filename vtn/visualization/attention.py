@@ -8,14 +8,13 @@ different videos compare.
 """
 
 import math
-import os
 from collections.abc import Hashable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from vtn.datasets.decoder import PyAVDecoder
-from vtn.utils.files import writing
+from vtn.visualization.figures import save_figure
 
 CMAP = "viridis"
 
@@ -174,12 +173,4 @@ def plot_attention(
 ) -> str:
     """Draw `build_attention_figure` to the PNG `output`; returns `output`."""
     drawn = build_attention_figure(prediction, title, heads, layer, thumbnails, thumb_height)
-    import matplotlib.pyplot as plt  # heavy: as above
-
-    try:
-        with writing(output):
-            os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
-            drawn.fig.savefig(output, dpi=100)
-    finally:
-        plt.close(drawn.fig)
-    return output
+    return save_figure(drawn.fig, output, dpi=100)

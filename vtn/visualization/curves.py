@@ -7,8 +7,8 @@ import os
 from collections.abc import Sequence
 
 from vtn.utils.errors import UserError
-from vtn.utils.files import writing
 from vtn.utils.logging import read_json_stats
+from vtn.visualization.figures import save_figure
 
 
 class CurvesError(UserError, ValueError):
@@ -110,12 +110,4 @@ def build_figure(logs: Sequence[str], labels: list[str] | None = None, title: st
 def plot_curves(logs: Sequence[str], output: str, labels: list[str] | None = None, title: str = "") -> str:
     """Draw `build_figure` of the logs to the PNG `output`; returns `output`."""
     fig = build_figure(logs, labels, title)
-    import matplotlib.pyplot as plt  # heavy: as above
-
-    try:
-        with writing(output):
-            os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-            fig.savefig(output, dpi=110)
-    finally:
-        plt.close(fig)
-    return output
+    return save_figure(fig, output, dpi=110)

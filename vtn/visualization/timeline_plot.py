@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from vtn.datasets.decoder import PyAVDecoder
-from vtn.utils.files import writing
+from vtn.visualization.figures import save_figure
 
 
 def mmss(seconds: float) -> str:
@@ -71,10 +71,4 @@ def plot_timeline(timeline, output: str, label, num_classes: int = 5, num_frames
     strip_ax.set_xlim(0, duration)
     strip_ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: mmss(x)))
     strip_ax.set_xlabel("time (mm:ss)")
-    try:
-        with writing(output):
-            os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
-            fig.savefig(output, dpi=100)
-    finally:
-        plt.close(fig)
-    return output
+    return save_figure(fig, output, dpi=100)

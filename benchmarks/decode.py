@@ -41,10 +41,10 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.kinetics_like import cpu_seconds, load_average, write_video  # noqa: E402
 from vtn.config import get_cfg  # noqa: E402
-from vtn.datasets import decoder as decoder_module  # noqa: E402
-from vtn.datasets.decoder import THREAD_TYPES, PyAVDecoder, build_decoder  # noqa: E402
 from vtn.datasets.sampling import full_video_indices, train_clip_indices, view_clip_indices  # noqa: E402
 from vtn.datasets.transforms import scaled_size  # noqa: E402
+from vtn.video import decoder as decoder_module  # noqa: E402
+from vtn.video.decoder import THREAD_TYPES, PyAVDecoder, build_decoder  # noqa: E402
 
 CACHE = os.path.join(ROOT, "data_cache", "bench_decode")
 SIZES = ((640, 360), (480, 360))

@@ -4,7 +4,7 @@
     python benchmarks/extract_features.py                   # the demo's backbone, 24 synthetic videos
     python benchmarks/extract_features.py --workers 0 2 --repeats 3
 
-The extraction is the project's (vtn/engine/extract.py, what tools/extract_features.py runs): the workers
+The extraction is the project's (vtn/inference/extract.py, what tools/extract_features.py runs): the workers
 (DATA_LOADER.NUM_WORKERS; 0: in the main process) probe, decode, resize and center-crop each video, the main
 process normalises and runs the backbone. Config: the demo's (configs/Synthetic/VTN_TINY.yaml: ResNet-10-T at
 half width, 64x64 crops, TEST.FULL_VIDEO_FRAMES 250 frames per video, VTN.BACKBONE_CHUNK_SIZE 256) with random
@@ -74,7 +74,7 @@ def main():
     import torch
 
     from vtn.datasets.synthetic import ensure_synthetic_dataset
-    from vtn.engine.extract import build_extraction_model, extract_features
+    from vtn.inference.extract import build_extraction_model, extract_features
 
     if args.threads:
         torch.set_num_threads(args.threads)

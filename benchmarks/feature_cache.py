@@ -150,7 +150,7 @@ def main():
 
     import torch
 
-    from vtn.engine.extract import extract_features
+    from vtn.inference.extract import extract_features
 
     if args.threads:
         torch.set_num_threads(args.threads)

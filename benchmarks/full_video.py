@@ -9,7 +9,7 @@
 
 Memory. Two generated videos of the same size (320x240, 25 fps): 10 seconds (250 frames) and 10 minutes
 (15,000 frames), written frame by frame with PyAV into data_cache/benchmarks/ (cached). Each case runs
-`VideoPredictor.predict` (vtn/engine/streaming.py: decode in chunks of VTN.BACKBONE_CHUNK_SIZE, backbone per
+`VideoPredictor.predict` (vtn/inference/streaming.py: decode in chunks of VTN.BACKBONE_CHUNK_SIZE, backbone per
 chunk, keep only the frame embeddings, temporal encoder once) in a fresh Python process, which reports its
 peak RSS (VmHWM of /proc/self/status; the peak of one process only grows, hence one process per case), its
 RSS before the video is touched (model built), and the peak of the predict call alone (the kernel's peak
@@ -128,7 +128,7 @@ def gemm_rate(n: int = 2048, repeats: int = 7):
 def child_memory(args) -> None:
     import torch
 
-    from vtn.engine.streaming import VideoPredictor
+    from vtn.inference.streaming import VideoPredictor
     from vtn.models import build_model
 
     cfg = load_cfg(args.cfg, args.opts)
@@ -234,7 +234,7 @@ def bench_throughput(args) -> None:
     import torch
 
     from vtn.datasets import transforms
-    from vtn.engine.streaming import VideoPredictor, frame_indices
+    from vtn.inference.streaming import VideoPredictor, frame_indices
     from vtn.models import build_model
     from vtn.models.model_stats import view_gflops
 

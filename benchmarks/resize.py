@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Resizing speed of tools/resize_videos.py (vtn/datasets/resize.py) with 1 and 2 worker processes.
+"""Resizing speed of tools/resize_videos.py (vtn/preparation/resize.py) with 1 and 2 worker processes.
 
     python benchmarks/resize.py                          # 16 synthetic videos, short side 320, 1 then 2 workers
     python benchmarks/resize.py --preset veryfast --repeats 3
@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.kinetics_like import cpu_seconds, load_average, write_video  # noqa: E402
-from vtn.datasets.resize import X264_PRESETS, ResizeOptions, plan, run_jobs  # noqa: E402
+from vtn.preparation.resize import X264_PRESETS, ResizeOptions, plan, run_jobs  # noqa: E402
 
 CACHE = os.path.join(ROOT, "data_cache", "bench_resize")
 SIZES = ((640, 360), (480, 360), (360, 640))

@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vtn.engine.cli import register_components  # noqa: E402
+from vtn.launch.cli import register_components  # noqa: E402
 
 register_components()  # as in the tools: every package registers its config checks
 

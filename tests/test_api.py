@@ -14,10 +14,10 @@ import torch
 from tests.helpers import REPO, TINY_MODEL_OPTS, section_code, synthetic_opts
 from vtn.config import load_config
 from vtn.datasets import build_dataset
-from vtn.datasets.decoder import VideoDecodeError
 from vtn.engine.checkpoint import CheckpointError, checkpoint_dir, checkpoint_name, save_checkpoint
 from vtn.models import build_model
 from vtn.utils.errors import UserError
+from vtn.video.decoder import VideoDecodeError
 
 
 def as_opts(opts):
@@ -80,7 +80,7 @@ def test_the_readme_example_runs_as_written(synthetic_dir, tmp_path):
 
 def test_predict_gives_the_demo_scores_for_one_and_two_videos(tiny):
     import vtn
-    from vtn.engine.demo import load_predictor
+    from vtn.inference.demo import load_predictor
 
     opts, path, videos = tiny
     model = vtn.load(None, checkpoint=path, opts=opts, device="cpu")

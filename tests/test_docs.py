@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from tests.helpers import REPO, code_lines, load_tool
-from vtn.engine.cli import config_from_args, parse
+from vtn.launch.cli import config_from_args, parse
 
 DOCS = ["README.md", "INSTALL.md", "GETTING_STARTED.md", "projects/vtn/README.md", "benchmarks/README.md"]
 SCRIPT = re.compile(r"(?:^|\s)((?:tools|benchmarks)/[\w/]+\.py)(?=\s|$)")
@@ -100,7 +100,7 @@ def test_every_documented_launch_fits_its_number_of_processes(doc, script, rest,
     """The batches of a documented command split over the processes it launches (the 16-GPU lines included):
     what run_net checks at start-up, for torchrun's and SLURM's worlds too."""
     from vtn.config import check_world
-    from vtn.engine.cli import launch_overrides
+    from vtn.launch.cli import launch_overrides
 
     parser = load_tool(script).build_parser()
     if parser.get_default("cfg_files") is None:

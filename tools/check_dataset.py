@@ -13,7 +13,7 @@ download lacks some.
 import os
 
 from vtn.config import SPLITS
-from vtn.engine.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
+from vtn.launch.cli import add_splits_argument, base_parser, config_from_args, parse, parse_splits, run_main
 
 
 def build_parser():
@@ -34,7 +34,7 @@ def build_parser():
 
 
 def check(cfg, splits, workers: int, show: int) -> int:
-    from vtn.datasets.check import Progress, format_report, scan_split
+    from vtn.preparation.check import Progress, format_report, scan_split
 
     unreadable = 0
     for split in splits:

@@ -10,7 +10,7 @@ every tensor must fit exactly, or nothing is written.
 
 import os
 
-from vtn.engine.cli import base_parser, config_from_args, parse, run_main
+from vtn.launch.cli import base_parser, config_from_args, parse, run_main
 
 DEFAULT_CFG = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "Kinetics", "VIT_B_VTN_RELEASE.yaml"

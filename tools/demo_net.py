@@ -9,13 +9,13 @@ streams through the backbone in chunks (TEST.FULL_VIDEO_FRAMES frames spread ove
 frame), so a long video needs no more memory than a short one. Works on CPU (NUM_GPUS 0).
 
 `--timeline SECONDS` classifies consecutive windows of that length instead (DATA.NUM_FRAMES frames each, the
-backbone once per frame; see vtn/engine/timeline.py), prints one line per window, writes their top-k to a CSV
+backbone once per frame; see vtn/inference/timeline.py), prints one line per window, writes their top-k to a CSV
 (`--timeline-csv PATH`, else beside `--plot` with its name, `timeline.png` -> `timeline.csv`, or beside `--output`
 as NAME.timeline.csv) and, with `--plot PATH`, a picture of the top classes' scores over time above a strip of
 frames.
 """
 
-from vtn.engine.cli import base_parser, config_from_args, parse, run_main
+from vtn.launch.cli import base_parser, config_from_args, parse, run_main
 from vtn.utils.errors import ConfigError
 
 
@@ -49,7 +49,7 @@ def main(argv=None):
     def demo():
         cfg = config_from_args(args)
 
-        from vtn.engine.demo import run_demo, run_timeline
+        from vtn.inference.demo import run_demo, run_timeline
 
         if args.timeline is not None:
             video = args.video or cfg.DEMO.INPUT_VIDEO

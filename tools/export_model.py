@@ -13,7 +13,7 @@ class names. Run it without vtn:
 
 import os
 
-from vtn.engine.cli import base_parser, config_from_args, non_negative_int, parse, run_main
+from vtn.launch.cli import base_parser, config_from_args, non_negative_int, parse, run_main
 
 
 def build_parser():
@@ -43,7 +43,7 @@ def build_parser():
 
 
 def export(args) -> None:
-    from vtn.engine.export import checkpoint_opts, contract_path, export_model
+    from vtn.inference.export import checkpoint_opts, contract_path, export_model
 
     cfg = config_from_args(args, checkpoint_opts(args.checkpoint))
     name = os.path.basename(args.cfg_files[-1]) if args.cfg_files else ""

@@ -16,7 +16,7 @@ TRAIN.DATASET features TEST.DATASET features VTN.FREEZE_BACKBONE True (see GETTI
 """
 
 from vtn.config import SPLITS
-from vtn.engine.cli import (
+from vtn.launch.cli import (
     add_launch_arguments,
     add_splits_argument,
     base_parser,
@@ -38,8 +38,8 @@ def build_parser():
 
 
 def extract(args, splits) -> None:
-    from vtn.engine.distributed import launch_job
-    from vtn.engine.extract import extraction_job_for
+    from vtn.inference.extract import extraction_job_for
+    from vtn.launch.processes import launch_job
 
     extra = launch_overrides(args)
     cfg = config_from_args(args, extra)

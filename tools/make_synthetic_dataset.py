@@ -13,7 +13,7 @@ overrides the folder. The same settings always give the same videos.
 import os
 import time
 
-from vtn.engine.cli import base_parser, config_from_args, parse, run_main
+from vtn.launch.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():

@@ -6,7 +6,7 @@
 Builds on the CPU with random weights (no download): the counts do not depend on the weights.
 """
 
-from vtn.engine.cli import base_parser, config_from_args, parse, run_main
+from vtn.launch.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():

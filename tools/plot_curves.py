@@ -8,7 +8,7 @@
 
 import argparse
 
-from vtn.engine.cli import run_main
+from vtn.launch.cli import run_main
 from vtn.visualization.curves import plot_curves
 
 

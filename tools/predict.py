@@ -15,7 +15,7 @@ process) while the model runs; several processes (torchrun, or NUM_GPUS > 1 and 
 the window's top-k; the windows of demo_net.py --timeline), decoding in each process (--workers is not used).
 """
 
-from vtn.engine.cli import add_launch_arguments, base_parser, config_from_args, launch_overrides, parse, run_main
+from vtn.launch.cli import add_launch_arguments, base_parser, config_from_args, launch_overrides, parse, run_main
 
 
 def build_parser():
@@ -61,9 +61,9 @@ def main(argv=None):
     args = parse(parser, argv, lists=["input"])
 
     def predict():
-        from vtn.engine.distributed import launch_job
-        from vtn.engine.predict import output_format, prediction_job_for
-        from vtn.engine.timeline import check_seconds
+        from vtn.inference.predict import output_format, prediction_job_for
+        from vtn.inference.timeline import check_seconds
+        from vtn.launch.processes import launch_job
         from vtn.utils.files import check_writable
 
         output_format(args.output)  # a bad output or window fails before the model loads

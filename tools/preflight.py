@@ -9,8 +9,8 @@ OUTPUT_DIR/preflight.json (nothing else of OUTPUT_DIR is touched):
 See "Preflight" in GETTING_STARTED.md.
 """
 
-from vtn.engine.cli import add_launch_arguments, base_parser, config_from_args, launch_overrides, parse, run_main
-from vtn.engine.preflight import DEFAULT_CPU_STEPS, DEFAULT_STEPS, Options, preflight_main
+from vtn.launch.cli import add_launch_arguments, base_parser, config_from_args, launch_overrides, parse, run_main
+from vtn.launch.preflight import DEFAULT_CPU_STEPS, DEFAULT_STEPS, Options, preflight_main
 
 
 def build_parser():

@@ -20,8 +20,8 @@ import os
 import sys
 import time
 
-from vtn.datasets.resize import CODECS, VIDEO_EXTENSIONS, X264_PRESETS, ResizeOptions, plan, run_jobs
-from vtn.engine.cli import run_main
+from vtn.launch.cli import run_main
+from vtn.preparation.resize import CODECS, VIDEO_EXTENSIONS, X264_PRESETS, ResizeOptions, plan, run_jobs
 
 TOOL = "resize_videos"
 

@@ -8,7 +8,7 @@
 Phases follow TRAIN.ENABLE and TEST.ENABLE; see GETTING_STARTED.md.
 """
 
-from vtn.engine.cli import add_launch_arguments, base_parser, config_from_args, launch_overrides, parse, run_main
+from vtn.launch.cli import add_launch_arguments, base_parser, config_from_args, launch_overrides, parse, run_main
 
 
 def build_parser():
@@ -21,8 +21,8 @@ def build_parser():
 def run(args) -> None:
     cfg = config_from_args(args, launch_overrides(args))
 
-    from vtn.engine.distributed import launch_job
-    from vtn.engine.run import run_process
+    from vtn.launch.processes import launch_job
+    from vtn.launch.run import run_process
 
     launch_job(cfg, run_process, init_method=args.init_method)
 

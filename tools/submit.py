@@ -15,7 +15,7 @@ import argparse
 import math
 import os
 
-from vtn.engine.cli import base_parser, config_from_args, parse, run_main
+from vtn.launch.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():
@@ -81,7 +81,7 @@ def submit_job(args) -> None:
     cfg = config_from_args(args, ["NUM_GPUS", args.gpus_per_node, "NUM_SHARDS", args.nodes, "SHARD_ID", 0])
     job_dir = args.job_dir or os.path.join(cfg.OUTPUT_DIR, "submitit")
 
-    from vtn.engine.slurm import submit
+    from vtn.launch.slurm import submit
 
     job = submit(
         cfg,

@@ -11,7 +11,7 @@ draws at most N of them, taken round-robin over the classes of the csv.
 
 import os
 
-from vtn.engine.cli import base_parser, config_from_args, parse, run_main
+from vtn.launch.cli import base_parser, config_from_args, parse, run_main
 
 
 def build_parser():
@@ -60,7 +60,7 @@ def main(argv=None):
         cfg = config_from_args(args)
 
         from vtn.datasets.annotations import find_class_names, read_path_label_csv, resolve_path
-        from vtn.engine.demo import describe, load_predictor
+        from vtn.inference.demo import describe, load_predictor
         from vtn.visualization.attention import plot_attention, spread_over_classes
 
         predictor = load_predictor(cfg)

@@ -14,9 +14,9 @@ from vtn.config import load_config
 from vtn.config.loading import ConfigError
 from vtn.datasets import build_dataset, build_loader
 from vtn.datasets.features import FeatureCacheError, load_feature_file, nearest_positions
-from vtn.engine import extract as extract_module
 from vtn.engine.evaluator import run_inference
-from vtn.engine.extract import VideoFrames, build_extraction_model, extract_features
+from vtn.inference import extract as extract_module
+from vtn.inference.extract import VideoFrames, build_extraction_model, extract_features
 
 
 def features_cfg(synthetic_dir, features_dir, *extra):

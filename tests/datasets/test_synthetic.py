@@ -7,9 +7,9 @@ import pytest
 from tests.helpers import TINY_SYNTHETIC, synthetic_opts
 from vtn.config import load_config
 from vtn.datasets import build_dataset
-from vtn.datasets.decoder import PyAVDecoder
 from vtn.datasets.synthetic import CLASSES, REVERSED, SyntheticSpec, make_synthetic_dataset, render_video
 from vtn.utils.errors import DatasetError
+from vtn.video.decoder import PyAVDecoder
 
 
 def test_order_pairs_are_the_same_frames_in_opposite_order():

@@ -41,7 +41,7 @@ def test_demo_errors_are_clear(trained_tiny, tmp_path):
 
 
 def test_a_demo_output_that_cannot_be_written_fails_before_the_model_loads(trained_tiny, tmp_path, monkeypatch):
-    from vtn.engine import demo
+    from vtn.inference import demo
 
     opts, video = trained_tiny
     loaded = []

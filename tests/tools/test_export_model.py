@@ -113,7 +113,7 @@ def test_a_negative_max_frames_is_a_usage_error(tmp_path):
 
 
 def test_an_unwritable_output_fails_before_the_model_is_built(tmp_path, monkeypatch):
-    from vtn.engine import export
+    from vtn.inference import export
 
     built = []
     monkeypatch.setattr(export, "load_export_model", lambda cfg: built.append(cfg))

@@ -79,7 +79,7 @@ def test_a_rerun_skips_what_is_done_and_a_crash_leaves_rows_to_resume(setup, tmp
 
 
 def test_an_interruption_keeps_the_finished_rows(setup, tmp_path, monkeypatch, capsys):
-    import vtn.engine.predict as predict
+    import vtn.inference.predict as predict
 
     opts, videos, _ = setup
     out = str(tmp_path / "p.csv")
@@ -164,7 +164,7 @@ def test_a_timeline_gives_the_windows_of_each_video_and_a_rerun_skips_them(setup
     """--timeline 1: one row per 1 s window of each video (tiling it, the scores of compute_timeline), one failure
     row for a broken file; a rerun predicts nothing again, and a cut-short partial file's last video is redone."""
     import vtn
-    from vtn.engine.timeline import compute_timeline
+    from vtn.inference.timeline import compute_timeline
 
     opts, videos, broken = setup
     out = str(tmp_path / "t.csv")
@@ -230,7 +230,7 @@ def test_an_override_after_the_inputs_is_an_override_not_two_more_inputs(setup, 
 
 
 def test_an_unwritable_output_fails_before_the_model_loads(setup, tmp_path, monkeypatch):
-    from vtn.engine import predict
+    from vtn.inference import predict
 
     opts, videos, _ = setup
     loaded = []

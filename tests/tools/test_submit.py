@@ -35,7 +35,7 @@ def test_submit_runs_the_job_with_the_local_executor(synthetic_dir, tmp_path):
 
 
 def test_a_preempted_job_resubmits_itself_with_the_same_config():
-    from vtn.engine.slurm import SlurmJob
+    from vtn.launch.slurm import SlurmJob
 
     cfg = tiny_cfg("OUTPUT_DIR", "/tmp/somewhere")
     again = SlurmJob(cfg, 12345).checkpoint()
@@ -123,8 +123,8 @@ def test_slurm_options_left_out_are_the_clusters_defaults(monkeypatch, tmp_path)
 )
 def test_time_takes_minutes_or_slurm_formats_and_timeout_is_the_same_option(flags, minutes, tmp_path):
     from tests.helpers import load_tool
-    from vtn.engine.cli import parse
-    from vtn.engine.slurm import build_executor
+    from vtn.launch.cli import parse
+    from vtn.launch.slurm import build_executor
 
     tool = load_tool("tools/submit.py")
     args = parse(tool.build_parser(), flags)

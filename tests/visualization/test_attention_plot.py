@@ -13,7 +13,7 @@ from vtn.visualization.attention import build_attention_figure, plot_attention, 
 @pytest.fixture(scope="module")
 def tiny_video(tmp_path_factory):
     """A 40-frame 48x32 mpeg4 file whose frames differ (a bar moving right)."""
-    from vtn.datasets.synthetic import encode_video
+    from vtn.video.writer import encode_video
 
     frames = np.zeros((40, 32, 48, 3), dtype=np.uint8)
     for t in range(40):
@@ -26,8 +26,8 @@ def tiny_video(tmp_path_factory):
 def fake_prediction(path, num_frames=16, heads=4, peak=None):
     """What VideoPredictor.predict(..., return_attention=True) returns, with made-up attention: near-uniform,
     or `peak` = a frame position that holds almost all of it."""
-    from vtn.datasets.decoder import PyAVDecoder
-    from vtn.engine.streaming import frame_indices
+    from vtn.inference.streaming import frame_indices
+    from vtn.video.decoder import PyAVDecoder
 
     info = PyAVDecoder().probe(path)
     idx = torch.as_tensor(frame_indices(info, num_frames))

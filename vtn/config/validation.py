@@ -4,7 +4,7 @@ Rules are data, not an if-chain: `RULES` holds value checks, `CHOICES` holds key
 set of names, `CHECKS` holds whole-config checks. The names of a registry (backbones, datasets, optimizers, ...)
 and the checks that need a package (a RandAugment string, a backbone name) are registered by the package that
 owns them (`register_choices`, `register_check`), so this package imports nothing of vtn but vtn.utils; the
-tools' command line (vtn/engine/cli.py) imports every package first, so a bad value fails at load time there.
+tools' command line (vtn/launch/cli.py) imports every package first, so a bad value fails at load time there.
 """
 
 from typing import Callable

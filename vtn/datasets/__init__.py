@@ -1,5 +1,5 @@
 """Data: decoding, temporal sampling, spatial transforms, datasets (kinetics, mit, ucf101, hmdb51, ssv2, class
-folders, synthetic) and loaders."""
+folders, the generated synthetic one) and loaders. Reading video files is vtn/video/."""
 
 from vtn.datasets import (  # noqa: F401  (register datasets and checks)
     augment,
@@ -21,7 +21,7 @@ from vtn.datasets.build import (
     default_protocol,
     shuffle_dataset,
 )
-from vtn.datasets.decoder import DECODER_REGISTRY, VideoDecodeError, VideoInfo, build_decoder
+from vtn.video.decoder import DECODER_REGISTRY, VideoDecodeError, VideoInfo, build_decoder
 
 __all__ = [
     "DATASET_REGISTRY",

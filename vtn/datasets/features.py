@@ -1,7 +1,7 @@
 """The feature cache (paper sec. 3, inference method 3): frame embeddings extracted once, then trained on and
 tested with the temporal encoder and head only (Table 2d: a frozen backbone).
 
-`tools/extract_features.py` writes the cache (see vtn/engine/extract.py); the `features` dataset reads it.
+`tools/extract_features.py` writes the cache (see vtn/inference/extract.py); the `features` dataset reads it.
 
 Layout of DATA.FEATURES_DIR:
 

@@ -41,6 +41,7 @@ from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.kinetics import read_kinetics_layout
 from vtn.datasets.video_dataset import VideoDataset
 from vtn.utils.errors import DatasetError
+from vtn.video.writer import encode_video
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ ORDER_CLASSES = CLASSES[:4]  # need temporal order
 REVERSED = {"square_shrinking": "square_growing", "disk_dimming": "disk_brightening"}
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 MANIFEST = "synthetic.json"
-CODECS = {"mpeg4": "mpeg4", "h264": "libx264"}
 
 
 @dataclass
@@ -166,24 +166,6 @@ def render_video(
     if name in REVERSED:
         frames = frames[::-1].copy()  # the same video played backwards: identical frames, opposite order
     return frames
-
-
-def encode_video(path: str, frames: np.ndarray, fps: int, codec: str = "mpeg4") -> None:
-    import av  # heavy (FFmpeg libraries): only when videos are written
-
-    height, width = frames.shape[1:3]
-    with av.open(path, "w") as container:
-        stream = container.add_stream(CODECS[codec], rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if codec == "h264":
-            stream.options = {"preset": "ultrafast", "crf": "20"}
-        else:
-            stream.bit_rate = int(width * height * fps * 0.3)
-        for arr in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 # ----------------------------------------------------------------------------- the dataset files

@@ -30,9 +30,9 @@ from iopath.common.file_io import g_pathmgr
 from vtn.datasets import sampling, transforms
 from vtn.datasets.annotations import check_label_range, repeated_rows, repeats_policy
 from vtn.datasets.augment import build_train_augmentations
-from vtn.datasets.decoder import VideoDecodeError, VideoInfo, build_decoder
 from vtn.datasets.files import locate_videos
 from vtn.utils.errors import DatasetError
+from vtn.video.decoder import VideoDecodeError, VideoInfo, build_decoder
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vtn.datasets.decoder import PyAVDecoder
+from vtn.video.decoder import PyAVDecoder
 from vtn.visualization.figures import save_figure
 
 CMAP = "viridis"

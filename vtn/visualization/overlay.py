@@ -5,10 +5,10 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vtn.datasets.decoder import PyAVDecoder
-from vtn.datasets.synthetic import encode_video
 from vtn.utils.errors import UserError
 from vtn.utils.files import check_writable, writing
+from vtn.video.decoder import PyAVDecoder
+from vtn.video.writer import encode_video
 
 
 def _caption(img: Image.Image, lines: list[str]) -> Image.Image:

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from vtn.datasets.decoder import PyAVDecoder
+from vtn.video.decoder import PyAVDecoder
 from vtn.visualization.figures import save_figure
 
 
@@ -42,7 +42,7 @@ def strip_frames(path: str, duration: float, num: int = 8, height: int = 64, inf
 
 
 def plot_timeline(timeline, output: str, label, num_classes: int = 5, num_frames: int = 8) -> str:
-    """Write the picture of `timeline` (vtn.engine.timeline.Timeline) to `output` (.png, .pdf, .svg)."""
+    """Write the picture of `timeline` (vtn.inference.timeline.Timeline) to `output` (.png, .pdf, .svg)."""
     import matplotlib  # heavy: imported only when a picture is drawn
 
     matplotlib.use("Agg")

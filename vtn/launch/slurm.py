@@ -5,8 +5,8 @@ import logging
 import os
 import socket
 
-from vtn.engine.distributed import check_gpus, launch_job
-from vtn.engine.run import run_process
+from vtn.launch.processes import check_gpus, launch_job
+from vtn.launch.run import run_process
 from vtn.utils.errors import UserError
 
 logger = logging.getLogger(__name__)

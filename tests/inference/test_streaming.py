@@ -6,9 +6,9 @@ import torch
 from tests.helpers import TINY_MODEL_OPTS, synthetic_opts
 from vtn.config import load_config
 from vtn.datasets import build_dataset
-from vtn.datasets.decoder import VideoInfo
-from vtn.engine.streaming import VideoPredictor, frame_indices
+from vtn.inference.streaming import VideoPredictor, frame_indices
 from vtn.models import build_model
+from vtn.video.decoder import VideoInfo
 
 
 def test_frame_indices_by_count_all_or_fps():

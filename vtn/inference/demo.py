@@ -5,13 +5,13 @@ import os
 from typing import Optional
 
 from vtn.datasets.annotations import find_class_names
-from vtn.datasets.decoder import VideoDecodeError
 from vtn.engine import distributed as du
-from vtn.engine.streaming import VideoPrediction, VideoPredictor
 from vtn.engine.tester import find_test_checkpoint, load_for_test
-from vtn.engine.timeline import check_seconds, compute_timeline, describe_windows, write_csv
+from vtn.inference.streaming import VideoPrediction, VideoPredictor
+from vtn.inference.timeline import check_seconds, compute_timeline, describe_windows, write_csv
 from vtn.models import build_model
 from vtn.utils.files import check_writable
+from vtn.video.decoder import VideoDecodeError
 from vtn.visualization.overlay import check_prediction_output, write_prediction
 
 logger = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ import torch.utils.data
 
 from tests.datasets.odd_videos import H, W, read_index, write_video
 from vtn.config import get_cfg
-from vtn.datasets import decoder as decoder_module
-from vtn.datasets.decoder import PyAVDecoder, build_decoder
 from vtn.datasets.sampling import full_video_indices, rate_indices, train_clip_indices, view_clip_indices
 from vtn.utils import logging as vtn_logging
+from vtn.video import decoder as decoder_module
+from vtn.video.decoder import PyAVDecoder, build_decoder
 
 N = 90  # frames of each generated video (3.6 s at 25 fps)
 B_FRAME_VIDEOS = {  # name -> (container, encoder, B-frames)
@@ -134,7 +134,7 @@ def test_a_wanted_frame_that_does_not_come_out_switches_the_file_to_full_decodin
     monkeypatch.setattr(decoder_module._Skipper, "before", lying)
     decoder, full = PyAVDecoder(skip_nonref=True), PyAVDecoder(skip_nonref=False)
     idx = np.arange(33, 50, 2)
-    caplog.set_level(logging.WARNING, logger="vtn.datasets.decoder")
+    caplog.set_level(logging.WARNING, logger="vtn.video.decoder")
     a, got = decoder.decode(path, idx)
     b, _ = full.decode(path, idx)
     assert np.array_equal(a, b) and [read_index(f) for f in a] == got.tolist() == idx.tolist()
@@ -179,7 +179,7 @@ def test_files_whose_timestamps_cannot_be_trusted_are_decoded_in_full_with_one_l
     write, line = BAD_TIMESTAMPS[name]
     path = str(tmp_path / name)
     write(path)
-    caplog.set_level(logging.INFO, logger="vtn.datasets.decoder")
+    caplog.set_level(logging.INFO, logger="vtn.video.decoder")
     decoder, full = PyAVDecoder(skip_nonref=True), PyAVDecoder(skip_nonref=False)
     info = decoder.probe(path)
     assert info.num_frames == N and not info.skippable

@@ -11,7 +11,7 @@ the same relative path in the output folder:
   stored the right way up without rotation metadata.
 - Timing: frame k of the output is frame k of the input in display order. Evenly spaced frames are written at
   exactly the stream's rate (or the rate of their spacing where the header's differs); unevenly spaced ones
-  (dropped frames, variable rate) keep their display times. As in `vtn.datasets.decoder`, the times are the
+  (dropped frames, variable rate) keep their display times. As in `vtn.video.decoder`, the times are the
   sorted packet timestamps of the stream; where timestamps are missing or repeated, frames are counted at the
   declared rate. So the frame count, the rate and the duration are kept.
 - Audio is dropped, or with `keep_audio` re-encoded to AAC at its sample rate, starting with the first frame.
@@ -39,10 +39,10 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from vtn.datasets.decoder import quarter_turns, timeline
 from vtn.datasets.files import VIDEO_EXTENSIONS
 from vtn.utils.errors import UserError
 from vtn.utils.logging import format_eta
+from vtn.video.decoder import quarter_turns, timeline
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 CODECS = ("auto", "libx264", "mpeg4")
@@ -204,7 +204,7 @@ def _timing(path: str) -> _Timing:
     count, declared = len(pts), None
     if tb and None not in pts and len(set(pts)) == count:
         ordered = sorted(pts)
-        if length:  # the stream's own duration, from its first frame (as vtn.datasets.decoder reads it)
+        if length:  # the stream's own duration, from its first frame (as vtn.video.decoder reads it)
             declared = float((length + first - ordered[0]) * tb)
         fps, times, duration = timeline(ordered, tb, rate, declared)
         start = float(ordered[0] * tb)

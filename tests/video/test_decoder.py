@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.datasets.bad_files import make_bad_files
-from vtn.datasets.decoder import PyAVDecoder, VideoDecodeError
+from vtn.video.decoder import PyAVDecoder, VideoDecodeError
 
 
 def first_video(synthetic_dir, split="train"):

@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from tests.helpers import run_opts, run_tool, tiny_cfg
 from vtn.engine import distributed as du
 from vtn.engine.reproducibility import CUBLAS_WORKSPACE, apply_reproducibility
+from vtn.launch import processes
 from vtn.utils.errors import ConfigError
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -51,7 +52,7 @@ def test_dist_timeout_reaches_init_process_group_under_torchrun(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     ran = []
-    du.launch_job(tiny_cfg("DIST_TIMEOUT", 42), ran.append)
+    processes.launch_job(tiny_cfg("DIST_TIMEOUT", 42), ran.append)
     assert len(ran) == 1
     assert calls == [
         dict(backend="gloo", init_method="env://", world_size=2, rank=1, timeout=datetime.timedelta(seconds=42))
@@ -67,7 +68,7 @@ def test_each_torchrun_restart_gets_a_store_of_its_own(monkeypatch):
     monkeypatch.setattr(du.dist, "init_process_group", lambda **kw: calls.append(kw))
     for name, value in dict(RANK="0", WORLD_SIZE="2", LOCAL_RANK="0", TORCHELASTIC_RESTART_COUNT="1").items():
         monkeypatch.setenv(name, value)
-    du.launch_job(tiny_cfg("DIST_TIMEOUT", 30), lambda c: None)
+    processes.launch_job(tiny_cfg("DIST_TIMEOUT", 30), lambda c: None)
     (kw,) = calls
     assert "init_method" not in kw and kw["timeout"] == datetime.timedelta(seconds=30)
     kw["store"].set("rank_1_address", "127.0.0.1:5555")
@@ -77,7 +78,7 @@ def test_each_torchrun_restart_gets_a_store_of_its_own(monkeypatch):
 def test_the_default_timeout_is_torchs_and_reaches_tcp_groups(monkeypatch):
     calls = []
     monkeypatch.setattr(du.dist, "init_process_group", lambda **kw: calls.append(kw))
-    du._init_group(tiny_cfg(), "tcp://10.0.0.1:9999", 3, 4, 0)
+    processes._init_group(tiny_cfg(), "tcp://10.0.0.1:9999", 3, 4, 0)
     assert calls[0]["timeout"] == datetime.timedelta(seconds=1800) and calls[0]["init_method"] == "tcp://10.0.0.1:9999"
 
 
@@ -93,7 +94,7 @@ def test_a_rendezvous_timeout_is_a_one_line_error_naming_the_address(monkeypatch
 
     monkeypatch.setattr(du.dist, "init_process_group", never_joins)
     with pytest.raises(du.DistTimeoutError) as e:
-        du._init_group(tiny_cfg("DIST_TIMEOUT", 5), "tcp://10.0.0.1:9999", 0, 2, 0)
+        processes._init_group(tiny_cfg("DIST_TIMEOUT", 5), "tcp://10.0.0.1:9999", 0, 2, 0)
     message = str(e.value)
     assert "Joining the process group at tcp://10.0.0.1:9999 timed out (DIST_TIMEOUT = 5 s) on rank 0 of 2" in message
     assert "Troubleshooting distributed runs" in message and "\n" not in message
@@ -121,12 +122,14 @@ def test_only_a_backends_timeout_in_the_job_is_reported_as_a_collectives(monkeyp
         return job
 
     with pytest.raises(du.DistTimeoutError, match=r"A collective .* timed out .*on rank 1 of 2"):
-        du._run_in_group(raising(RuntimeError("[gloo/transport/tcp/pair.cc:545] Timed out waiting 2000ms")), None)
+        processes._run_in_group(
+            raising(RuntimeError("[gloo/transport/tcp/pair.cc:545] Timed out waiting 2000ms")), None
+        )
     with pytest.raises(du.DistTimeoutError):
-        du._run_in_group(raising(du.dist.DistBackendError("NCCL watchdog: collective operation timeout")), None)
+        processes._run_in_group(raising(du.dist.DistBackendError("NCCL watchdog: collective operation timeout")), None)
     loader = RuntimeError("DataLoader timed out after 30 seconds")  # not a collective: left as it is
     with pytest.raises(RuntimeError) as e:
-        du._run_in_group(raising(loader), None)
+        processes._run_in_group(raising(loader), None)
     assert e.value is loader
 
 
@@ -140,7 +143,7 @@ def _absent_rank_worker(rank: int, port: int, out: str) -> None:
     """Rank 1 joins the group but never the barrier (it waits for rank 0 to finish); rank 0 records its errors."""
     torch.set_num_threads(1)
     cfg = tiny_cfg("DIST_TIMEOUT", 2)
-    du._init_group(cfg, f"tcp://127.0.0.1:{port}", rank, 2, rank)
+    processes._init_group(cfg, f"tcp://127.0.0.1:{port}", rank, 2, rank)
     done = os.path.join(out, "done")
     if rank == 1:
         deadline = time.time() + 60
@@ -155,7 +158,7 @@ def _absent_rank_worker(rank: int, port: int, out: str) -> None:
     except du.DistTimeoutError as e:
         lines.append(f"{time.time() - start:.2f}\t{e}")
     try:  # a collective outside the helpers (DDP's gradient all-reduce) inside the job's function
-        du._run_in_group(lambda c: du.dist.all_reduce(torch.ones(1)), cfg)
+        processes._run_in_group(lambda c: du.dist.all_reduce(torch.ones(1)), cfg)
         lines.append("all_reduce returned")
     except du.DistTimeoutError as e:
         lines.append(f"-\t{e}")
@@ -209,7 +212,7 @@ def test_benchmark_and_deterministic_together_is_a_config_error():
 def test_launch_job_sets_the_variable_before_it_spawns_workers(torch_flags, monkeypatch):
     for name in TORCHRUN_ENV:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(du, "check_gpus", lambda cfg, per_process=False: None)  # no GPUs here
+    monkeypatch.setattr(processes, "check_gpus", lambda cfg, per_process=False: None)  # no GPUs here
     seen = {}
 
     def fake_spawn(fn, nprocs, args, daemon):
@@ -217,15 +220,15 @@ def test_launch_job_sets_the_variable_before_it_spawns_workers(torch_flags, monk
 
     monkeypatch.setattr(torch.multiprocessing, "spawn", fake_spawn)
     cfg = tiny_cfg("NUM_GPUS", 2, "DETERMINISTIC", True, "TRAIN.BATCH_SIZE", 2, "TEST.BATCH_SIZE", 2)
-    du.launch_job(cfg, lambda c: None)
+    processes.launch_job(cfg, lambda c: None)
     assert seen == dict(nprocs=2, cublas=":4096:8")  # spawned workers inherit the environment
 
 
 def test_a_spawned_worker_applies_the_switches_in_its_own_process(torch_flags, monkeypatch):
-    monkeypatch.setattr(du, "_init_group", lambda *a: None)
+    monkeypatch.setattr(processes, "_init_group", lambda *a: None)
     seen = []
     cfg = tiny_cfg("NUM_GPUS", 2, "DETERMINISTIC", True, "TRAIN.BATCH_SIZE", 2, "TEST.BATCH_SIZE", 2)
-    du._spawned_worker(1, lambda c: seen.append(_flags()), cfg, "tcp://127.0.0.1:1")
+    processes._spawned_worker(1, lambda c: seen.append(_flags()), cfg, "tcp://127.0.0.1:1")
     assert seen == [(True, True, False)]
 
 

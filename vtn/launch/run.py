@@ -7,11 +7,11 @@ from typing import Optional
 from vtn.datasets import check_splits
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import BEST_NAME, CheckpointError, checkpoint_dir, list_checkpoints, remove_stale_temporaries
-from vtn.engine.demo import run_demo
 from vtn.engine.distributed import unwrap
 from vtn.engine.output_dir import RunLock, check_output_dir, save_run_config
 from vtn.engine.tester import test
 from vtn.engine.trainer import Trainer
+from vtn.inference.demo import run_demo
 from vtn.models.model_stats import model_report
 from vtn.utils.env import collect_env_info
 from vtn.utils.logging import FILE_ONLY, setup_logging

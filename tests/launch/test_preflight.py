@@ -1,4 +1,4 @@
-"""tools/preflight.py and vtn/engine/preflight.py: the measurements, the projections against a real run, the
+"""tools/preflight.py and vtn/launch/preflight.py: the measurements, the projections against a real run, the
 verdict, the failure exits and --find-batch on the CPU."""
 
 import json
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.helpers import run_opts, run_tool
-from vtn.engine import preflight
+from vtn.launch import preflight
 
 KEYS = [
     "step_time_s",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.helpers import REPO, load_tool, tiny_cfg
-from vtn.engine.distributed import DeviceError, check_gpus
+from vtn.launch.processes import DeviceError, check_gpus
 
 
 def run_net_main(*argv):
@@ -80,7 +80,7 @@ def test_a_bad_test_csv_line_stops_the_run_before_training(synthetic_dir, tmp_pa
 
 def test_the_weight_files_a_config_names_are_checked_at_start_up(tmp_path):
     from vtn.engine.checkpoint import CheckpointError, checkpoint_dir, checkpoint_name
-    from vtn.engine.run import check_named_files
+    from vtn.launch.run import check_named_files
 
     missing = str(tmp_path / "k400.pyth")
     out = str(tmp_path / "out")
@@ -117,7 +117,7 @@ def test_the_command_line_of_the_tools_imports_no_torch():
     tools = ["run_net", "demo_net", "predict", "export_model", "extract_features", "model_info", "check_dataset"]
     tools += ["submit", "convert_checkpoint", "visualize_attention", "plot_curves", "make_synthetic_dataset"]
     code = (
-        "import sys; from tests.helpers import load_tool; from vtn.engine.cli import parse\n"
+        "import sys; from tests.helpers import load_tool; from vtn.launch.cli import parse\n"
         f"for name in {tools!r}:\n"
         "    load_tool(f'tools/{name}.py').build_parser()\n"
         "from vtn.config import load_config; load_config('configs/Kinetics/VIT_B_VTN.yaml', validate=False)\n"
@@ -130,7 +130,7 @@ def test_the_command_line_of_the_tools_imports_no_torch():
 
 def test_a_torchrun_world_the_batches_cannot_split_over_stops_before_any_process_group(monkeypatch):
     from vtn.config import ConfigError
-    from vtn.engine.distributed import launch_job
+    from vtn.launch.processes import launch_job
 
     for key, value in (("RANK", "0"), ("WORLD_SIZE", "3"), ("LOCAL_RANK", "0")):
         monkeypatch.setenv(key, value)  # what torchrun --nproc_per_node 3 sets

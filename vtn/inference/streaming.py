@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from vtn.datasets import transforms
-from vtn.datasets.decoder import VideoDecodeError, VideoInfo, build_decoder
 from vtn.datasets.sampling import full_video_indices, rate_indices
 from vtn.engine.distributed import unwrap
+from vtn.video.decoder import VideoDecodeError, VideoInfo, build_decoder
 
 DEFAULT_CHUNK = 64
 

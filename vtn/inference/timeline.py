@@ -19,10 +19,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from vtn.datasets.decoder import VideoDecodeError, VideoInfo
 from vtn.datasets.sampling import frames_at
 from vtn.utils.errors import ConfigError
 from vtn.utils.files import atomic_write
+from vtn.video.decoder import VideoDecodeError, VideoInfo
 from vtn.visualization.timeline_plot import mmss
 
 WINDOW_BATCH = 32  # windows per temporal-encoder pass

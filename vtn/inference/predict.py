@@ -2,7 +2,7 @@
 
 Inputs: video files, folders (their videos, recursively) and CSV/TXT lists (the first field of each line is a
 video path, relative to the list's folder when it is not found as given). The weights are found as the test
-phase finds them and each video goes through the full-video protocol of vtn.api's VideoPredictor: the same
+phase finds them and each video goes through the full-video protocol of streaming's VideoPredictor: the same
 frames, preprocessing, chunks and model calls, split between two sides so that they overlap: DataLoader workers
 (DATA_LOADER.NUM_WORKERS, set by --workers; 0: this process) decode, resize and crop the frames
 (PredictFrames, extraction's VideoFrames), and this process normalises, embeds and classifies them.
@@ -19,7 +19,7 @@ partial file removed. A rerun skips the
 videos the output (or a partial file left by a crash) already has.
 
 With `timeline` (--timeline SECONDS) each video gives one row per window of that many seconds instead
-(vtn/engine/timeline.py's compute_timeline, the windows of demo_net.py --timeline): path, window, start_s, end_s,
+(vtn/inference/timeline.py's compute_timeline, the windows of demo_net.py --timeline): path, window, start_s, end_s,
 the window's top-k labels and scores, its frames, the video's duration and `status`; a bad video gives one row
 with an empty window and the reason. A video's rows are written together and it counts as done when any of its
 rows is in the output; a crashed run's partial file gives the videos whose rows reach their end (others are redone).
@@ -37,16 +37,17 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from vtn.datasets.decoder import VideoDecodeError
 from vtn.datasets.files import VIDEO_EXTENSIONS
 from vtn.engine import distributed as du
 from vtn.engine.distributed import unwrap
-from vtn.engine.extract import VideoFrames, frames_loader, normalize_frames
-from vtn.engine.streaming import VideoPrediction, frame_indices
-from vtn.engine.timeline import check_seconds, compute_timeline
+from vtn.inference.extract import VideoFrames, frames_loader, normalize_frames
+from vtn.inference.model import check_video, from_config
+from vtn.inference.streaming import VideoPrediction, frame_indices
+from vtn.inference.timeline import check_seconds, compute_timeline
 from vtn.utils.errors import ConfigError, UserError
 from vtn.utils.files import atomic_write, writing
 from vtn.utils.logging import format_eta
+from vtn.video.decoder import VideoDecodeError
 
 FIELDS = ["path", "labels", "scores", "frames", "duration", "status"]
 TIMELINE_FIELDS = ["path", "window", "start_s", "end_s", "labels", "scores", "frames", "duration", "status"]
@@ -170,8 +171,6 @@ class PredictFrames(VideoFrames):
         return frame_indices(info, self.cfg.TEST.FULL_VIDEO_FRAMES)
 
     def pieces(self, decoder, pos: int, path: str) -> Iterator[dict]:
-        from vtn.api import check_video
-
         try:
             check_video(path)
             yield from super().pieces(decoder, pos, path)
@@ -192,9 +191,7 @@ def _failed(path: str, e: Exception, timeline: bool = False) -> dict:
 
 
 def timeline_rows(model, path: str, seconds: float, topk: int) -> list[dict]:
-    """The rows of one video's timeline (one per window, vtn/engine/timeline.py), or its one failure row."""
-    from vtn.api import check_video
-
+    """The rows of one video's timeline (one per window, vtn/inference/timeline.py), or its one failure row."""
     try:
         result = compute_timeline(model.predictor, check_video(path), seconds)
         if not result.windows:
@@ -432,8 +429,6 @@ def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=Non
 def prediction_job(cfg, inputs: list[str], output: str, topk: int, timeline=None) -> None:
     """What each process of tools/predict.py runs (through launch_job): the model on this process's device
     (NUM_GPUS 0: the CPU), then run_predict."""
-    from vtn.api import from_config
-
     run_predict(from_config(cfg, du.device_for(cfg)), inputs, output, topk, timeline=timeline)
 
 

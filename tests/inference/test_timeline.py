@@ -9,12 +9,13 @@ import torch
 
 from tests.helpers import TINY_MODEL_OPTS, run_tool
 from vtn.config import load_config
-from vtn.datasets.decoder import VideoInfo
-from vtn.datasets.synthetic import encode_video, render_video
-from vtn.engine.streaming import VideoPredictor
-from vtn.engine.timeline import check_seconds, compute_timeline, csv_header, window_plan, write_csv
+from vtn.datasets.synthetic import render_video
+from vtn.inference.streaming import VideoPredictor
+from vtn.inference.timeline import check_seconds, compute_timeline, csv_header, window_plan, write_csv
 from vtn.models import build_model
 from vtn.utils.errors import ConfigError
+from vtn.video.decoder import VideoInfo
+from vtn.video.writer import encode_video
 from vtn.visualization.timeline_plot import mmss, plot_timeline
 
 OPTS = TINY_MODEL_OPTS + ["DATA.NUM_FRAMES", 4, "VTN.BACKBONE_CHUNK_SIZE", 5, "TEST.ALLOW_RANDOM_INIT", True]

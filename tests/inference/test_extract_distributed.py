@@ -12,7 +12,7 @@ import torch
 from tests.helpers import TINY_MODEL_OPTS, run_torchrun, synthetic_opts
 from vtn.config import load_config
 from vtn.datasets.features import load_feature_file
-from vtn.engine.extract import extract_features
+from vtn.inference.extract import extract_features
 
 
 def _opts(data_dir, features_dir, *extra):

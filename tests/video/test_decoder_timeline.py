@@ -17,8 +17,8 @@ from tests.datasets.odd_videos import (
     write_video,
 )
 from vtn.datasets import sampling
-from vtn.datasets.decoder import PyAVDecoder
-from vtn.engine.streaming import frame_indices
+from vtn.inference.streaming import frame_indices
+from vtn.video.decoder import PyAVDecoder
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_every_path_picks_the_same_frame_for_the_same_instant(odd, tmp_path):
 
 def test_check_dataset_reports_uneven_and_rotated_videos(odd, tmp_path):
     from tests.helpers import tiny_cfg
-    from vtn.datasets.check import format_report, scan_split
+    from vtn.preparation.check import format_report, scan_split
 
     rotated = str(tmp_path / "portrait.mp4")
     write_video(rotated, "mp4", "mpeg4", 5, rotation=-90)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Callable, Optional
 
 from vtn.config import get_cfg, load_config
+from vtn.engine.components import register_components
 from vtn.utils.errors import ConfigError, UserError
 
 USER_ERROR_STATUS = 2
@@ -175,14 +176,6 @@ def import_extensions(imports: Sequence[str]) -> None:
                 f"--import {name}: cannot be imported ({e.__class__.__name__}: {e}); give a module on the Python "
                 "path or the path of a .py file"
             ) from e
-
-
-def register_components() -> None:
-    """Import the packages that register names and config checks: datasets (names, decoders, the RandAugment
-    check), models (model, backbone, encoder, head and position-embedding names) and the engine's hooks, losses,
-    LR policies and optimizers."""
-    for name in ("datasets", "models", "engine.hooks", "engine.losses", "engine.lr_policy", "engine.optimizer"):
-        importlib.import_module(f"vtn.{name}")
 
 
 def config_from_args(args: argparse.Namespace, extra_opts: Sequence = ()):

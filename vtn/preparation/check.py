@@ -11,8 +11,8 @@ import numpy as np
 
 from vtn.datasets.annotations import repeats_policy
 from vtn.datasets.build import build_dataset
-from vtn.datasets.decoder import VideoDecodeError, build_decoder
 from vtn.utils.logging import format_eta
+from vtn.video.decoder import VideoDecodeError, build_decoder
 
 logger = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ from vtn.engine.lr_policy import set_lr
 from vtn.engine.output_dir import checkpoints_kept
 from vtn.engine.tester import test_runs
 from vtn.engine.trainer import Trainer
+from vtn.launch.processes import launch_job
 from vtn.utils.files import TEMP_PREFIX, write_json_atomic
 from vtn.utils.logging import setup_logging
 from vtn.utils.rng import seed_everything
@@ -650,7 +651,7 @@ def preflight_main(cfg, options: Options, init_method: Optional[str] = None, too
     import sys
 
     try:
-        du.launch_job(cfg, _Runner(options), init_method=init_method)
+        launch_job(cfg, _Runner(options), init_method=init_method)
     except Exception as e:  # noqa: BLE001  (only a PreflightFailure is turned into a line; the rest re-raised)
         line = failure_line(e)
         if line is None:

@@ -3,7 +3,7 @@ and write the frame embeddings into DATA.FEATURES_DIR (layout: vtn/datasets/feat
 
 Which frames: DATA.FEATURES_FPS frames per second when > 0 (a value >= the video's fps keeps every frame),
 else TEST.FULL_VIDEO_FRAMES spread over the whole video. Decoding, resizing, center crop, normalisation and
-the chunked backbone pass are those of whole-video streaming (vtn/engine/streaming.py), so cached embeddings
+the chunked backbone pass are those of whole-video streaming (vtn/inference/streaming.py), so cached embeddings
 are exactly what the end-to-end test transform gives.
 
 Which videos: the split lists of DATA.FEATURES_SOURCE, or of TRAIN.DATASET (train, val) and TEST.DATASET
@@ -46,7 +46,6 @@ import torch.distributed as dist
 from vtn.config import dump_config
 from vtn.datasets import transforms
 from vtn.datasets.build import DATASET_REGISTRY, SPLITS
-from vtn.datasets.decoder import VideoDecodeError, build_decoder
 from vtn.datasets.features import (
     DTYPES,
     FORMAT,
@@ -64,11 +63,12 @@ from vtn.engine.checkpoint import atomic_save, load_checkpoint_file, load_weight
 from vtn.engine.convert import to_vtn_state
 from vtn.engine.distributed import unwrap
 from vtn.engine.evaluator import autocast_for
-from vtn.engine.streaming import DEFAULT_CHUNK, frame_indices
+from vtn.inference.streaming import DEFAULT_CHUNK, frame_indices
 from vtn.models import build_model
 from vtn.utils.files import check_writable_dir, remove_temporaries, write_json_atomic
 from vtn.utils.logging import format_eta, setup_logging
 from vtn.utils.rng import seed_everything
+from vtn.video.decoder import VideoDecodeError, build_decoder
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from vtn.config import get_cfg
 from vtn.datasets.sampling import full_video_indices, rate_indices, train_clip_indices, view_clip_indices
 from vtn.utils import logging as vtn_logging
 from vtn.video import decoder as decoder_module
+from vtn.video import timestamps
 from vtn.video.decoder import PyAVDecoder, build_decoder
 
 N = 90  # frames of each generated video (3.6 s at 25 fps)
@@ -123,7 +124,7 @@ def test_a_wanted_frame_that_does_not_come_out_switches_the_file_to_full_decodin
     """The safety net: a packet skipped although it held a wanted frame (a timestamp that lies) is noticed when
     the frame fails to come out; decoding goes on in full from that frame, and the file stays in full."""
     path = videos["h264_bframes.mp4"]
-    honest = decoder_module._Skipper.before
+    honest = timestamps.Skipper.before
 
     def lying(self, packet):  # a wanted non-reference frame's packet is skipped as if it were not wanted
         wanted_set = self.wanted_set
@@ -131,7 +132,7 @@ def test_a_wanted_frame_that_does_not_come_out_switches_the_file_to_full_decodin
         honest(self, packet)
         self.wanted_set = wanted_set
 
-    monkeypatch.setattr(decoder_module._Skipper, "before", lying)
+    monkeypatch.setattr(timestamps.Skipper, "before", lying)
     decoder, full = PyAVDecoder(skip_nonref=True), PyAVDecoder(skip_nonref=False)
     idx = np.arange(33, 50, 2)
     caplog.set_level(logging.WARNING, logger="vtn.video.decoder")
@@ -197,9 +198,9 @@ def test_packed_b_frames_are_recognised(videos):
     with av.open(videos["mpeg4_bframes.mp4"]) as c:
         stream = c.streams.video[0]
         packets = [p for p in c.demux(stream) if p.size > 0][:3]
-    assert not any(decoder_module._packed_b_frames(stream, p) for p in packets)  # one picture per packet
+    assert not any(timestamps.packed_b_frames(stream, p) for p in packets)  # one picture per packet
     packed = av.Packet(bytes(packets[1]) + bytes(packets[2]))  # a P-VOP and a B-VOP in one packet
-    assert decoder_module._packed_b_frames(stream, packed)
+    assert timestamps.packed_b_frames(stream, packed)
 
 
 def test_mpeg4_frames_whose_timestamps_are_swapped_with_a_neighbour_are_never_returned_for_it(tmp_path):

@@ -42,7 +42,7 @@ from av.video.reformatter import VideoReformatter
 from vtn.datasets.files import VIDEO_EXTENSIONS
 from vtn.utils.errors import UserError
 from vtn.utils.logging import format_eta
-from vtn.video.decoder import quarter_turns, timeline
+from vtn.video.timestamps import quarter_turns, timeline
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 CODECS = ("auto", "libx264", "mpeg4")

@@ -49,8 +49,23 @@ import torch.utils.data
 
 from vtn.config import register_choices
 from vtn.utils.errors import UserError
-from vtn.utils.logging import log_once
 from vtn.utils.registry import Registry
+from vtn.video.timestamps import (
+    PARTLY_STAMPED_CONTAINERS,
+    OutOfOrder,
+    SeekOvershot,
+    SkipMissed,
+    Skipper,
+    StoredStamps,
+    fall_back,
+    frame_indexer,
+    keyframes_start_display_order,
+    packed_b_frames,
+    quarter_turns,
+    seek_ticks,
+    skippable,
+    timeline,
+)
 
 logger = logging.getLogger(__name__)
 DECODER_REGISTRY = Registry("video decoder")
@@ -70,40 +85,8 @@ def default_thread_type() -> str:
     return "SLICE" if worker else "AUTO"
 
 
-# Frames whose spacing differs from the median spacing by more than this fraction make a timeline uneven.
-UNEVEN_SPACING = 0.25
-
-
 class VideoDecodeError(UserError, RuntimeError):
     """A video that cannot be read; the message names the file and the reason."""
-
-
-class _OutOfOrder(Exception):
-    """Frame timestamps that do not follow the display order: decode again, counting frames."""
-
-
-class _SeekOvershot(Exception):
-    """The seek landed after the first wanted frame (keyframes indexed by decode time): seek earlier."""
-
-
-class _SkipMissed(Exception):
-    """A wanted frame did not come out while non-reference frames were skipped: decode in full from `index`."""
-
-    def __init__(self, index: int):
-        super().__init__(index)
-        self.index = index
-
-
-# Containers whose packets carry presentation timestamps of their own (FFmpeg format names): in others (AVI,
-# raw streams) the demuxer makes them up, and a packet's timestamp cannot say which frame it holds.
-SKIP_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm"})
-# Containers whose demuxer makes up the timestamps of the frames that do not start a pack of their own (MPEG
-# program streams: one stored timestamp per pack of 2 KiB, shared by the small frames that start in it), and makes
-# them up wrong after a seek: there decoding after a seek reads only the stored ones (see `_StoredStamps`).
-PARTLY_STAMPED_CONTAINERS = frozenset({"mpeg"})
-# Codecs whose files carry a history of timestamps swapped between neighbouring frames (DivX/Xvid remuxes): the
-# neighbours of each wanted frame are decoded too, so that such a swap shows as frames out of order.
-SWAPPED_TIMESTAMP_CODECS = frozenset({"mpeg4", "msmpeg4v1", "msmpeg4v2", "msmpeg4v3"})
 
 
 @dataclass(frozen=True)
@@ -131,153 +114,6 @@ def _check_file(path: str) -> None:
         raise VideoDecodeError(f"{path}: file does not exist")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(f"{path}: file is empty (0 bytes)")
-
-
-def quarter_turns(degrees) -> int:
-    """Counterclockwise quarter turns (0-3) of a display-matrix rotation in degrees (FFmpeg's convention)."""
-    return int(round((degrees or 0) / 90.0)) % 4
-
-
-def timeline(
-    pts: Sequence[int], time_base: Fraction, rate: Fraction, declared: Optional[float] = None
-) -> tuple[float, Optional[tuple[float, ...]], float]:
-    """(fps, times or None, duration) from the sorted timestamps of a stream's frames. Evenly spaced frames keep
-    the stream's rate (or the rate of their spacing when the header's differs); unevenly spaced ones keep their
-    times, and the duration runs to the end of the last frame (`declared`: the stream's own duration in seconds
-    from the first frame, when the container gives one)."""
-    times = (np.asarray(pts, dtype=np.float64) - pts[0]) * float(time_base)
-    steps = np.diff(times)
-    positive = steps[steps > 0]
-    if len(times) < 3 or len(positive) < len(steps):
-        return float(rate), None, len(times) / float(rate)
-    step = float(np.median(steps))
-    if np.all(np.abs(steps - step) <= UNEVEN_SPACING * step):
-        fps = float(rate) if abs(float(rate) * step - 1.0) < 0.01 else 1.0 / step
-        return fps, None, len(times) / fps
-    end = float(times[-1]) + float(positive.min())
-    duration = declared if declared is not None and declared >= end - 1e-6 else end
-    return len(times) / duration, tuple(float(t) for t in times), duration
-
-
-def _keyframes_start_display_order(pts: Sequence[int], keys: Sequence[bool]) -> bool:
-    """Whether every keyframe is shown after every packet decoded before it, as a point where decoding can start
-    must be: timestamps that break this are out of display order (packed B-frames, a bad muxer)."""
-    shown_before = None
-    for p, key in zip(pts, keys):
-        if key and shown_before is not None and p <= shown_before:
-            return False
-        shown_before = p if shown_before is None else max(shown_before, p)
-    return True
-
-
-def _packed_b_frames(stream, packet) -> bool:
-    """Whether an MPEG-4 part 2 packet holds two pictures (DivX/Xvid "packed B-frames", whose timestamps belong to
-    other frames than the ones decoded from them)."""
-    return stream.codec_context.name == "mpeg4" and bytes(packet).count(b"\x00\x00\x01\xb6") > 1
-
-
-def _skippable(path: str, container, stream, pts: Sequence[int], packed: bool) -> bool:
-    """Whether frames may be skipped: the stream has B-frames (without them nearly every frame is a reference,
-    and skipping would only cost its bookkeeping) and the packets' timestamps say which frame each holds (see
-    SKIP_CONTAINERS). Files in other containers are said once per container format; the rest at debug level (a
-    file whose timestamps are out of display order is said when decoding finds it out, see `_fall_back`)."""
-    if not SKIP_CONTAINERS.intersection(container.format.name.split(",")):
-        log_once(
-            logger,
-            logging.INFO,
-            f"videos that are in {container.format.name} containers are decoded without skipping frames: the "
-            f"demuxer makes up their timestamps (first: {path})",
-            key=container.format.name,
-        )
-        return False
-    if not stream.codec_context.has_b_frames:
-        reason = "has no B-frames, so (nearly) every frame is a reference"
-    elif packed:
-        reason = "has packed B-frames (DivX/Xvid)"
-    elif all(b > a for a, b in zip(pts, pts[1:])):
-        reason = "may have B-frames but has timestamps in decoding order"
-    else:
-        return True
-    logger.debug("%s: frames are not skipped: the video %s", path, reason)
-    return False
-
-
-def _fall_back(path: str, problem: str, fps: float) -> None:
-    """One line for a file decoded in full because of its timestamps: at info level for the first such file of
-    the process (datasets of old AVI files have thousands of them), at debug level for each."""
-    logger.debug("%s: %s; decoded in full, frames counted from the start at %g fps", path, problem, fps)
-    log_once(
-        logger,
-        logging.INFO,
-        f"videos whose {problem} are decoded in full, frames counted from the start (first: {path}; each one is "
-        "logged at debug level)",
-        key=problem,
-    )
-
-
-class _Skipper:
-    """Per packet, FFmpeg's skip_frame: NONREF for a packet whose timestamp is not a wanted frame's or within
-    `margin` frames of one (a reference frame is still decoded, a non-reference one is dropped), DEFAULT otherwise
-    (a packet without a timestamp too).
-    `check_none_missed` raises `_SkipMissed` when a wanted frame failed to come out between two that did."""
-
-    def __init__(self, codec_context, wanted: np.ndarray, index_of, margin: int = 0):
-        self.context, self.index_of = codec_context, index_of
-        self.wanted = wanted
-        self.wanted_set = set(wanted.tolist())
-        if margin:  # the neighbours too: a timestamp swapped with a neighbour's shows as two frames out of order
-            self.wanted_set |= {w + d for w in self.wanted_set for d in range(-margin, margin + 1)}
-        self.skipped = set()  # indices of the frames whose packets were allowed to be skipped
-        self.mode = codec_context.skip_frame
-
-    def before(self, packet) -> None:
-        idx = None if packet.pts is None or packet.size <= 0 else self.index_of(packet.pts)
-        mode = "DEFAULT" if idx is None or idx in self.wanted_set else "NONREF"
-        if mode == "NONREF":
-            self.skipped.add(idx)
-        if mode != self.mode:
-            self.context.skip_frame = self.mode = mode
-
-    def check_none_missed(self, after: int, before: int) -> None:
-        """No wanted frame strictly between the frames at `after` and `before` that came out one after the other."""
-        lo = int(np.searchsorted(self.wanted, after, side="right"))
-        if lo < len(self.wanted) and self.wanted[lo] < before:
-            raise _SkipMissed(int(self.wanted[lo]))
-
-
-class _StoredStamps:
-    """Frame indices after a seek in a container of PARTLY_STAMPED_CONTAINERS, read with FFmpeg's `no_fillin` (a
-    frame without a stored timestamp comes out without one): a frame with one takes its index on the timeline; a
-    frame without one takes the index after the frame before it, held back until the next stored timestamp (or the
-    end of the stream) shows that no frame went missing between them; frames before the first stored timestamp have
-    no known index and are dropped (when a wanted one was among them, the seek overshot)."""
-
-    def __init__(self, index_of, num_frames: int):
-        self.index_of, self.num_frames = index_of, num_frames
-        self.anchor = None  # index of the last frame that came out with a stored timestamp
-        self.held = []  # the frames that came out after it
-
-    def push(self, frame) -> list:
-        """(index, frame) of the frames whose index is known once `frame` came out, in order."""
-        if frame.pts is None:
-            if self.anchor is not None:
-                self.held.append(frame)
-            return []
-        idx = self.index_of(frame.pts)
-        ready = self._release(idx)
-        self.anchor, self.held = idx, []
-        return ready + [(idx, frame)]
-
-    def end(self) -> list:
-        """(index, frame) of the frames held at the end of the stream, which ends with the timeline's last frame."""
-        return self._release(self.num_frames)
-
-    def _release(self, following: int) -> list:
-        if not self.held:
-            return []
-        if self.anchor + len(self.held) + 1 != following:
-            raise _OutOfOrder  # frames went missing (or came in excess) between two stored timestamps
-        return [(self.anchor + 1 + k, frame) for k, frame in enumerate(self.held)]
 
 
 @DECODER_REGISTRY.register_as("pyav")
@@ -331,7 +167,7 @@ class PyAVDecoder:
                     pts.append(packet.pts)
                     keys.append(packet.is_keyframe)
                     if len(pts) <= 64 and not packed:
-                        packed = _packed_b_frames(stream, packet)
+                        packed = packed_b_frames(stream, packet)
                     if first_frame is None and len(pts) <= 32:
                         try:
                             frames = packet.decode()
@@ -346,10 +182,10 @@ class PyAVDecoder:
             count = len(pts)
             usable = None not in pts and len(set(pts)) == count
             if not usable:
-                _fall_back(path, "frame timestamps are missing or repeated", float(rate))
-            elif not _keyframes_start_display_order(pts, keys):
+                fall_back(path, "frame timestamps are missing or repeated", float(rate))
+            elif not keyframes_start_display_order(pts, keys):
                 usable = False  # a seek to such a keyframe would return frames of other indices
-                _fall_back(path, "frame timestamps are out of display order", float(rate))
+                fall_back(path, "frame timestamps are out of display order", float(rate))
             if usable:
                 ordered = sorted(pts)
                 declared = None
@@ -366,8 +202,8 @@ class PyAVDecoder:
             rotation = rotation or 0
             if rotation % 2:
                 width, height = height, width
-            skippable = usable and _skippable(path, container, stream, pts, packed)
-            return VideoInfo(fps, count, duration, width, height, times, start, rotation, skippable)
+            can_skip = usable and skippable(path, container, stream, pts, packed)
+            return VideoInfo(fps, count, duration, width, height, times, start, rotation, can_skip)
         finally:
             container.close()
 
@@ -449,9 +285,9 @@ class PyAVDecoder:
                     try:
                         yield from self._decode_frames(path, wanted, info, by_timestamp=True, seek=seek, skip=skip)
                         return
-                    except _SeekOvershot:
+                    except SeekOvershot:
                         seek = max(0, seek - max(1, int(2 * info.fps)))  # two seconds earlier
-                    except _SkipMissed as missed:  # every wanted frame before it was returned
+                    except SkipMissed as missed:  # every wanted frame before it was returned
                         self._full.add(path)
                         skip = False
                         wanted, seek = wanted[wanted >= missed.index], missed.index
@@ -461,9 +297,9 @@ class PyAVDecoder:
                             path,
                             missed.index,
                         )
-            except _OutOfOrder:
+            except OutOfOrder:
                 self._counted.add(path)
-                _fall_back(path, "frame timestamps are out of display order", info.fps)
+                fall_back(path, "frame timestamps are out of display order", info.fps)
         yield from self._decode_frames(path, wanted, info, by_timestamp=False)
 
     def _decode_frames(
@@ -472,23 +308,14 @@ class PyAVDecoder:
         """Frames wanted[0]..wanted[-1] (see `_frames_from`); `by_timestamp`: after a seek to the keyframe before
         frame `seek`, indices from timestamps, and with `skip` the packets of frames not wanted are decoded with
         FFmpeg's skip_frame = NONREF; else counted from the start, every frame decoded."""
-        import av
-
         first, last = int(wanted[0]), int(wanted[-1])
         container, stream = self._open(path)
         decoded = None
         try:
             skip = skip and by_timestamp and info.skippable
-            index_of = self._indexer(stream, info) if by_timestamp else None
-            stamps = None
-            if by_timestamp and seek > 0:
-                if PARTLY_STAMPED_CONTAINERS.intersection(container.format.name.split(",")):
-                    container.flags = container.flags | av.container.Flags.no_fillin.value
-                    stamps = _StoredStamps(index_of, info.num_frames)
-                target = info.start_pts + self._ticks(stream, info, seek)
-                container.seek(target, stream=stream, backward=True, any_frame=False)
-            margin = 1 if stream.codec_context.name in SWAPPED_TIMESTAMP_CODECS else 0
-            skipper = _Skipper(stream.codec_context, wanted, index_of, margin) if skip else None
+            index_of = frame_indexer(stream, info) if by_timestamp else None
+            stamps = self._seek(container, stream, info, seek, index_of) if by_timestamp and seek > 0 else None
+            skipper = Skipper(stream.codec_context, wanted, index_of) if skip else None
             skipped = skipper.skipped if skipper is not None else set()
             count = 0
             previous = None  # (index, frame), held back until the next frame confirms its index
@@ -501,15 +328,15 @@ class PyAVDecoder:
                 elif not by_timestamp:
                     ready = [(count, frame)]
                 elif frame.pts is None:
-                    raise _OutOfOrder
+                    raise OutOfOrder
                 else:
                     ready = [(index_of(frame.pts), frame)]
                 for idx, out in ready:
                     if by_timestamp:
                         if previous is not None and idx <= previous[0]:
-                            raise _OutOfOrder  # before `previous`, maybe a frame of another index, is returned
+                            raise OutOfOrder  # before `previous`, maybe a frame of another index, is returned
                         if previous is None and count == 0 and idx > first and seek > 0:
-                            raise _SeekOvershot  # nothing was returned yet
+                            raise SeekOvershot  # nothing was returned yet
                     count += 1
                     if previous is not None and first <= previous[0] <= last:
                         yield previous
@@ -522,12 +349,12 @@ class PyAVDecoder:
                         return
                     previous = (idx, out)
             if count == 0 and seek > 0:
-                raise _SeekOvershot  # no frame came out after the seek: it landed after the last keyframe
+                raise SeekOvershot  # no frame came out after the seek: it landed after the last keyframe
             if previous is not None and first <= previous[0] <= last:
                 yield previous
             if skipper is not None:
                 skipper.check_none_missed(previous[0] if previous is not None else first - 1, info.num_frames)
-        except (VideoDecodeError, _OutOfOrder, _SeekOvershot, _SkipMissed):
+        except (VideoDecodeError, OutOfOrder, SeekOvershot, SkipMissed):
             raise
         except Exception as e:  # a broken container (truncated index, unreadable data)
             raise VideoDecodeError(f"{path}: decoding failed ({e.__class__.__name__}: {e})") from e
@@ -536,7 +363,20 @@ class PyAVDecoder:
                 decoded.close()  # says how many packets were corrupt
             container.close()
 
-    def _decoded(self, path: str, container, stream, skipper: Optional[_Skipper]):
+    @staticmethod
+    def _seek(container, stream, info: VideoInfo, seek: int, index_of) -> Optional[StoredStamps]:
+        """Seek to the keyframe before frame `seek`; in a container of PARTLY_STAMPED_CONTAINERS, read only the
+        stored timestamps from there on and return what numbers the frames between them (else None)."""
+        import av
+
+        stamps = None
+        if PARTLY_STAMPED_CONTAINERS.intersection(container.format.name.split(",")):
+            container.flags = container.flags | av.container.Flags.no_fillin.value
+            stamps = StoredStamps(index_of, info.num_frames)
+        container.seek(info.start_pts + seek_ticks(stream, info, seek), stream=stream, backward=True, any_frame=False)
+        return stamps
+
+    def _decoded(self, path: str, container, stream, skipper: Optional[Skipper]):
         """The frames of the packets from where `container` stands, in the decoder's output order, then None at the
         end of the stream (after the frames the decoder still held)."""
         bad = good = 0
@@ -558,26 +398,6 @@ class PyAVDecoder:
         finally:
             if bad:
                 logger.warning("%s: skipped %d corrupt packets", path, bad)
-
-    @staticmethod
-    def _ticks(stream, info: VideoInfo, index: int) -> int:
-        """Timestamp ticks from the first frame to frame `index` (its display time)."""
-        t = info.times[min(index, info.num_frames - 1)] if info.times is not None else index / info.fps
-        return int(t / stream.time_base)
-
-    @staticmethod
-    def _indexer(stream, info: VideoInfo):
-        """Frame timestamp -> frame index on the probe's timeline."""
-        tb = float(stream.time_base)
-        if info.times is None:
-            return lambda pts: int(round((pts - info.start_pts) * tb * info.fps))
-        times = np.asarray(info.times)
-
-        def index_of(pts: int) -> int:
-            t = (pts - info.start_pts) * tb
-            return int(np.clip(np.searchsorted(times, t + 0.5 * tb, side="right") - 1, 0, info.num_frames - 1))
-
-        return index_of
 
     @staticmethod
     def _to_rgb(frame, size: Optional[tuple[int, int]]) -> np.ndarray:

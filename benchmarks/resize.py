@@ -34,7 +34,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.kinetics_like import cpu_seconds, load_average, write_video  # noqa: E402
-from vtn.preparation.resize import X264_PRESETS, ResizeOptions, plan, run_jobs  # noqa: E402
+from vtn.preparation.resize import X264_PRESETS, ResizeOptions  # noqa: E402
+from vtn.preparation.resize_jobs import plan, run_jobs  # noqa: E402
 
 CACHE = os.path.join(ROOT, "data_cache", "bench_resize")
 SIZES = ((640, 360), (480, 360), (360, 640))

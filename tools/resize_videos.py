@@ -21,7 +21,8 @@ import sys
 import time
 
 from vtn.launch.cli import run_main
-from vtn.preparation.resize import CODECS, VIDEO_EXTENSIONS, X264_PRESETS, ResizeOptions, plan, run_jobs
+from vtn.preparation.resize import CODECS, X264_PRESETS, ResizeOptions
+from vtn.preparation.resize_jobs import VIDEO_EXTENSIONS, plan, run_jobs
 
 TOOL = "resize_videos"
 

@@ -14,7 +14,8 @@ import torch
 
 from tests.datasets.odd_videos import DROPPED_PTS, index_frame, read_index, write_out_of_order_timestamps, write_video
 from tests.helpers import load_tool
-from vtn.preparation.resize import has_encoder, output_size, progress_line, temp_path
+from vtn.preparation.resize import has_encoder, output_size, temp_path
+from vtn.preparation.resize_jobs import progress_line
 from vtn.video.decoder import PyAVDecoder
 
 tool = load_tool("tools/resize_videos.py")
@@ -278,7 +279,7 @@ def test_two_workers_give_the_same_outputs(inputs, resized, tmp_path):
 
 
 def test_a_worker_process_that_dies_costs_only_its_video(inputs, tmp_path, monkeypatch):
-    import vtn.preparation.resize as resize
+    import vtn.preparation.resize_jobs as resize
 
     def crashing(src, dst, options):  # as a segfault inside FFmpeg would: the worker process ends at once
         if "crash" in src:

@@ -183,3 +183,29 @@ def test_every_documented_run_writes_to_its_own_output_dir():
             if diffs:
                 clashes.append(f"{folder}: '{first_name}' and '{name}' differ in {sorted(diffs)}")
     assert not clashes, "\n".join(clashes)
+
+
+def registry_rows() -> list[tuple[str, str, str]]:
+    """(registry names, module, config keys) of the table in GETTING_STARTED's "Extending vtn"."""
+    text = open(os.path.join(REPO, "GETTING_STARTED.md")).read()
+    table = text[text.index("| registry | module | config key |") :].split("\n\n", 1)[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    return [(names, module.strip("`"), keys) for names, module, keys in rows]
+
+
+def test_the_registry_table_names_where_each_registry_lives_and_its_keys():
+    import importlib
+
+    from vtn.config import get_cfg
+    from vtn.utils.registry import Registry
+
+    rows = registry_rows()
+    assert len(rows) >= 9
+    cfg = get_cfg()
+    for names, module, keys in rows:
+        for name in re.findall(r"`(\w+_REGISTRY)`", names):
+            assert isinstance(getattr(importlib.import_module(module), name), Registry), (name, module)
+        for key in re.findall(r"`([A-Z_.]+)`", keys):
+            node = cfg
+            for part in key.split("."):
+                node = getattr(node, part)  # an AttributeError names a key the config does not have

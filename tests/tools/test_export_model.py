@@ -122,3 +122,38 @@ def test_an_unwritable_output_fails_before_the_model_is_built(tmp_path, monkeypa
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert f"--output: cannot write {tmp_path / 'file' / 'm.pt2'}: {tmp_path / 'file'} is a file" in result.stderr
     assert not built
+
+
+@pytest.mark.parametrize("fmt", ["export", "onnx"])
+def test_export_traces_the_encoders_traceable_form_and_leaves_the_module_global_alone(fmt, tmp_path, monkeypatch):
+    """Export asks the encoder for its traceable form (the dense path, per instance) and changes neither
+    longformer.DENSE_MAX_TOKENS nor the encoder's chunk_bytes, even while it traces. With the global at 0 and
+    chunk_bytes at 1 every eager call takes the blocked, chunked path; the exported model still gives its logits."""
+    from vtn.inference import export
+    from vtn.models.temporal_encoders import longformer
+
+    if fmt == "onnx":
+        pytest.importorskip("onnx")
+    monkeypatch.setattr(longformer, "DENSE_MAX_TOKENS", 0)
+    model = tiny_model(*EXTRA)
+    encoder = model.temporal_encoder
+    encoder.chunk_bytes = 1
+    seen = []
+    encode = longformer.TorchLongformerEncoder.encode
+
+    def watched(self, *args):  # what the encoder sees at each call, the traced ones included
+        seen.append((longformer.DENSE_MAX_TOKENS, self.chunk_bytes, self.dense_only))
+        return encode(self, *args)
+
+    monkeypatch.setattr(longformer.TorchLongformerEncoder, "encode", watched)
+    if fmt == "export":
+        program = export.export_program(tiny_cfg(*EXTRA), model, max_frames=16).module()
+    else:
+        export.export_onnx(tiny_cfg(*EXTRA), model, str(tmp_path / "m.onnx"))  # checks onnxruntime's logits too
+    assert (0, 1, True) in seen and all(s[:2] == (0, 1) for s in seen)
+    assert (longformer.DENSE_MAX_TOKENS, encoder.chunk_bytes, encoder.dense_only) == (0, 1, False)
+    if fmt == "export":
+        for b, t in ((1, 3), (2, 16)):
+            x, idx = inputs(b, t, seed=t)
+            with torch.no_grad():
+                torch.testing.assert_close(program(x, idx), model(x, idx), rtol=0, atol=1e-4)

@@ -5,8 +5,11 @@
 The program takes `frames (B, C, T, H, W)` float, normalised with the contract's mean and std, and `frame_idx (B, T)`
 long, each frame's index in the original video (for the position embedding); B and T are dynamic (1 .. max). It is
 the model in eval mode with two things fixed for tracing, neither of which changes the logits: the backbone sees all
-B * T frames in one pass (no VTN.BACKBONE_CHUNK_SIZE loop), and the 'longformer' encoder uses its dense banded
-attention at every length (one code path for every T; its blocked path has shape-dependent branches).
+B * T frames in one pass (no VTN.BACKBONE_CHUNK_SIZE loop), and the temporal encoder is traced in its traceable form,
+`with model.temporal_encoder.traceable():` (TemporalEncoder.traceable), which is all that export asks of it: the
+'longformer' encoder then uses its dense banded attention, in one piece, at every length (one code path for every T;
+its blocked and chunked paths have shape-dependent branches). That switch belongs to the encoder instance and is
+undone after the trace; export itself sets no module global and no attribute of the encoder.
 """
 
 import contextlib
@@ -65,24 +68,6 @@ def checkpoint_opts(checkpoint: str) -> list:
 
 
 @contextlib.contextmanager
-def single_path_encoder(model: nn.Module, max_frames: int):
-    """The 'longformer' encoder in one piece with dense attention up to max_frames + 1 tokens, while tracing."""
-    from vtn.models.temporal_encoders import longformer
-
-    encoder = model.temporal_encoder
-    saved_dense, saved_chunk = longformer.DENSE_MAX_TOKENS, getattr(encoder, "chunk_bytes", None)
-    longformer.DENSE_MAX_TOKENS = max(saved_dense, max_frames + 1)
-    if saved_chunk is not None:
-        encoder.chunk_bytes = 2**62
-    try:
-        yield
-    finally:
-        longformer.DENSE_MAX_TOKENS = saved_dense
-        if saved_chunk is not None:
-            encoder.chunk_bytes = saved_chunk
-
-
-@contextlib.contextmanager
 def quiet_torch():
     """No graph dumps of a failed trace on the terminal (torch logs them): the error says what failed."""
     torch_logger = logging.getLogger("torch")
@@ -90,7 +75,7 @@ def quiet_torch():
     torch_logger.setLevel(logging.CRITICAL)
     try:
         with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about the branches fixed by single_path_encoder
+            warnings.simplefilter("ignore")  # tracer warnings about branches fixed for the trace
             yield
     finally:
         torch_logger.setLevel(level)
@@ -125,7 +110,7 @@ def export_program(cfg, model: nn.Module, max_frames: int):
     frames = torch.export.Dim("frames", min=1, max=max_frames)
     shapes = {"frames": {0: batch, 2: frames}, "frame_idx": {0: batch, 1: frames}}
     try:
-        with torch.no_grad(), single_path_encoder(model, max_frames), quiet_torch():
+        with torch.no_grad(), model.temporal_encoder.traceable(), quiet_torch():
             return torch.export.export(net, example_inputs(cfg, device), dynamic_shapes=shapes)
     except Exception as e:  # noqa: BLE001  (any tracing failure becomes one line naming the component)
         raise ExportError(unexportable_message(cfg, e)) from e
@@ -205,7 +190,9 @@ def contract_path(output: str) -> str:
     return output + ".json"
 
 
-def export_onnx(cfg, model: nn.Module, output: str, max_frames: int) -> None:
+def export_onnx(cfg, model: nn.Module, output: str) -> None:
+    """`model` as an ONNX file (the TorchScript-based exporter, dynamic batch and frames), checked with onnx and, when
+    installed, against onnxruntime."""
     try:
         import onnx
     except ImportError:
@@ -215,7 +202,7 @@ def export_onnx(cfg, model: nn.Module, output: str, max_frames: int) -> None:
     inputs = example_inputs(cfg, device)
     buffer = io.BytesIO()
     try:  # the TorchScript-based exporter: the dynamo one needs onnxscript too
-        with torch.no_grad(), single_path_encoder(model, max_frames), quiet_torch():
+        with torch.no_grad(), model.temporal_encoder.traceable(), quiet_torch():
             torch.onnx.export(
                 net,
                 inputs,
@@ -264,7 +251,7 @@ def export_model(cfg, output: str, fmt: str = "export", max_frames: int = 0, con
         program = export_program(cfg, model, max_frames)
         atomic_write(output, lambda f: torch.export.save(program, f))
     else:
-        export_onnx(cfg, model, output, max_frames)
+        export_onnx(cfg, model, output)
     info = contract(cfg, output, checkpoint, max_frames, fmt, config_name)
     write_json_atomic(info, contract_path(output))
     return info

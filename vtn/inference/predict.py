@@ -349,6 +349,72 @@ def _video_rows(model, videos: list[tuple[int, str]], topk: int, seconds) -> Ite
             yield pos, [row]
 
 
+def _shared_plan(inputs: list[str], output: str, fmt: str, fields: list) -> dict:
+    """Rank 0's `_plan`, given to every process; an error of the inputs or the output ends every process's run
+    (with one process, as it was raised)."""
+    rank, world = du.get_rank(), du.get_world_size()
+    plan, error = None, None
+    if rank == 0:
+        try:
+            plan = _plan(inputs, output, fmt, fields)
+        except UserError as e:
+            if world == 1:
+                raise
+            error = str(e)
+    plan, error = du.broadcast_object((plan, error))
+    if error:
+        raise ConfigError(error)
+    return plan
+
+
+def _progress(stream, total: int, share: str, counts: dict):
+    """`report(n)`, called as the n-th of `total` videos finishes: a progress line on `stream` for the first and
+    the last video and at most one per PROGRESS_SECONDS in between."""
+    start = last = time.perf_counter()
+
+    def report(n: int) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if n in (1, total) or now - last >= PROGRESS_SECONDS:
+            last, per = now, (now - start) / n
+            print(
+                f"predict: {n}/{total} videos{share}, {counts['failed']} failed, {per:.2f} s/video, "
+                f"eta {format_eta(per * (total - n))}",
+                file=stream,
+                flush=True,
+            )
+
+    return report
+
+
+def _predict_share(model, mine, topk: int, seconds, fmt: str, partial: str, lines: list, counts: dict, report) -> None:
+    """Predict this process's videos `mine` `(position, path)`: each video's rows are appended to `partial` as it
+    finishes, and to `lines` `(position, text)`, its status counted in `counts` (ok / failed), then `report(n)`.
+    `lines` and `counts` hold every finished video also when this stops on an error or an interruption."""
+    with writing(partial):
+        f = open(partial, "a", encoding="utf-8")
+    with f:
+        for n, (pos, rows) in enumerate(_video_rows(model, mine, topk, seconds), 1):
+            text = "".join(format_row(row, fmt) for row in rows)  # a video's rows are written together
+            with writing(partial):
+                f.write(text)
+                f.flush()
+            lines.append((pos, text))
+            counts["ok" if rows[0]["status"] == "ok" else "failed"] += 1
+            report(n)
+
+
+def _gather_output(output: str, fmt: str, fields: list, earlier: list, lines: list, counts: dict) -> None:
+    """Several processes: every process's rows and counts gathered, the output written by rank 0 in the inputs'
+    order, then each process's partial file removed (after the output holds every row)."""
+    gathered = du.all_gather_object((lines, counts["ok"], counts["failed"]))
+    counts["ok"], counts["failed"] = sum(g[1] for g in gathered), sum(g[2] for g in gathered)
+    if du.get_rank() == 0:
+        _write_output(output, fmt, earlier + [t for _, t in sorted(x for g in gathered for x in g[0])], fields)
+    du.barrier()  # the output holds every row before any process removes its partial file
+    os.remove(partial_path(output, du.get_rank()))
+
+
 def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=None, timeline=None) -> dict:
     """Predict every video of `inputs` not yet in `output`; returns counts {total, skipped, ok, failed}.
     `timeline` (seconds): one row per window of each video instead (see the module's docstring).
@@ -363,17 +429,7 @@ def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=Non
     seconds = check_seconds(timeline) if timeline is not None else None
     fields = TIMELINE_FIELDS if seconds else FIELDS
     rank, world = du.get_rank(), du.get_world_size()
-    plan, error = None, None
-    if rank == 0:
-        try:
-            plan = _plan(inputs, output, fmt, fields)
-        except UserError as e:
-            if world == 1:
-                raise
-            error = str(e)
-    plan, error = du.broadcast_object((plan, error))
-    if error:
-        raise ConfigError(error)
+    plan = _shared_plan(inputs, output, fmt, fields)
     todo, total = plan["todo"], plan["total"]
     master = rank == 0
     counts = dict(total=total, skipped=total - len(todo), ok=0, failed=0)
@@ -381,29 +437,11 @@ def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=Non
         print(f"predict: {counts['skipped']} of {total} videos already in {output}: skipped", file=stream)
     mine = todo[rank::world]
     share = f" (this process's share of {world})" if world > 1 else ""
+    report = _progress(stream, len(mine), share, counts) if master else (lambda n: None)
     partial = partial_path(output, rank)
     lines: list[tuple[int, str]] = []
-    start = last = time.perf_counter()
     try:
-        with writing(partial):
-            f = open(partial, "a", encoding="utf-8")
-        with f:
-            for n, (pos, rows) in enumerate(_video_rows(model, mine, topk, seconds), 1):
-                text = "".join(format_row(row, fmt) for row in rows)  # a video's rows are written together
-                with writing(partial):
-                    f.write(text)
-                    f.flush()
-                lines.append((pos, text))
-                counts["ok" if rows[0]["status"] == "ok" else "failed"] += 1
-                now = time.perf_counter()
-                if master and (n in (1, len(mine)) or now - last >= PROGRESS_SECONDS):
-                    last, per = now, (now - start) / n
-                    print(
-                        f"predict: {n}/{len(mine)} videos{share}, {counts['failed']} failed, {per:.2f} s/video, "
-                        f"eta {format_eta(per * (len(mine) - n))}",
-                        file=stream,
-                        flush=True,
-                    )
+        _predict_share(model, mine, topk, seconds, fmt, partial, lines, counts, report)
     finally:
         if world == 1:  # finished or interrupted: the output gets the finished rows; a rerun does the rest
             _write_output(output, fmt, plan["earlier"] + [t for _, t in sorted(lines)], fields)
@@ -411,13 +449,7 @@ def run_predict(model, inputs: list[str], output: str, topk: int = 5, stream=Non
                 os.remove(partial)
         # several processes: an error leaves the partial files, which the rerun's rank 0 takes in
     if world > 1:
-        gathered = du.all_gather_object((lines, counts["ok"], counts["failed"]))
-        counts["ok"], counts["failed"] = sum(g[1] for g in gathered), sum(g[2] for g in gathered)
-        if master:
-            rows = plan["earlier"] + [t for _, t in sorted(x for g in gathered for x in g[0])]
-            _write_output(output, fmt, rows, fields)
-        du.barrier()  # the output holds every row before any process removes its partial file
-        os.remove(partial)
+        _gather_output(output, fmt, fields, plan["earlier"], lines, counts)
     if master:
         print(
             f"predict: wrote {output}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped",

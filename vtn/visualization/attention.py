@@ -66,6 +66,81 @@ def _decode_thumbnails(prediction, indices: np.ndarray, thumb_height: int):
     return {int(i): f for i, f in zip(got, frames)}, width
 
 
+def _attention_rows(prediction, heads: str, layer: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """The heatmap's rows (rows, T) with their labels, and the video frame index of each of the T cells."""
+    if prediction.attention is None:
+        raise ValueError("the prediction holds no attention (predict with return_attention=True)")
+    if heads not in ("mean", "all"):
+        raise ValueError(f"heads must be 'mean' or 'all', got {heads!r}")
+    att = cls_attention_over_frames(prediction.attention, layer)
+    rows = att.mean(axis=0, keepdims=True) if heads == "mean" else att
+    row_labels = ["mean of heads"] if heads == "mean" else [f"head {h}" for h in range(len(att))]
+    idx = np.asarray(prediction.frame_idx).astype(np.int64).reshape(-1)
+    if len(idx) != rows.shape[1]:
+        raise ValueError(f"{len(idx)} frame indices for {rows.shape[1]} attention cells")
+    return rows, row_labels, idx
+
+
+def _figure_axes(plt, num_thumbnails: int, num_rows: int, thumb_size: tuple[int, int], title: str):
+    """The figure and its axes (strip, heatmap, colour bar), and the heatmap's height in inches.
+
+    Geometry in inches: thumbnails about `cell_in` wide at the aspect ratio of `thumb_size` (width, height) in
+    pixels, rows of the heatmap about 0.32 in, and a heatmap at least 0.8 in tall so the colour bar beside it stays
+    readable."""
+    cell_in = min(1.0, max(0.35, 14.0 / num_thumbnails))
+    main_w = max(6.5, cell_in * num_thumbnails)
+    thumb_w, thumb_h = thumb_size
+    strip_h = min(2.5, max(0.5, main_w / num_thumbnails * thumb_h / thumb_w))
+    heat_h = max(0.8, 0.32 * num_rows + 0.2)
+    fig = plt.figure(figsize=(main_w + 1.9, strip_h + heat_h + 1.5 + (0.3 if title else 0.0)), layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=[strip_h, heat_h], width_ratios=[main_w, 0.22])
+    ax_img = fig.add_subplot(grid[0, 0])
+    ax_att = fig.add_subplot(grid[1, 0], sharex=ax_img)
+    ax_bar = fig.add_subplot(grid[1, 1])
+    return fig, ax_img, ax_att, ax_bar, heat_h
+
+
+def _draw_strip(ax, frames: dict, groups: list[range], shown: list[int], idx: np.ndarray, blank: np.ndarray) -> None:
+    """The strip: thumbnail j over cells groups[j] (x in [first cell, last cell + 1]); y from 0 (top) to 1. A frame
+    the decoder missed is drawn as `blank`."""
+    for g, cell in zip(groups, shown):
+        ax.imshow(
+            frames.get(int(idx[cell]), blank),
+            extent=(g.start, g.stop, 1, 0),
+            aspect="auto",
+            interpolation="antialiased",
+        )
+    ax.set_xlim(0, groups[-1].stop)
+    ax.set_ylim(1, 0)
+    ax.set_yticks([])
+    ax.set_ylabel("frames", fontsize=8)
+
+
+def _draw_heatmap(ax, rows: np.ndarray, row_labels: list[str]):
+    """The attention cells, cell i over x in [i, i + 1], on the fixed scale [0, 1]; returns the image."""
+    n = rows.shape[1]
+    im = ax.imshow(
+        rows, aspect="auto", cmap=CMAP, vmin=0.0, vmax=1.0, extent=(0, n, len(rows), 0), interpolation="nearest"
+    )
+    if n <= 40 and len(rows) <= 16:  # the values, when the cells are wide enough to hold them
+        for r in range(len(rows)):
+            for c in range(n):
+                v = float(rows[r, c])
+                ax.text(
+                    c + 0.5,
+                    r + 0.5,
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="black" if v > 0.6 else "white",
+                )
+    ax.set_yticks(np.arange(len(rows)) + 0.5)
+    ax.set_yticklabels(row_labels, fontsize=7)
+    ax.set_ylim(len(rows), 0)
+    return im
+
+
 def build_attention_figure(
     prediction, title: str = "", heads: str = "mean", layer: int = 0, thumbnails: int = 32, thumb_height: int = 64
 ) -> AttentionFigure:
@@ -80,70 +155,17 @@ def build_attention_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if prediction.attention is None:
-        raise ValueError("the prediction holds no attention (predict with return_attention=True)")
-    if heads not in ("mean", "all"):
-        raise ValueError(f"heads must be 'mean' or 'all', got {heads!r}")
-    att = cls_attention_over_frames(prediction.attention, layer)
-    rows = att.mean(axis=0, keepdims=True) if heads == "mean" else att
-    row_labels = ["mean of heads"] if heads == "mean" else [f"head {h}" for h in range(len(att))]
-    idx = np.asarray(prediction.frame_idx).astype(np.int64).reshape(-1)
+    rows, row_labels, idx = _attention_rows(prediction, heads, layer)
     n = rows.shape[1]
-    if len(idx) != n:
-        raise ValueError(f"{len(idx)} frame indices for {n} attention cells")
-
     groups = _thumbnail_cells(n, thumbnails)
     shown = [g[len(g) // 2] for g in groups]  # the cell whose frame each thumbnail shows
     frames, thumb_w = _decode_thumbnails(prediction, idx[shown], thumb_height)
-
-    # Geometry in inches: thumbnails about `cell_in` wide at the video's aspect ratio, rows of the heatmap
-    # about 0.32 in, and a heatmap at least 0.8 in tall so the colour bar beside it stays readable.
-    cell_in = min(1.0, max(0.35, 14.0 / len(groups)))
-    main_w = max(6.5, cell_in * len(groups))
-    strip_h = min(2.5, max(0.5, main_w / len(groups) * thumb_height / thumb_w))
-    heat_h = max(0.8, 0.32 * len(rows) + 0.2)
-    fig = plt.figure(figsize=(main_w + 1.9, strip_h + heat_h + 1.5 + (0.3 if title else 0.0)), layout="constrained")
-    grid = fig.add_gridspec(2, 2, height_ratios=[strip_h, heat_h], width_ratios=[main_w, 0.22])
-    ax_img = fig.add_subplot(grid[0, 0])
-    ax_att = fig.add_subplot(grid[1, 0], sharex=ax_img)
-    ax_bar = fig.add_subplot(grid[1, 1])
-
-    # The strip: thumbnail j over cells groups[j] (x in [first cell, last cell + 1]); y from 0 (top) to 1.
-    blank = np.full((thumb_height, thumb_w, 3), 128, dtype=np.uint8)
-    for g, cell in zip(groups, shown):
-        ax_img.imshow(
-            frames.get(int(idx[cell]), blank),
-            extent=(g.start, g.stop, 1, 0),
-            aspect="auto",
-            interpolation="antialiased",
-        )
-    ax_img.set_xlim(0, n)
-    ax_img.set_ylim(1, 0)
-    ax_img.set_yticks([])
-    ax_img.set_ylabel("frames", fontsize=8)
-
-    im = ax_att.imshow(
-        rows, aspect="auto", cmap=CMAP, vmin=0.0, vmax=1.0, extent=(0, n, len(rows), 0), interpolation="nearest"
-    )
-    if n <= 40 and len(rows) <= 16:  # the values, when the cells are wide enough to hold them
-        for r in range(len(rows)):
-            for c in range(n):
-                v = float(rows[r, c])
-                ax_att.text(
-                    c + 0.5,
-                    r + 0.5,
-                    f"{v:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=6,
-                    color="black" if v > 0.6 else "white",
-                )
+    fig, ax_img, ax_att, ax_bar, heat_h = _figure_axes(plt, len(groups), len(rows), (thumb_w, thumb_height), title)
+    _draw_strip(ax_img, frames, groups, shown, idx, np.full((thumb_height, thumb_w, 3), 128, dtype=np.uint8))
+    im = _draw_heatmap(ax_att, rows, row_labels)
     for g in groups[1:]:  # thumbnail boundaries, through both axes
         ax_img.axvline(g.start, color="white", lw=0.8)
         ax_att.axvline(g.start, color="white", lw=0.8)
-    ax_att.set_yticks(np.arange(len(rows)) + 0.5)
-    ax_att.set_yticklabels(row_labels, fontsize=7)
-    ax_att.set_ylim(len(rows), 0)
 
     # Shared x ticks (sharex: one locator for both axes): the frame index in the video of each thumbnail's cell.
     ax_att.set_xticks([c + 0.5 for c in shown], [str(int(idx[c])) for c in shown])
@@ -152,7 +174,6 @@ def build_attention_figure(
     ax_att.set_xlabel(
         f"frame index in the video  (layer {layer + 1} [CLS] attention over the {n} sampled frames)", fontsize=8
     )
-
     bar = fig.colorbar(im, cax=ax_bar)
     bar.set_ticks([0.0, 0.5, 1.0] if heat_h < 1.6 else [0.0, 0.25, 0.5, 0.75, 1.0])
     bar.ax.tick_params(labelsize=7)

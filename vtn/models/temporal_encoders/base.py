@@ -16,6 +16,8 @@ Call: `encoder(tokens, frame_idx, mask)` with `tokens (B, 1+T, D)` ([CLS] first)
 window) attention, 2 = global attention (the [CLS] token).
 """
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional
 
@@ -91,7 +93,13 @@ class TemporalEncoder(nn.Module):
     Activation checkpointing (VTN.GRAD_CHECKPOINTING): `set_grad_checkpointing(True)` sets
     `self.grad_checkpointing`; an encoder that runs its own layers calls them through `run_layer`, which
     checkpoints them in training with gradients enabled only. An encoder whose layers come from elsewhere
-    overrides `set_grad_checkpointing`."""
+    overrides `set_grad_checkpointing`.
+
+    Tracing (vtn/inference/export.py): `with encoder.traceable():` puts this encoder, for the block, in a form
+    that traces into one program for every sequence length, with unchanged outputs, and restores the previous
+    state on exit (also on an exception). It changes only this instance, never a module global. Here it is a
+    no-op, for encoders that are traceable as they are (or not at all: transformers' Longformer); an encoder
+    whose path depends on the length (the 'longformer' one) overrides it."""
 
     def __init__(self, cfg, spec: EncoderSpec):
         super().__init__()
@@ -101,6 +109,11 @@ class TemporalEncoder(nn.Module):
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
+
+    @contextlib.contextmanager
+    def traceable(self) -> Iterator["TemporalEncoder"]:
+        """This encoder in its traceable form while the block runs (see the class docstring); here, as it is."""
+        yield self
 
     def run_layer(self, layer: nn.Module, *args):
         """`layer(*args)`, checkpointed when enabled and useful (training, gradients on)."""

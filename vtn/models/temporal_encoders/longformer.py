@@ -21,7 +21,7 @@ How the work is kept small (the measurements: benchmarks/README.md, "Temporal en
 
 - local attention runs over blocks of `block` (c >= h) queries, each against the three key blocks around
   it, in a block-major layout where those are strided views, or as one dense masked product when the
-  sequence is short;
+  sequence is short (and at every length inside `encoder.traceable()`, the one path that export traces);
 - the global attention of the few global queries does not project every token through `key_global` and
   `value_global`: by associativity, q . (W_k x + b_k) = (W_k^T q) . x + q . b_k, and
   sum_j p_j (W_v x_j + b_v) = W_v (sum_j p_j x_j) + (sum_j p_j) b_v, per head;
@@ -31,7 +31,9 @@ How the work is kept small (the measurements: benchmarks/README.md, "Temporal en
   (caching allocators) it stays in one piece.
 """
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Optional
 
 import torch
@@ -201,15 +203,18 @@ class LocalGlobalSelfAttention(nn.Module):
             q, k = self.query(x), self.key(ext)
         return self._blocked_local(q, k, self.value(ext), key_ok, left.shape[1], x.shape[1], kg, vg, glob_slot)
 
-    def forward(self, chunks: list[torch.Tensor], mask: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def forward(
+        self, chunks: list[torch.Tensor], mask: torch.Tensor, dense: bool
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """chunks: consecutive pieces (B, L_i, D) of the sequence, mask (B, L) -> the context, in the same
-        pieces, and the global slots' probabilities (B, H, G, L)."""
+        pieces, and the global slots' probabilities (B, H, G, L). `dense`: one dense (L x L) masked attention
+        (then `chunks` is one piece) rather than the blocked one."""
         b, length = mask.shape
         heads = self.num_heads
         g = min(self.num_global, length)
         glob_slot = mask[:, :g] == GLOBAL  # (B, G)
         x0 = chunks[0]
-        if length <= DENSE_MAX_TOKENS:  # one chunk
+        if dense:  # one chunk
             dim = x0.shape[-1]
             v = _split_heads(self.value(x0), heads)
             q = k = None
@@ -267,8 +272,8 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(spec)
         self.output = ResidualOutput(spec, spec.intermediate_size)
 
-    def forward(self, chunks: list[torch.Tensor], mask: torch.Tensor):
-        ctx, probs = self.attention.self(chunks, mask)
+    def forward(self, chunks: list[torch.Tensor], mask: torch.Tensor, dense: bool):
+        ctx, probs = self.attention.self(chunks, mask, dense)
         out = []
         for c, x in zip(ctx, chunks):  # everything after the attention is per token: chunk by chunk
             a = self.attention.output(c, x)
@@ -284,7 +289,16 @@ class LayerStack(nn.Module):
 
 @TEMPORAL_ENCODER_REGISTRY.register_as("longformer")
 class TorchLongformerEncoder(TemporalEncoder):
-    """`num_global`: how many leading tokens may carry global attention (1 for VTN's [CLS])."""
+    """`num_global`: how many leading tokens may carry global attention (1 for VTN's [CLS]).
+
+    Which path a sequence takes depends on its length: up to DENSE_MAX_TOKENS tokens one dense banded attention,
+    beyond the blocked one, on the CPU cut into chunks of at most `chunk_bytes` (see the module docstring). For
+    tracing with a dynamic length (torch.export, the TorchScript ONNX exporter), `with encoder.traceable():`
+    makes this instance take the dense path, in one piece, at every length, whatever DENSE_MAX_TOKENS and
+    `chunk_bytes` say: one code path without shape-dependent branches, and the same outputs (it is the same
+    attention, computed densely, so O(L^2) memory). It sets this instance's `dense_only` flag and restores the
+    previous value on exit, also on an exception; no module global changes, so other encoders (other models,
+    other threads) are not affected."""
 
     def __init__(self, cfg, spec: EncoderSpec, num_global: int = 1):
         super().__init__(cfg, spec)
@@ -292,7 +306,23 @@ class TorchLongformerEncoder(TemporalEncoder):
             raise ValueError(f"VTN.ATTENTION_WINDOW = {spec.attention_window}: must be even and at least 2.")
         self.num_global = num_global
         self.chunk_bytes = CHUNK_BYTES
+        self.dense_only = False  # set by traceable(): the dense path at every length
         self.encoder = LayerStack(spec, num_global)
+
+    @contextlib.contextmanager
+    def traceable(self) -> Iterator["TorchLongformerEncoder"]:
+        """This encoder on its dense path, in one piece, at every length while the block runs (see the class
+        docstring); `dense_only` is restored on exit."""
+        saved = self.dense_only
+        self.dense_only = True
+        try:
+            yield self
+        finally:
+            self.dense_only = saved
+
+    def uses_dense(self, length: int) -> bool:
+        """Whether a sequence of `length` tokens takes the dense (L x L) attention rather than the blocked one."""
+        return self.dense_only or length <= DENSE_MAX_TOKENS
 
     def _check_mask(self, mask: torch.Tensor) -> None:
         """Global tokens only where this encoder takes them; without a host sync (on a GPU the assertion runs on
@@ -311,11 +341,11 @@ class TorchLongformerEncoder(TemporalEncoder):
 
     def chunk_sizes(self, hidden: torch.Tensor) -> list[int]:
         """How the sequence is cut for the layers: on the CPU into near-equal chunks of at most
-        `chunk_bytes` per activation; elsewhere (a caching allocator) one piece."""
+        `chunk_bytes` per activation; elsewhere (a caching allocator), or on the dense path, one piece."""
         b, length, _ = hidden.shape
         spec = self.spec
         c = self.encoder.layer[0].attention.self.block
-        if hidden.device.type != "cpu" or length <= DENSE_MAX_TOKENS:
+        if self.uses_dense(length) or hidden.device.type != "cpu":
             return [length]
         per_token = (
             b
@@ -331,10 +361,11 @@ class TorchLongformerEncoder(TemporalEncoder):
     ) -> tuple[torch.Tensor, Optional[list[torch.Tensor]]]:
         self._check_mask(mask)
         attention = []
-        sizes = self.chunk_sizes(hidden)
+        dense = self.uses_dense(hidden.shape[1])
+        sizes = self.chunk_sizes(hidden)  # one piece when dense
         chunks = list(torch.split(hidden, sizes, dim=1)) if len(sizes) > 1 else [hidden]
         for layer in self.encoder.layer:
-            chunks, probs = self.run_layer(layer, chunks, mask)
+            chunks, probs = self.run_layer(layer, chunks, mask, dense)
             if return_attention:
                 attention.append(probs[:, :, 0])  # the [CLS] (first global slot) over all tokens
         hidden = torch.cat(chunks, dim=1) if len(chunks) > 1 else chunks[0]

@@ -120,7 +120,7 @@ def test_multi_view_on_features_has_one_crop_whatever_num_spatial_crops(every_fr
     cfg.TEST.NUM_SPATIAL_CROPS = 3
     cfg.freeze()
     loader = build_loader(cfg, "test", "multi_view")
-    assert loader.dataset.num_views == 2 and loader.dataset.num_spatial_crops == 1
+    assert loader.dataset.num_views == 2 and loader.dataset.view.crops == 1
     result = run_inference(model, loader, cfg, torch.device("cpu"))
     assert result["views"].tolist() == [2] * 6
 

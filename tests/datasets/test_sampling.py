@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from vtn.config import load_config
+from vtn.config.views import footprint_seconds
 from vtn.datasets import sampling
 
 
@@ -26,9 +27,9 @@ def test_random_starts_cover_the_whole_video():
 
 def test_footprint_default_follows_pyslowfast():
     cfg = load_config(None, ["DATA.NUM_FRAMES", 16, "DATA.SAMPLING_RATE", 8, "DATA.TARGET_FPS", 30])
-    assert sampling.footprint_seconds(cfg) == pytest.approx(16 * 8 / 30)
+    assert footprint_seconds(cfg) == pytest.approx(16 * 8 / 30)
     cfg = load_config(None, ["DATA.TEMPORAL_FOOTPRINT", 2.56])
-    assert sampling.footprint_seconds(cfg) == 2.56
+    assert footprint_seconds(cfg) == 2.56
 
 
 def test_multi_view_clips_spread_uniformly_over_the_video():

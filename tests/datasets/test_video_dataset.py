@@ -91,10 +91,11 @@ def test_the_same_crop_and_flip_for_every_frame(synthetic_dir):
     info = ds.info(ds.paths[0])
     import numpy as np
 
+    from vtn.datasets import sampling
     from vtn.datasets import transforms as T
 
     rng = np.random.default_rng(np.random.SeedSequence([cfg.RNG_SEED, 0, 0, 0]))
-    ds._temporal(info, 0, rng)  # the clip start is drawn first
+    sampling.view_frame_indices(ds.view, info.num_frames, info.fps, info.times, 0, rng)  # the clip start comes first
     params = ds._spatial(info, 0, rng)
     raw, _ = ds.decoder.decode(ds.paths[0], item["frame_idx"].numpy(), size=(params.width, params.height))
     expected = T.to_normalized_tensor(T.apply_crop_flip(raw, params), [0, 0, 0], [1, 1, 1])

@@ -19,3 +19,34 @@ def test_views_with_nan_scores_count_their_video_as_failed(synthetic_dir, caplog
     assert broken["num_failed"] == broken["num_listed"] == 6 and broken["num_videos"] == 0
     assert broken["top1"] == broken["top1_listed"] == 0.0  # no headline over NaN scores
     assert "6 views gave NaN or infinite scores; their videos count as failed" in caplog.text
+
+
+class Recording(torch.nn.Module):
+    """A model that notes the frame order it is given, then runs the wrapped one."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.orders = inner, []
+
+    def forward(self, **inputs):
+        self.orders.append(inputs.get("frame_order"))
+        return self.inner(**inputs)
+
+
+def test_a_shuffled_view_shuffles_the_frames_the_model_sees_in_a_seeded_order(synthetic_dir):
+    cfg = tiny_cfg(*synthetic_opts(synthetic_dir), "TEST.PROTOCOLS", ["full_video"])
+    cpu = torch.device("cpu")
+    model = Recording(tiny_model(*synthetic_opts(synthetic_dir)))
+    plain = run_inference(model, build_loader(cfg, "test", "full_video"), cfg, cpu)["scores"]
+    assert model.orders and all(order is None for order in model.orders)
+    model.orders.clear()
+    loader = build_loader(cfg, "test", "full_video_shuffled")
+    assert loader.dataset.view.shuffled and loader.dataset.view.name == "full_video_shuffled"
+    shuffled = run_inference(model, loader, cfg, cpu)["scores"]
+    orders = torch.cat(model.orders)
+    assert orders.shape == (6, 8) and (orders.sort(dim=1).values == torch.arange(8)).all()
+    assert (orders != torch.arange(8)).any(dim=1).all()  # every video's frames in another order
+    assert not torch.equal(shuffled, plain)
+    model.orders.clear()
+    torch.testing.assert_close(run_inference(model, loader, cfg, cpu)["scores"], shuffled)
+    assert torch.equal(torch.cat(model.orders), orders)  # seeded by RNG_SEED

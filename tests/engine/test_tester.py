@@ -8,27 +8,11 @@ from tests.datasets.bad_files import make_bad_files
 from tests.helpers import synthetic_opts, tiny_cfg
 from vtn.engine.evaluator import dataset_fingerprint, results_table
 from vtn.engine.tester import test as run_test
-from vtn.engine.tester import test_run, test_runs
+from vtn.engine.tester import test_run
+from vtn.utils.errors import DatasetError
 
-test_runs.__test__ = False  # a function of the package, not a test
 test_run.__test__ = False
 run_test.__test__ = False
-
-
-def test_runs_are_the_listed_protocols_in_order_then_the_shuffle_ablation():
-    assert test_runs(tiny_cfg()) == [("multi_view", False)]
-    both = ["multi_view", "full_video"]
-    assert test_runs(tiny_cfg("TEST.PROTOCOLS", both, "TEST.SHUFFLE_ABLATION", True)) == [
-        ("multi_view", False),
-        ("full_video", False),
-        ("multi_view", True),
-        ("full_video", True),
-    ]
-    # the first protocol listed is the headline
-    assert test_runs(tiny_cfg("TEST.PROTOCOLS", both[::-1]))[0] == ("full_video", False)
-    # a shuffled protocol as the primary test: nothing else runs, and nothing is shuffled twice
-    shuffled = tiny_cfg("TEST.PROTOCOLS", ["full_video_shuffled"], "TEST.SHUFFLE_ABLATION", True)
-    assert test_runs(shuffled) == [("full_video", True)]
 
 
 def test_test_protocols_are_validated_and_old_keys_say_the_new_spelling():
@@ -76,6 +60,19 @@ def test_results_table_marks_the_headline_and_has_a_column_per_class_group():
     assert "*" not in shuffled_line and footnote.startswith("* headline")
     assert plain.split()[2:12] == ["1", "50.00", "100.00", "50.00", "40.00", "80.00", "8", "10", "1", "1"]
     assert plain.split()[-1] == "75.00" and shuffled_line.split()[-2:] == ["25.00", "100.00"]
+
+
+def test_a_builder_that_returns_another_view_than_asked_stops_the_test_pass(synthetic_dir, monkeypatch):
+    """A test pass is named and shuffled by its view: a dataset of another view (a builder that does not pass its
+    `view` on) would be tested unshuffled under the shuffled pass's name."""
+    from vtn.config import view_spec
+    from vtn.datasets import build_loader
+    from vtn.engine import tester
+
+    cfg = tiny_cfg(*synthetic_opts(synthetic_dir))
+    monkeypatch.setattr(tester, "build_loader", lambda cfg, split, view: build_loader(cfg, split, "full_video"))
+    with pytest.raises(DatasetError, match="asked for the view full_video_shuffled and returned a dataset of full_vid"):
+        test_run(cfg, None, None, None, view_spec(cfg, "full_video_shuffled"), None, None)
 
 
 def test_dataset_fingerprint_is_the_same_for_copies_and_changes_with_videos_or_labels(tmp_path):

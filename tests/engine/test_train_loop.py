@@ -185,3 +185,116 @@ def test_the_trainer_steps_the_lr_once_per_accumulation_window(synthetic_dir, tm
     at = trainer.lr_policy
     assert trainer.lr_log.lrs == pytest.approx([at(0.0)] * 4 + [at(4 / 6)] * 2)
     assert at(4 / 6) < at(0.0)  # the schedule does move inside the epoch: the check is not vacuous
+
+
+# ---------------------------------------------------------------------------- the public step
+NO_DROPOUT = ["VTN.HIDDEN_DROPOUT", 0.0, "VTN.HEAD_DROPOUT", 0.0, "VTN.ATTENTION_DROPOUT", 0.0]
+
+
+def _trainer(synthetic_dir, tmp_path, *opts, cls=None):
+    from vtn.engine.trainer import Trainer
+
+    cfg = tiny_cfg(
+        *synthetic_opts(synthetic_dir),
+        "OUTPUT_DIR",
+        str(tmp_path),
+        "SOLVER.MAX_EPOCH",
+        1,
+        "TRAIN.EVAL_PERIOD",
+        0,
+        "TRAIN.BATCH_SIZE",
+        2,
+        "DATA.TRAIN_JITTER_SCALES",
+        [32, 40],
+        *NO_DROPOUT,
+        *opts,
+    )
+    return (cls or Trainer)(cfg)
+
+
+def test_run_step_trains_on_exactly_the_given_batch_and_returns_its_timings(synthetic_dir, tmp_path):
+    import copy
+
+    from tests.helpers import assert_same
+    from vtn.engine.inputs import model_inputs
+
+    trainer = _trainer(synthetic_dir, tmp_path)
+    batches = iter(trainer.train_loader)
+    batch, other = next(batches), next(batches)
+    model, optimizer = trainer.model, trainer.optimizer
+    weights, state = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+
+    def restart():
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(state)
+        optimizer.zero_grad(set_to_none=True)
+
+    def manual_step(b):
+        restart()
+        logits = model(**model_inputs(b, trainer.device))
+        trainer.loss_fn(logits.float(), b["label"]).backward()
+        optimizer.step()
+        return copy.deepcopy(model.state_dict())
+
+    expected, elsewhere = manual_step(batch), manual_step(other)
+    restart()
+    timings = trainer.run_step(batch)  # a fresh trainer: no epoch started, no loader iterator
+    assert_same(model.state_dict(), expected, atol=1e-6)
+    # not vacuous: a step on another batch ends elsewhere
+    assert max((expected[k] - elsewhere[k]).abs().max() for k in expected) > 1e-4
+    assert timings.forward_backward > 0 and timings.optimizer > 0 and 0 <= timings.data < timings.forward_backward
+    assert timings.total == pytest.approx(timings.data + timings.forward_backward + timings.optimizer)
+    # the hooks get the step's outputs and its times, as from a step of the loop
+    out = trainer.step_output
+    assert (out["data_time"], out["iter_time"]) == (timings.data, timings.total)
+    assert out["labels"].tolist() == batch["label"].tolist()
+
+
+def test_run_step_without_a_batch_before_an_epoch_says_what_to_call(synthetic_dir, tmp_path):
+    trainer = _trainer(synthetic_dir, tmp_path)
+    with pytest.raises(RuntimeError, match=r"call before_epoch\(\) first"):
+        trainer.run_step()
+
+
+def test_the_loops_steps_hand_their_timings_to_the_meters_unchanged(synthetic_dir, tmp_path):
+    """The data and step times the MetricsWriter reads from step_output are the timings run_step returns."""
+    from vtn.engine.trainer import Trainer
+
+    returned, seen = [], []
+
+    class Times(HookBase):
+        def after_step(self):
+            out = self.trainer.step_output
+            seen.append((out["data_time"], out["iter_time"]))
+
+    class Recording(Trainer):
+        def build_hooks(self):
+            return super().build_hooks() + [Times()]
+
+        def run_step(self, batch=None):
+            timings = super().run_step(batch)
+            returned.append(timings)
+            return timings
+
+    trainer = _trainer(synthetic_dir, tmp_path, cls=Recording)
+    trainer.train()
+    assert len(returned) == trainer.epoch_iters == 6
+    assert seen == [(t.data, t.total) for t in returned]
+    assert all(t.data >= 0 and t.total >= t.data for t in returned)
+
+
+def test_only_synchronize_timings_adds_device_syncs_to_a_step(synthetic_dir, tmp_path, monkeypatch):
+    import vtn.engine.trainer as trainer_module
+
+    synced = []
+    monkeypatch.setattr(trainer_module, "synchronize", synced.append)
+    trainer = _trainer(synthetic_dir, tmp_path)
+    trainer.before_epoch()
+    for it in range(2):
+        trainer.iter = it
+        trainer.run_step()
+    assert synced == []  # ordinary training steps never wait for the device
+    trainer.synchronize_timings = True
+    trainer.iter = 2
+    trainer.run_step()
+    assert synced == [trainer.device, trainer.device]  # after the backward pass and after the optimizer step

@@ -1,8 +1,10 @@
-"""tools/preflight.py and vtn/launch/preflight.py: the measurements, the projections against a real run, the
-verdict, the failure exits and --find-batch on the CPU."""
+"""tools/preflight.py and vtn/launch/preflight/: the measurements, the projections against a real run, the
+verdict, the failure exits, --find-batch on the CPU, and the trainer driven through its public methods only."""
 
+import ast
 import json
 import os
+import pathlib
 
 import pytest
 import torch
@@ -140,7 +142,7 @@ def test_a_disk_too_small_exits_1_after_writing_the_json(synthetic_dir, tmp_path
     class Usage:
         total, used, free = 10**12, 10**12 - 1000, 1000
 
-    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: Usage)
+    monkeypatch.setattr(preflight.projection.shutil, "disk_usage", lambda path: Usage)
     out = str(tmp_path / "run")
     proc = run_tool("preflight.py", *preflight_opts(synthetic_dir, out), "--steps", 2, check=False)
     lines = proc.stderr.strip().splitlines()
@@ -153,7 +155,7 @@ def test_cuda_out_of_memory_is_one_line_with_status_1(synthetic_dir, tmp_path, m
     def no_memory(trainer, steps):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(preflight, "measure_steps", no_memory)
+    monkeypatch.setattr(preflight.steps, "measure_steps", no_memory)
     proc = run_tool("preflight.py", *preflight_opts(synthetic_dir, str(tmp_path / "run")), check=False)
     line = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 1
@@ -168,7 +170,7 @@ def test_no_data_is_one_line_with_status_2(tmp_path):
 
 
 def test_find_batch_on_the_cpu_is_an_estimate_at_least_the_batch(synthetic_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(preflight, "mem_available_bytes", lambda meminfo="/proc/meminfo": 64 * 2**30)
+    monkeypatch.setattr(preflight.batch_search, "mem_available_bytes", lambda meminfo="/proc/meminfo": 64 * 2**30)
     out = str(tmp_path / "run")
     proc = run_tool("preflight.py", *preflight_opts(synthetic_dir, out), "--steps", 2, "--find-batch")
     with open(os.path.join(out, preflight.REPORT_FILE)) as f:
@@ -248,3 +250,65 @@ def test_a_rank_that_does_not_answer_is_named(tmp_path):
     message = result.read_text()
     assert message.startswith("rank unreachable:") and "1" in message.split("(DIST_TIMEOUT")[0], message
     assert "\n" not in message
+
+
+PACKAGE = pathlib.Path(preflight.__file__).parent
+
+
+def private_uses(source: str) -> list[str]:
+    """What a module does with another object's private names: `obj._name` read or written for any obj but
+    self/cls, and methods named `_name` (a subclass overriding a private method of its base)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                found.append(f"line {node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name.startswith("_") and not item.name.endswith("__"):
+                    found.append(f"line {item.lineno}: {node.name}.{item.name} overrides a private method")
+    return found
+
+
+def test_the_preflight_uses_only_public_names_of_the_trainer():
+    modules = sorted(PACKAGE.glob("*.py"))
+    assert len(modules) > 5 and not (PACKAGE.parent / "preflight.py").exists()
+    uses = {path.name: private_uses(path.read_text()) for path in modules}
+    assert all(not found for found in uses.values()), uses
+    # the guard sees what the preflight used to do
+    old = "trainer._batches = iter([batch])\nclass T(Trainer):\n    def _optimizer_step(self):\n        pass\n"
+    assert len(private_uses(old)) == 2
+
+
+def test_each_module_of_the_preflight_is_small():
+    for path in PACKAGE.glob("*.py"):
+        source = path.read_text()
+        assert source.count("\n") <= 500, path.name
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno - node.lineno + 1 <= 60, f"{path.name}: {node.name}"
+
+
+def test_a_preflight_step_is_timed_with_the_device_synchronised_and_find_batch_steps_on_the_given_batch(
+    synthetic_dir, tmp_path
+):
+    """The PreflightTrainer asks the trainer for synchronised timings; --find-batch's step trains on the batch it
+    is handed (grown to the size tried), with its optimizer step, and leaves nothing for the hooks."""
+    from tests.helpers import synthetic_opts, tiny_cfg
+
+    cfg = tiny_cfg(*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(tmp_path), "TRAIN.EVAL_PERIOD", 0)
+    trainer = preflight.PreflightTrainer(preflight.preflight_config(cfg, str(tmp_path / "scratch")))
+    assert trainer.synchronize_timings and [type(h).__name__ for h in trainer.hooks] == ["LRScheduler"]
+    records = preflight.measure_steps(trainer, 3)
+    assert all(r.total > 0 and 0 <= r.data <= r.total for r in records)
+    assert all(r.optimizer > 0 for r in records)  # no accumulation: every step takes its optimizer step
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    seen = []
+    trainer.run_step = lambda batch=None: seen.append(batch)
+    template = next(iter(trainer.train_loader))
+    preflight.batch_search.one_step(trainer, preflight.repeat_batch(template, 5))
+    assert len(seen) == 1 and seen[0]["label"].shape[0] == 5
+    del trainer.run_step
+    preflight.batch_search.one_step(trainer, preflight.repeat_batch(template, 3))
+    assert trainer.step_output is None and trainer.iter == trainer.epoch_iters - 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))

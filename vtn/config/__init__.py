@@ -1,9 +1,11 @@
-"""Configuration: the YACS defaults tree, loading with `_BASE_` and overrides, validation, the batch plan."""
+"""Configuration: the YACS defaults tree, loading with `_BASE_` and overrides, validation, the batch plan, and
+what a view of a video is (`ViewSpec`, parsed once from the config)."""
 
 from vtn.config.batch_plan import BatchPlan, batch_plan, check_world, eval_batch_per_process
 from vtn.config.defaults import SPLITS, get_cfg
 from vtn.config.loading import dump_config, load_config, overrides_to_dict
 from vtn.config.validation import register_check, register_choices, validate_config, world_size
+from vtn.config.views import ViewSpec, as_view, default_view, view_spec, views_to_test
 from vtn.utils.errors import ConfigError
 
 __all__ = [
@@ -21,4 +23,9 @@ __all__ = [
     "register_choices",
     "world_size",
     "ConfigError",
+    "ViewSpec",
+    "as_view",
+    "default_view",
+    "views_to_test",
+    "view_spec",
 ]

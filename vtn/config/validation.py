@@ -12,6 +12,7 @@ from typing import Callable
 from fvcore.common.config import CfgNode
 
 from vtn.config.batch_plan import SCALE_RULES, check_world
+from vtn.config.views import EVAL_PROTOCOLS, SHORT_VIDEO_MODES, TEST_PROTOCOL_NAMES
 from vtn.utils.errors import ConfigError
 from vtn.utils.registry import did_you_mean
 
@@ -38,10 +39,6 @@ def _positive(v, _cfg) -> bool:
 
 def _non_negative(v, _cfg) -> bool:
     return v >= 0
-
-
-# the names TEST.PROTOCOLS may list: a protocol, and the same with its frames shuffled (sec. 5.1)
-TEST_PROTOCOL_NAMES = ("multi_view", "full_video", "multi_view_shuffled", "full_video_shuffled")
 
 
 def _len3_positive(v, _cfg) -> bool:
@@ -218,9 +215,9 @@ def _fixed(*names: str) -> Callable[[], list[str]]:
 CHOICES: dict[str, Callable[[], list[str]]] = {
     "VTN.POS_INDEX_MODE": _fixed("modulo", "clamp"),
     "DATA.ENSEMBLE_METHOD": _fixed("sum", "max"),
-    "DATA.SHORT_VIDEO_MODE": _fixed("clamp", "loop"),
+    "DATA.SHORT_VIDEO_MODE": _fixed(*SHORT_VIDEO_MODES),
     "TEST.CHECKPOINT_SELECT": _fixed("last", "best"),
-    "TRAIN.EVAL_PROTOCOL": _fixed("single_view", "full_video"),
+    "TRAIN.EVAL_PROTOCOL": _fixed(*EVAL_PROTOCOLS),
     "TRAIN.AMP_DTYPE": _fixed("float16", "bfloat16"),
     "SYNTHETIC.CODEC": _fixed("h264", "mpeg4"),
     "AUG.RE_MODE": _fixed("const", "rand", "pixel"),

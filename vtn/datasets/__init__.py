@@ -1,5 +1,6 @@
 """Data: decoding, temporal sampling, spatial transforms, datasets (kinetics, mit, ucf101, hmdb51, ssv2, class
-folders, the generated synthetic one) and loaders. Reading video files is vtn/video/."""
+folders, the generated synthetic one, the feature cache) and loaders. Every dataset keeps the contract of
+`ViewDataset` (contract.py) and is read with a view (vtn.config.ViewSpec). Reading video files is vtn/video/."""
 
 from vtn.datasets import (  # noqa: F401  (register datasets and checks)
     augment,
@@ -18,9 +19,9 @@ from vtn.datasets.build import (
     build_dataset,
     build_loader,
     check_splits,
-    default_protocol,
     shuffle_dataset,
 )
+from vtn.datasets.contract import ViewDataset
 from vtn.video.decoder import DECODER_REGISTRY, VideoDecodeError, VideoInfo, build_decoder
 
 __all__ = [
@@ -29,10 +30,10 @@ __all__ = [
     "EpochSampler",
     "VideoDecodeError",
     "VideoInfo",
+    "ViewDataset",
     "build_dataset",
     "build_decoder",
     "build_loader",
     "check_splits",
-    "default_protocol",
     "shuffle_dataset",
 ]

@@ -1,5 +1,10 @@
 """The dataset registry, `build_dataset`, `build_loader` and the epoch-keyed sampler.
 
+A dataset builder of the registry is `f(cfg, split, view) -> dataset`: `view` is the ViewSpec (vtn/config/views.py)
+that says how videos are cut into views, and the dataset keeps the contract of contract.ViewDataset (the items,
+`paths`, `labels`, `missing`, `class_names`, `check_model`, ...). Builders usually hand `view` to VideoDataset
+(or FeatureDataset), which also take a protocol name such as "full_video" in its place.
+
 The sampler decides the order of an epoch from (RNG_SEED, epoch) alone: every process computes the same
 permutation and takes its share (rank::world), so a 1-process run with batch B and a 2-process run with
 batches B/2 see the same clips in each global step. It passes `(index, epoch, draw)` keys to the dataset (whose
@@ -13,15 +18,14 @@ import logging
 import os
 import random
 from collections.abc import Iterator
-from typing import Optional
+from typing import Union
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from vtn.config import SPLITS, batch_plan, eval_batch_per_process, register_choices
-from vtn.datasets.sampling import PROTOCOLS
+from vtn.config import SPLITS, ViewSpec, as_view, batch_plan, default_view, eval_batch_per_process, register_choices
 from vtn.utils.files import atomic_write
 from vtn.utils.logging import log_once
 from vtn.utils.registry import Registry
@@ -29,28 +33,23 @@ from vtn.utils.registry import Registry
 logger = logging.getLogger(__name__)
 
 DATASET_REGISTRY = Registry("dataset")
-DATASET_REGISTRY.__doc__ = "Builders `f(cfg, split, protocol) -> Dataset` (see video_dataset.py for items)."
+DATASET_REGISTRY.__doc__ = (
+    "Builders `f(cfg, split, view) -> ViewDataset`: `view` a vtn.config.ViewSpec; the dataset keeps the contract of "
+    "vtn/datasets/contract.py (items, paths, labels, missing, class_names, check_model, ...)."
+)
 register_choices("TRAIN.DATASET", DATASET_REGISTRY.names)
 register_choices("TEST.DATASET", DATASET_REGISTRY.names)
 register_choices("DATA.FEATURES_SOURCE", lambda: [""] + DATASET_REGISTRY.names())
 
 
-def default_protocol(cfg, split: str) -> str:
-    if split == "train":
-        return "train_clip"
-    if split == "val":
-        return cfg.TRAIN.EVAL_PROTOCOL
-    return cfg.TEST.PROTOCOLS[0].replace("_shuffled", "")  # the headline's frames (shuffling is the model's input)
-
-
-def build_dataset(cfg, split: str, protocol: Optional[str] = None):
+def build_dataset(cfg, split: str, view: Union[ViewSpec, str, None] = None):
+    """The dataset of `split` (TRAIN.DATASET for train and val, TEST.DATASET for test) read with `view`: a
+    ViewSpec, a protocol name, or None for the split's default (vtn.config.default_view)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    protocol = protocol or default_protocol(cfg, split)
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    view = as_view(cfg, view) if view else default_view(cfg, split)
     name = cfg.TRAIN.DATASET if split in ("train", "val") else cfg.TEST.DATASET
-    return DATASET_REGISTRY.get(name)(cfg, split, protocol)
+    return DATASET_REGISTRY.get(name)(cfg, split, view)
 
 
 def splits_of_run(cfg) -> list[str]:
@@ -143,7 +142,7 @@ def missing_videos_file(output_dir: str, split: str) -> str:
 def report_missing(dataset, output_dir: str) -> None:
     """One log line for the listed videos of a split that are not on disk (left out of the dataset), and (the
     master process, when there is an OUTPUT_DIR) their list in OUTPUT_DIR/missing_videos_<split>.txt."""
-    missing = getattr(dataset, "missing", [])
+    missing = dataset.missing
     if not missing:
         return
     where = ""
@@ -168,8 +167,9 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def build_loader(cfg, split: str, protocol: Optional[str] = None) -> DataLoader:
-    dataset = build_dataset(cfg, split, protocol)
+def build_loader(cfg, split: str, view: Union[ViewSpec, str, None] = None) -> DataLoader:
+    """The loader of `build_dataset(cfg, split, view)`: this process's share, batched by the batch plan."""
+    dataset = build_dataset(cfg, split, view)
     report_missing(dataset, cfg.OUTPUT_DIR)
     rank, world = _world()
     if split == "train":

@@ -17,14 +17,16 @@ Layout of DATA.FEATURES_DIR:
                             sorted frame indices in the video, "fps", "num_frames", "path", and "times" float64
                             (frames,) for unevenly spaced frames}; torch.load(weights_only)
 
-Items are those of video_dataset.py with `embeddings (T, D)` in place of `frames (C, T, H, W)`; the engine
-passes whichever input a batch carries to the model by name (vtn/engine/inputs.py), and the model then
-runs only `forward_embeddings`. The samplers are the same as for videos, on the frame indices of the video:
+Items are those of the dataset contract (contract.py) with `embeddings (T, D)` in place of `frames (C, T, H, W)`;
+the engine passes whichever input a batch carries to the model by name (vtn/engine/inputs.py), and the model then
+runs only `forward_embeddings`. The samplers are the same as for videos (`sampling.view_frame_indices` of the
+view), on the frame indices of the video:
 a training clip is a random footprint of DATA.TEMPORAL_FOOTPRINT seconds at the video's fps subsampled to
 DATA.NUM_FRAMES; multi-view is TEST.NUM_ENSEMBLE_VIEWS such clips; full video is TEST.FULL_VIDEO_FRAMES
 spread over the video. Each wanted frame takes the cached frame nearest to it, so a cache of every frame
 reproduces the video dataset's clips exactly. Spatial crops do not apply (the embeddings are of the center
-crop at extraction): multi-view has one crop per clip, whatever TEST.NUM_SPATIAL_CROPS says.
+crop at extraction): multi-view has one crop per clip, whatever TEST.NUM_SPATIAL_CROPS says (the dataset's
+view is the one-crop view, `ViewSpec.one_crop`).
 
 Bad videos: a video that failed at extraction is left out of the training split (logged once) and reported
 as failed (`ok` False) in validation and testing; a feature file that cannot be read is treated like an
@@ -36,14 +38,16 @@ import json
 import logging
 import os
 import re
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
 
+from vtn.config.views import ViewSpec
 from vtn.datasets import sampling
 from vtn.datasets.annotations import check_label_range
 from vtn.datasets.build import DATASET_REGISTRY
+from vtn.datasets.contract import ViewDataset
 from vtn.datasets.video_dataset import item_key, item_seed, make_item
 from vtn.utils.errors import DatasetError
 from vtn.utils.torch_files import load_torch_file
@@ -145,15 +149,14 @@ def nearest_positions(cached: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- the dataset
-class FeatureDataset(torch.utils.data.Dataset):
-    """Clips of cached frame embeddings; the keys, seeding and bad-input rules of VideoDataset."""
+class FeatureDataset(ViewDataset):
+    """Clips of cached frame embeddings; the keys, seeding and bad-input rules of VideoDataset. `view`: a ViewSpec
+    or a protocol name; the dataset's view has one crop per clip (the embeddings are of the center crop)."""
 
-    num_spatial_crops = 1  # the embeddings are of one (center) crop
-
-    def __init__(self, cfg, split: str, protocol: str):
-        if protocol not in sampling.PROTOCOLS:
-            raise ValueError(f"protocol must be one of {sampling.PROTOCOLS}, got {protocol!r}")
-        self.cfg, self.split, self.protocol = cfg, split, protocol
+    def __init__(self, cfg, split: str, view: Union[ViewSpec, str]):
+        super().__init__(cfg, split, view)
+        asked = self.view
+        self.view = asked.one_crop()
         self.features_dir = cfg.DATA.FEATURES_DIR
         self.manifest = read_manifest(self.features_dir)
         index_file = split_index_path(self.features_dir, split)
@@ -179,20 +182,16 @@ class FeatureDataset(torch.utils.data.Dataset):
         self.paths = [v["path"] for v in videos]
         self.labels = [int(v["label"]) for v in videos]
         self.class_names = index.get("class_names")
-        self.class_groups: dict[str, list[int]] = {k: list(v) for k, v in (index.get("class_groups") or {}).items()}
-        self.num_videos = len(videos)
-        self.num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS if protocol == "multi_view" else 1
-        self.seconds = sampling.footprint_seconds(cfg)
-        self.num_frames = cfg.TEST.FULL_VIDEO_FRAMES if protocol == "full_video" else cfg.DATA.NUM_FRAMES
+        self.class_groups = {k: list(v) for k, v in (index.get("class_groups") or {}).items()}
         self.feature_dim = int(self.manifest["feature_dim"])
-        self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR  # paths are reported relative to it
         check_label_range(self.paths, self.labels, cfg.MODEL.NUM_CLASSES, split)
-        if protocol == "multi_view" and cfg.TEST.NUM_SPATIAL_CROPS != 1:
+        if asked.crops != 1:
             logger.info(
-                "Feature cache: multi-view uses %d clips x 1 crop (TEST.NUM_SPATIAL_CROPS = %d does not "
-                "apply to cached embeddings)",
-                self.num_views,
-                cfg.TEST.NUM_SPATIAL_CROPS,
+                "Feature cache: %s uses %d clips x 1 crop (TEST.NUM_SPATIAL_CROPS = %d does not apply to cached "
+                "embeddings)",
+                asked.protocol,
+                self.view.clips,
+                asked.crops,
             )
         self._warn_if_sparse()
         m = self.manifest
@@ -208,20 +207,18 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def _warn_if_sparse(self) -> None:
         fps = float(self.manifest["sampling"].get("fps") or 0.0)
-        clip_rate = self.cfg.DATA.NUM_FRAMES / self.seconds if self.seconds > 0 else 0.0
-        if self.protocol != "full_video" and 0 < fps < clip_rate:
+        view = self.view
+        clip_rate = view.frames / view.seconds if view.seconds > 0 else 0.0
+        if not view.whole_video and 0 < fps < clip_rate:
             logger.warning(
                 "The feature cache holds %.3g frames per second but clips sample %.3g (DATA.NUM_FRAMES %d over "
                 "%.3g s): clips will repeat cached frames; extract with DATA.FEATURES_FPS >= %.3g to avoid it",
                 fps,
                 clip_rate,
-                self.cfg.DATA.NUM_FRAMES,
-                self.seconds,
+                view.frames,
+                view.seconds,
                 clip_rate,
             )
-
-    def __len__(self) -> int:
-        return self.num_videos * self.num_views
 
     def is_missing(self, video_idx: int) -> bool:
         """Whether the video was listed but not on disk when the cache was extracted."""
@@ -259,17 +256,6 @@ class FeatureDataset(torch.utils.data.Dataset):
             )
 
     # ------------------------------------------------------------------ one view
-    def _wanted(self, video: dict, temporal_idx: int, rng: Optional[np.random.Generator]) -> np.ndarray:
-        d = self.cfg.DATA
-        n, fps, times = int(video["num_frames"]), float(video["fps"]), video.get("times")
-        if self.protocol == "train_clip":
-            return sampling.train_clip_indices(n, fps, d.NUM_FRAMES, self.seconds, rng, d.SHORT_VIDEO_MODE, times)
-        if self.protocol == "full_video":
-            return sampling.full_video_indices(n, self.num_frames, fps, times)
-        return sampling.view_clip_indices(
-            n, fps, d.NUM_FRAMES, self.seconds, temporal_idx, self.num_views, d.SHORT_VIDEO_MODE, times
-        )
-
     def load_view(
         self, video_idx: int, temporal_idx: int, rng: Optional[np.random.Generator] = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,7 +269,10 @@ class FeatureDataset(torch.utils.data.Dataset):
             raise FeatureCacheError(
                 f"feature file {video['file']} holds {emb.shape[1]}-d embeddings; the manifest says {self.feature_dim}"
             )
-        pos = torch.from_numpy(nearest_positions(idx.numpy(), self._wanted(video, temporal_idx, rng)))
+        wanted = sampling.view_frame_indices(
+            self.view, int(video["num_frames"]), float(video["fps"]), video.get("times"), temporal_idx, rng
+        )
+        pos = torch.from_numpy(nearest_positions(idx.numpy(), wanted))
         return emb[pos].float(), idx[pos]  # float16 storage (FEATURES.DTYPE) is read back as float32
 
     def _item(self, emb, frame_idx, video_idx, temporal_idx, ok, failures) -> dict:
@@ -291,7 +280,8 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key) -> dict:
         index, epoch, draw = item_key(key)
-        video_idx, temporal_idx = divmod(index, self.num_views)
+        video_idx, view_idx = divmod(index, self.num_views)
+        temporal_idx, _ = self.view.split(view_idx)  # one crop: the view index is the clip's
         failures = 0
         retries = self.cfg.DATA_LOADER.NUM_RETRIES if self.split == "train" else 0
         for attempt in range(retries + 1):
@@ -310,8 +300,8 @@ class FeatureDataset(torch.utils.data.Dataset):
                 f"{retries}); the last one was {self.paths[video_idx]}. Run tools/extract_features.py again."
             )
         return self._item(
-            torch.zeros(self.num_frames, self.feature_dim),
-            torch.zeros(self.num_frames, dtype=torch.long),
+            torch.zeros(self.view.frames, self.feature_dim),
+            torch.zeros(self.view.frames, dtype=torch.long),
             video_idx,
             temporal_idx,
             False,
@@ -320,5 +310,5 @@ class FeatureDataset(torch.utils.data.Dataset):
 
 
 @DATASET_REGISTRY.register_as(NAME)
-def build_features(cfg, split: str, protocol: str) -> FeatureDataset:
-    return FeatureDataset(cfg, split, protocol)
+def build_features(cfg, split: str, view: ViewSpec) -> FeatureDataset:
+    return FeatureDataset(cfg, split, view)

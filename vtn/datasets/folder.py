@@ -11,6 +11,7 @@ test/ may lack a class, not have one that train/ has not.
 import logging
 import os
 
+from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import class_names_from, data_dir_of, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.files import class_folders, videos_of_class_folders
@@ -30,7 +31,7 @@ def folder_classes(cfg) -> list[str]:
 
 
 @DATASET_REGISTRY.register_as("folder")
-def build_folder(cfg, split: str, protocol: str) -> VideoDataset:
+def build_folder(cfg, split: str, view: ViewSpec) -> VideoDataset:
     root = data_dir_of(cfg, "with train/<class>/ and val/<class>/")
     folder = split
     if split == "test" and not os.path.isdir(os.path.join(root, "test")):
@@ -44,4 +45,4 @@ def build_folder(cfg, split: str, protocol: str) -> VideoDataset:
         raise DatasetError(f"{os.path.join(root, folder)} holds no video files (by extension) in its class folders")
     if ignored:
         log_once(logger, logging.INFO, f"{os.path.join(root, folder)}: {ignored} files that are not videos are ignored")
-    return VideoDataset(cfg, split, protocol, paths, labels, classes, ignored_files=ignored)
+    return VideoDataset(cfg, split, view, paths, labels, classes, ignored_files=ignored)

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 
+from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import AnnotationError, class_names_from, data_dir_of, open_annotation, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import VideoDataset
@@ -53,7 +54,7 @@ def read_split_file(path: str, role: str) -> list[str]:
 
 
 @DATASET_REGISTRY.register_as("hmdb51")
-def build_hmdb51(cfg, split: str, protocol: str) -> VideoDataset:
+def build_hmdb51(cfg, split: str, view: ViewSpec) -> VideoDataset:
     root = data_dir_of(cfg, f"with the class folders and {SPLITS_DIR}/")
     files = split_files(os.path.join(root, SPLITS_DIR), cfg.DATA.SPLIT_ID)
     if cfg.DATA.CLASS_INDEX_FILE:
@@ -76,4 +77,4 @@ def build_hmdb51(cfg, split: str, protocol: str) -> VideoDataset:
             labels.append(mapping[name])
     if not paths:
         raise AnnotationError(f"the split files of {SPLITS_DIR}/ list no {split} videos for split {cfg.DATA.SPLIT_ID}")
-    return VideoDataset(cfg, split, protocol, paths, labels, class_names_from(mapping))
+    return VideoDataset(cfg, split, view, paths, labels, class_names_from(mapping))

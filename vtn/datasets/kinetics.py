@@ -18,6 +18,7 @@ import logging
 import os
 from typing import Optional
 
+from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import (
     AnnotationError,
     class_names_from,
@@ -151,6 +152,6 @@ def read_kinetics_layout(cfg, split: str):
 
 
 @DATASET_REGISTRY.register_as("kinetics")
-def build_kinetics(cfg, split: str, protocol: str) -> VideoDataset:
+def build_kinetics(cfg, split: str, view: ViewSpec) -> VideoDataset:
     paths, labels, names, ignored = read_kinetics_layout(cfg, split)
-    return VideoDataset(cfg, split, protocol, paths, labels, names, ignored_files=ignored)
+    return VideoDataset(cfg, split, view, paths, labels, names, ignored_files=ignored)

@@ -13,6 +13,7 @@ The train split reads trainingSet.csv; val and test read validationSet.csv (the 
 import csv
 import os
 
+from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import (
     AnnotationError,
     class_names_from,
@@ -59,13 +60,13 @@ def read_mit_csv(path: str, video_dir: str, mapping):
 
 
 @DATASET_REGISTRY.register_as("mit")
-def build_mit(cfg, split: str, protocol: str) -> VideoDataset:
+def build_mit(cfg, split: str, view: ViewSpec) -> VideoDataset:
     root = data_dir_of(cfg, "of Moments in Time (Moments_in_Time_Raw)")
     csv_name, folder = SPLITS[split]
     categories = cfg.DATA.CLASS_INDEX_FILE or os.path.join(root, CATEGORIES)
     mapping = read_class_index(categories)
     video_dir = cfg.DATA.PATH_PREFIX or os.path.join(root, folder)
     paths, labels = read_mit_csv(os.path.join(root, csv_name), video_dir, mapping)
-    dataset = VideoDataset(cfg, split, protocol, paths, labels, class_names_from(mapping))
+    dataset = VideoDataset(cfg, split, view, paths, labels, class_names_from(mapping))
     dataset.init_advice = INIT_ADVICE
     return dataset

@@ -16,6 +16,9 @@ positions to frames with `frames_at`, so the same instant gives the same frame e
 
 Videos shorter than the footprint: "clamp" (DATA.SHORT_VIDEO_MODE) repeats the last frame for positions past
 the end; "loop" continues from the first frame again.
+
+`view_frame_indices` picks the frames of one view of a `ViewSpec` (vtn/config/views.py): the one place where a
+protocol chooses among the samplers, for every dataset.
 """
 
 from collections.abc import Sequence
@@ -23,12 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-PROTOCOLS = ("train_clip", "single_view", "multi_view", "full_video")
-
-
-def footprint_seconds(cfg) -> float:
-    d = cfg.DATA
-    return d.TEMPORAL_FOOTPRINT if d.TEMPORAL_FOOTPRINT > 0 else d.NUM_FRAMES * d.SAMPLING_RATE / d.TARGET_FPS
+from vtn.config.views import ViewSpec
 
 
 def fit_to_video(indices: np.ndarray, num_frames: int, mode: str = "clamp") -> np.ndarray:
@@ -106,3 +104,22 @@ def rate_indices(num_frames: int, fps: float, rate: float, times: Optional[Seque
     a rate at or above the video's keeps every frame."""
     positions = np.arange(0, num_frames, fps / rate)
     return np.unique(frames_at(positions, num_frames, "clamp", fps, times))
+
+
+def view_frame_indices(
+    view: ViewSpec,
+    num_frames: int,
+    fps: float,
+    times: Optional[Sequence[float]],
+    temporal_idx: int,
+    rng: Optional[np.random.Generator],
+) -> np.ndarray:
+    """The frames of clip `temporal_idx` of a video (`num_frames` at `fps`, display `times` or None) under `view`:
+    a random training clip (drawn from `rng`), one of the view's evenly spread clips, or the whole video."""
+    if view.training:
+        return train_clip_indices(num_frames, fps, view.frames, view.seconds, rng, view.short_video_mode, times)
+    if view.whole_video:
+        return full_video_indices(num_frames, view.frames, fps, times)
+    return view_clip_indices(
+        num_frames, fps, view.frames, view.seconds, temporal_idx, view.clips, view.short_video_mode, times
+    )

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 
+from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import AnnotationError, class_names_from, data_dir_of, open_annotation, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import VideoDataset
@@ -72,7 +73,7 @@ def read_items(path: str, video_dir: str, mapping: dict[str, int]) -> tuple[list
 
 
 @DATASET_REGISTRY.register_as("ssv2")
-def build_ssv2(cfg, split: str, protocol: str) -> VideoDataset:
+def build_ssv2(cfg, split: str, view: ViewSpec) -> VideoDataset:
     root = data_dir_of(cfg, f"with {LABELS}/ and {VIDEOS}/")
     labels_dir = os.path.join(root, LABELS)
     if cfg.DATA.CLASS_INDEX_FILE:
@@ -85,6 +86,6 @@ def build_ssv2(cfg, split: str, protocol: str) -> VideoDataset:
         )
     video_dir = cfg.DATA.PATH_PREFIX or os.path.join(root, VIDEOS)
     paths, labels = read_items(os.path.join(labels_dir, FILES[split]), video_dir, mapping)
-    dataset = VideoDataset(cfg, split, protocol, paths, labels, class_names_from(mapping))
+    dataset = VideoDataset(cfg, split, view, paths, labels, class_names_from(mapping))
     dataset.default_flip = False
     return dataset

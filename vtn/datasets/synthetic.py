@@ -37,6 +37,7 @@ from multiprocessing import get_context
 
 import numpy as np
 
+from vtn.config.views import ViewSpec
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.kinetics import read_kinetics_layout
 from vtn.datasets.video_dataset import VideoDataset
@@ -307,7 +308,7 @@ def ensure_synthetic_dataset(cfg) -> str:
 
 
 @DATASET_REGISTRY.register_as("synthetic")
-def build_synthetic(cfg, split: str, protocol: str) -> VideoDataset:
+def build_synthetic(cfg, split: str, view: ViewSpec) -> VideoDataset:
     ensure_synthetic_dataset(cfg)
     if not cfg.DATA.CLASS_INDEX_FILE:
         cfg = cfg.clone()
@@ -315,7 +316,7 @@ def build_synthetic(cfg, split: str, protocol: str) -> VideoDataset:
         cfg.DATA.CLASS_INDEX_FILE = "classes.json"
         cfg.freeze()
     paths, labels, names, _ = read_kinetics_layout(cfg, split)
-    dataset = VideoDataset(cfg, split, protocol, paths, labels, names)
+    dataset = VideoDataset(cfg, split, view, paths, labels, names)
     order = order_class_ids(names)
     dataset.class_groups = {
         "order-dependent": order,

@@ -13,6 +13,7 @@ differ in case for some names (e.g. HandstandPushups / HandStandPushups), which 
 import logging
 import os
 
+from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import AnnotationError, class_names_from, data_dir_of, open_annotation, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
 from vtn.datasets.video_dataset import VideoDataset
@@ -72,7 +73,7 @@ def read_ucf_list(path: str, video_dir: str, mapping: dict[str, int]) -> tuple[l
 
 
 @DATASET_REGISTRY.register_as("ucf101")
-def build_ucf101(cfg, split: str, protocol: str) -> VideoDataset:
+def build_ucf101(cfg, split: str, view: ViewSpec) -> VideoDataset:
     root = data_dir_of(cfg, f"that holds {VIDEOS}/ and {LISTS}/")
     lists = os.path.join(root, LISTS)
     mapping = (
@@ -87,4 +88,4 @@ def build_ucf101(cfg, split: str, protocol: str) -> VideoDataset:
     paths, labels = read_ucf_list(
         os.path.join(lists, name), cfg.DATA.PATH_PREFIX or os.path.join(root, VIDEOS), mapping
     )
-    return VideoDataset(cfg, split, protocol, paths, labels, class_names_from(mapping))
+    return VideoDataset(cfg, split, view, paths, labels, class_names_from(mapping))

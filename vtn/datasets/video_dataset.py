@@ -1,7 +1,9 @@
-"""The video dataset every dataset of the registry builds on: a list of (path, label) and a protocol.
+"""The video dataset every video dataset of the registry builds on: a list of (path, label) and a view.
 
-Item keys (see `__getitem__`): `frames` float (C, T, H, W); `label`; `video_idx`; `frame_idx` (T,);
-`temporal_idx`, `spatial_idx`; `ok` (False for a test video that could not be decoded); `decode_failures`.
+It keeps the dataset contract (contract.ViewDataset): items of `frames` float (C, T, H, W), `label`, `video_idx`,
+`frame_idx` (T,), `temporal_idx`, `spatial_idx`, `ok` (False for a test video that could not be decoded) and
+`decode_failures` (see `make_item`). Which frames and crops make a view is the view's (a ViewSpec, or a protocol
+name read as vtn.config.view_spec reads it).
 
 Randomness: every random choice of a training item (clip start, scale, crop, flip, augmentation) comes from
 a generator seeded by (RNG_SEED, epoch, index, attempt, draw), never from a worker's running random state.
@@ -21,15 +23,17 @@ validation draw another video (up to DATA_LOADER.NUM_RETRIES times); testing ret
 import logging
 import random
 from contextlib import contextmanager
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
 from iopath.common.file_io import g_pathmgr
 
+from vtn.config.views import ViewSpec
 from vtn.datasets import sampling, transforms
 from vtn.datasets.annotations import check_label_range, repeated_rows, repeats_policy
 from vtn.datasets.augment import build_train_augmentations
+from vtn.datasets.contract import ViewDataset
 from vtn.datasets.files import locate_videos
 from vtn.utils.errors import DatasetError
 from vtn.video.decoder import VideoDecodeError, VideoInfo, build_decoder
@@ -91,25 +95,22 @@ def make_item(
     }
 
 
-class VideoDataset(torch.utils.data.Dataset):
+class VideoDataset(ViewDataset):
+    """Decoded views of the videos at `paths` (with their `labels`); `view` a ViewSpec or a protocol name."""
+
     def __init__(
         self,
         cfg,
         split: str,
-        protocol: str,
+        view: Union[ViewSpec, str],
         paths: list[str],
         labels: list[int],
         class_names: Optional[list[str]] = None,
         ignored_files: int = 0,
     ):
-        if protocol not in sampling.PROTOCOLS:
-            raise ValueError(f"protocol must be one of {sampling.PROTOCOLS}, got {protocol!r}")
+        super().__init__(cfg, split, view)
         if len(paths) != len(labels):
             raise ValueError("paths and labels differ in length")
-        self.cfg = cfg
-        self.split = split
-        self.protocol = protocol
-        self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR  # paths are reported relative to it
         if class_names is not None and len(class_names) != cfg.MODEL.NUM_CLASSES:
             raise DatasetError(
                 f"the dataset has {len(class_names)} classes ({', '.join(class_names[:3])}, ...) and MODEL.NUM_CLASSES "
@@ -117,7 +118,6 @@ class VideoDataset(torch.utils.data.Dataset):
             )
         check_label_range(list(paths), list(labels), cfg.MODEL.NUM_CLASSES, split)
         paths, labels = self._drop_repeats(split, list(paths), list(labels))
-        self.num_listed = len(paths)
         found, missing = locate_videos(list(paths), self.data_root)
         self.missing = [paths[i] for i in missing]
         self.missing_labels = [labels[i] for i in missing]
@@ -134,25 +134,12 @@ class VideoDataset(torch.utils.data.Dataset):
         # Horizontal flip of training clips when DATA.RANDOM_FLIP is None (datasets whose classes are about
         # left and right, such as Something-Something, set it False).
         self.default_flip = True
-        # Named groups of class ids that the test report summarises (e.g. the synthetic order-dependent classes).
-        self.class_groups: dict[str, list[int]] = {}
-        # What to tell a training run that starts from scratch (no resume, no TRAIN.CHECKPOINT_FILE_PATH), if
-        # the dataset's recipe starts from a checkpoint (e.g. MiT from Kinetics-400).
-        self.init_advice = ""
-        self.num_videos = len(self.paths)
-        self.num_spatial_crops = cfg.TEST.NUM_SPATIAL_CROPS if protocol == "multi_view" else 1
-        self.num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS * self.num_spatial_crops if protocol == "multi_view" else 1
         self.decoder = build_decoder(cfg)
-        self.seconds = sampling.footprint_seconds(cfg)
-        self.num_frames = cfg.TEST.FULL_VIDEO_FRAMES if protocol == "full_video" else cfg.DATA.NUM_FRAMES
-        self.crop = cfg.DATA.TRAIN_CROP_SIZE if protocol == "train_clip" else cfg.DATA.TEST_CROP_SIZE
+        self.crop = cfg.DATA.TRAIN_CROP_SIZE if self.view.training else cfg.DATA.TEST_CROP_SIZE
         self.before_normalize = self.after_normalize = None
-        if protocol == "train_clip" and cfg.AUG.ENABLE:
+        if self.view.training and cfg.AUG.ENABLE:
             self.before_normalize, self.after_normalize = build_train_augmentations(cfg)
         self._info: dict[str, VideoInfo] = {}
-
-    def __len__(self) -> int:
-        return self.num_videos * self.num_views
 
     def _drop_repeats(self, split: str, paths: list[str], labels: list[int]) -> tuple[list[str], list[int]]:
         """Rows that list a video again: said in the log, counted in `repeated_rows`, and kept or dropped as
@@ -184,37 +171,21 @@ class VideoDataset(torch.utils.data.Dataset):
         flip = self.cfg.DATA.RANDOM_FLIP
         return self.default_flip if flip is None else bool(flip)
 
-    def check_model(self, model) -> None:
-        """Called by the engine before a run: a dataset whose items need a particular model says so here
-        (decoded frames fit any VTN)."""
-
     # ------------------------------------------------------------------ decoding one view
     def info(self, path: str) -> VideoInfo:
         if path not in self._info:
             self._info[path] = self.decoder.probe(path)
         return self._info[path]
 
-    def _temporal(self, info: VideoInfo, temporal_idx: int, rng: Optional[np.random.Generator]) -> np.ndarray:
-        d = self.cfg.DATA
-        if self.protocol == "train_clip":
-            return sampling.train_clip_indices(
-                info.num_frames, info.fps, d.NUM_FRAMES, self.seconds, rng, d.SHORT_VIDEO_MODE, info.times
-            )
-        if self.protocol == "full_video":
-            return sampling.full_video_indices(info.num_frames, self.num_frames, info.fps, info.times)
-        views = self.cfg.TEST.NUM_ENSEMBLE_VIEWS if self.protocol == "multi_view" else 1
-        return sampling.view_clip_indices(
-            info.num_frames, info.fps, d.NUM_FRAMES, self.seconds, temporal_idx, views, d.SHORT_VIDEO_MODE, info.times
-        )
-
     def _spatial(self, info: VideoInfo, spatial_idx: int, rng) -> transforms.SpatialParams:
         d = self.cfg.DATA
-        if self.protocol == "train_clip":
+        if self.view.training:
             return transforms.train_params(
                 info.width, info.height, d.TRAIN_JITTER_SCALES, d.TRAIN_CROP_SIZE, self.random_flip, rng
             )
-        crops = self.cfg.TEST.NUM_SPATIAL_CROPS if self.protocol == "multi_view" else 1
-        return transforms.test_params(info.width, info.height, d.TEST_SCALE, d.TEST_CROP_SIZE, spatial_idx, crops)
+        return transforms.test_params(
+            info.width, info.height, d.TEST_SCALE, d.TEST_CROP_SIZE, spatial_idx, self.view.crops
+        )
 
     def load_view(
         self,
@@ -227,7 +198,7 @@ class VideoDataset(torch.utils.data.Dataset):
         """Decode and transform one view: float (C, T, H, W) and the frame indices (T,)."""
         path = self.paths[video_idx]
         info = self.info(path)
-        wanted = self._temporal(info, temporal_idx, rng)
+        wanted = sampling.view_frame_indices(self.view, info.num_frames, info.fps, info.times, temporal_idx, rng)
         params = self._spatial(info, spatial_idx, rng)
         frames, got = self.decoder.decode(path, wanted, size=(params.width, params.height), info=info)
         frames, got = fill_missing(wanted, frames, got)
@@ -249,9 +220,8 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key) -> dict:
         index, epoch, draw = item_key(key)
-        video_idx, view = divmod(index, self.num_views)
-        crops = self.cfg.TEST.NUM_SPATIAL_CROPS if self.protocol == "multi_view" else 1
-        temporal_idx, spatial_idx = divmod(view, crops)
+        video_idx, view_idx = divmod(index, self.num_views)
+        temporal_idx, spatial_idx = self.view.split(view_idx)
         failures = 0
         retries = self.cfg.DATA_LOADER.NUM_RETRIES if self.split in ("train", "val") else 0
         for attempt in range(retries + 1):
@@ -271,10 +241,10 @@ class VideoDataset(torch.utils.data.Dataset):
                 f"{failures} videos in a row failed to decode in the {self.split} split (DATA_LOADER.NUM_RETRIES = "
                 f"{retries}); the last one was {self.paths[video_idx]}. Check the dataset with tools/check_dataset.py."
             )
-        size = self.crop
-        clip = torch.zeros(3, self.num_frames, size, size)
+        frames = self.view.frames
+        clip = torch.zeros(3, frames, self.crop, self.crop)
         return self._item(
-            clip, torch.zeros(self.num_frames, dtype=torch.long), video_idx, temporal_idx, spatial_idx, False, failures
+            clip, torch.zeros(frames, dtype=torch.long), video_idx, temporal_idx, spatial_idx, False, failures
         )
 
 

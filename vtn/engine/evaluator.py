@@ -13,6 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from vtn.config import ViewSpec
 from vtn.engine import distributed as du
 from vtn.engine.aggregation import VideoAggregator
 from vtn.engine.distributed import unwrap
@@ -43,13 +44,12 @@ def shuffle_seeds(seed: int, video_idx: torch.Tensor, view_idx: torch.Tensor) ->
 
 
 @torch.no_grad()
-def run_inference(
-    model, loader, cfg, device, desc: str = "test", shuffle_seed: Optional[int] = None
-) -> dict[str, torch.Tensor]:
-    """Scores of every video of `loader.dataset`, each view counted once (see VideoAggregator). With
-    `shuffle_seed`, every view's frames are shuffled (sec. 5.1) in an order drawn from (seed, video, view)."""
+def run_inference(model, loader, cfg, device, desc: str = "test") -> dict[str, torch.Tensor]:
+    """Scores of every video of `loader.dataset`, each view counted once (see VideoAggregator). When the dataset's
+    view is shuffled, every view's frames are shuffled (sec. 5.1) in an order drawn from (RNG_SEED, video, view)."""
     dataset = loader.dataset
-    crops = getattr(dataset, "num_spatial_crops", cfg.TEST.NUM_SPATIAL_CROPS if dataset.num_views > 1 else 1)
+    crops = dataset.view.crops
+    shuffle_seed = cfg.RNG_SEED if dataset.view.shuffled else None
     agg = VideoAggregator(dataset.num_videos, dataset.num_views, cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
     net = unwrap(model)
     was_training = net.training
@@ -58,10 +58,10 @@ def run_inference(
     total = len(loader)
     non_finite = 0
     for it, batch in enumerate(loader):
-        view = batch["temporal_idx"] * crops + batch["spatial_idx"]
+        view_idx = batch["temporal_idx"] * crops + batch["spatial_idx"]
         inputs = model_inputs(batch, device)
         if shuffle_seed is not None:
-            seeds = shuffle_seeds(shuffle_seed, batch["video_idx"], view)
+            seeds = shuffle_seeds(shuffle_seed, batch["video_idx"], view_idx)
             inputs["frame_order"] = shuffled_frame_order(batch["frame_idx"].shape[1], seeds, batch.get("valid"))
         with autocast_for(cfg):
             logits = net(**inputs)
@@ -69,7 +69,7 @@ def run_inference(
         ok = batch["ok"].cpu().bool()
         finite = torch.isfinite(scores).all(dim=-1).cpu()  # e.g. an fp16 overflow: the view counts as failed
         non_finite += int((ok & ~finite).sum())
-        agg.add(batch["video_idx"], view, scores, batch["label"], ok & finite)
+        agg.add(batch["video_idx"], view_idx, scores, batch["label"], ok & finite)
         now = time.perf_counter()
         late = cfg.LOG_SECONDS > 0 and now - last_line >= cfg.LOG_SECONDS
         if (it + 1) % cfg.LOG_PERIOD == 0 or it + 1 == total or late:
@@ -138,7 +138,7 @@ def compute_metrics(
 def dataset_metrics(result: dict[str, torch.Tensor], dataset, num_classes: int) -> dict:
     """compute_metrics of a dataset's result: its missing videos, left out when it was built or gone since,
     count as listed and missing."""
-    return compute_metrics(result, num_classes, dataset.is_missing, len(getattr(dataset, "missing", [])))
+    return compute_metrics(result, num_classes, dataset.is_missing, len(dataset.missing))
 
 
 def _relative(path: str, root: str) -> str:
@@ -203,11 +203,26 @@ def video_status(metrics: dict, v: int) -> str:
     return "missing" if bool(metrics["missing"][v]) else "failed"
 
 
-def write_predictions(
-    result, dataset, metrics: dict, output_dir: str, protocol: str, checkpoint: Optional[str] = None, k: int = 5
-) -> None:
-    """Per-video predictions as CSV and JSON (each written atomically): path, label, status (scored, missing,
-    failed), top-k class ids, names and mean scores per view, and the checkpoint they come from."""
+def prediction_record(
+    path: str, label: int, names: Optional[list[str]], status: str, ids: list[int], scores: Sequence[float], checkpoint
+) -> dict:
+    """One video's row of predictions_<run>.json: its top-k class ids, names and mean scores per view."""
+    return {
+        "path": path,
+        "label": label,
+        "label_name": names[label] if names else str(label),
+        "status": status,
+        "failed": status != "scored",
+        "top5_ids": ids,
+        "top5_names": [names[i] if names else str(i) for i in ids],
+        "top5_scores": [round(float(s), 6) for s in scores] if ids else [],
+        "checkpoint": checkpoint or "random weights",
+    }
+
+
+def prediction_records(result, dataset, metrics: dict, checkpoint: Optional[str] = None, k: int = 5) -> list[dict]:
+    """The rows of every video of the dataset (scored, missing or failed), then those of its videos left out
+    because they were not on disk."""
     names = dataset.class_names
     scores = result["scores"]
     views = result["views"].clamp(min=1)
@@ -218,57 +233,56 @@ def write_predictions(
         label = int(result["labels"][v]) if result["labels"][v] >= 0 else int(dataset.labels[v])
         status = video_status(metrics, v)
         ids = top.indices[v].tolist() if status == "scored" else []
-        records.append(
-            {
-                "path": dataset.paths[v],
-                "label": label,
-                "label_name": names[label] if names else str(label),
-                "status": status,
-                "failed": status != "scored",
-                "top5_ids": ids,
-                "top5_names": [names[i] if names else str(i) for i in ids],
-                "top5_scores": [round(float(s), 6) for s in top.values[v]] if ids else [],
-                "checkpoint": checkpoint or "random weights",
-            }
-        )
-    for path, label in zip(getattr(dataset, "missing", []), getattr(dataset, "missing_labels", [])):
-        records.append(
-            {
-                "path": path,
-                "label": int(label),
-                "label_name": names[label] if names else str(label),
-                "status": "missing",
-                "failed": True,
-                "top5_ids": [],
-                "top5_names": [],
-                "top5_scores": [],
-                "checkpoint": checkpoint or "random weights",
-            }
-        )
-    base = os.path.join(output_dir, f"predictions_{protocol}")
-    atomic_write(base + ".json", lambda f: json.dump(records, f, indent=1), binary=False)
+        values = top.values[v] if ids else []
+        records.append(prediction_record(dataset.paths[v], label, names, status, ids, values, checkpoint))
+    for path, label in zip(dataset.missing, dataset.missing_labels):
+        records.append(prediction_record(path, int(label), names, "missing", [], [], checkpoint))
+    return records
 
-    def write_csv(f):
-        writer = csv.writer(f)
+
+PREDICTION_COLUMNS = [
+    "path",
+    "label",
+    "label_name",
+    "status",
+    "failed",
+    "top5_ids",
+    "top5_names",
+    "top5_scores",
+    "checkpoint",
+]
+
+
+def write_prediction_csv(f, records: list[dict]) -> None:
+    """The records as CSV: one row per video, lists joined with spaces, scores with 4 decimals."""
+    writer = csv.writer(f)
+    writer.writerow(PREDICTION_COLUMNS)
+    for r in records:
         writer.writerow(
-            ["path", "label", "label_name", "status", "failed", "top5_ids", "top5_names", "top5_scores", "checkpoint"]
+            [
+                r["path"],
+                r["label"],
+                r["label_name"],
+                r["status"],
+                int(r["failed"]),
+                " ".join(map(str, r["top5_ids"])),
+                " ".join(r["top5_names"]),
+                " ".join(f"{s:.4f}" for s in r["top5_scores"]),
+                r["checkpoint"],
+            ]
         )
-        for r in records:
-            writer.writerow(
-                [
-                    r["path"],
-                    r["label"],
-                    r["label_name"],
-                    r["status"],
-                    int(r["failed"]),
-                    " ".join(map(str, r["top5_ids"])),
-                    " ".join(r["top5_names"]),
-                    " ".join(f"{s:.4f}" for s in r["top5_scores"]),
-                    r["checkpoint"],
-                ]
-            )
 
-    atomic_write(base + ".csv", write_csv, binary=False)
+
+def write_predictions(
+    result, dataset, metrics: dict, output_dir: str, checkpoint: Optional[str] = None, k: int = 5
+) -> None:
+    """Per-video predictions as predictions_<run>.csv and .json (each written atomically), <run> the name of the
+    dataset's view (e.g. full_video_shuffled): path, label, status (scored, missing, failed), top-k class ids,
+    names and mean scores per view, and the checkpoint they come from."""
+    records = prediction_records(result, dataset, metrics, checkpoint, k)
+    base = os.path.join(output_dir, f"predictions_{dataset.view.name}")
+    atomic_write(base + ".json", lambda f: json.dump(records, f, indent=1), binary=False)
+    atomic_write(base + ".csv", lambda f: write_prediction_csv(f, records), binary=False)
 
 
 # the keys of compute_metrics that go into test_results.json as they are (rounded)
@@ -287,21 +301,21 @@ PUBLIC_KEYS = (
 
 def public_results(
     metrics: dict,
-    protocol: str,
-    views: int,
+    view: ViewSpec,
     class_names: Optional[list[str]],
     extra: dict,
     class_groups: Optional[dict[str, list[int]]] = None,
 ) -> dict:
-    """The test_results.json record of one test run; `class_groups` adds the mean class top-1 of each named
-    group. `num_videos` is the number of videos scored (num_listed - num_missing - num_failed)."""
+    """The test_results.json record of one test run of `view` (its name is the record's protocol, its views per
+    video the record's views_per_video); `class_groups` adds the mean class top-1 of each named group.
+    `num_videos` is the number of videos scored (num_listed - num_missing - num_failed)."""
     per_class = {
         (class_names[c] if class_names else str(c)): (round(v, 4) if v is not None else None)
         for c, v in metrics["per_class_top1"].items()
     }
-    out = {"protocol": protocol}
+    out = {"protocol": view.name}
     out.update({k: round(metrics[k], 4) if isinstance(metrics[k], float) else metrics[k] for k in PUBLIC_KEYS})
-    out.update(views_per_video=views, per_class_top1=per_class)
+    out.update(views_per_video=view.views, per_class_top1=per_class)
     if class_groups:
         groups = group_accuracy(metrics["per_class_top1"], class_groups)
         out["class_group_top1"] = {k: round(v, 4) for k, v in groups.items()}

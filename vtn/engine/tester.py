@@ -1,4 +1,7 @@
-"""The test phase: find and load the checkpoint (never silently random), run each protocol, report."""
+"""The test phase: find and load the checkpoint (never silently random), run each test pass, report.
+
+The test passes are vtn.config.views_to_test(cfg): one ViewSpec each, whose name (e.g. full_video_shuffled) names
+the pass in the table, test_results_<name>.json and predictions_<name>.*."""
 
 import datetime
 import logging
@@ -7,6 +10,7 @@ import shutil
 import tempfile
 from typing import Optional
 
+from vtn.config import ViewSpec, views_to_test
 from vtn.datasets import build_loader
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
@@ -30,6 +34,7 @@ from vtn.engine.evaluator import (
 )
 from vtn.engine.output_dir import check_same_config
 from vtn.models import build_model
+from vtn.utils.errors import DatasetError
 from vtn.utils.files import TEMP_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -75,20 +80,6 @@ def load_for_test(model, path: str, cfg) -> None:
     logger.info("Testing %s%s", path, " (EMA weights)" if use_ema else "")
 
 
-def test_runs(cfg) -> list[tuple[str, bool]]:
-    """(protocol, shuffled frames) of each test pass: TEST.PROTOCOLS in order (the first is the headline), then,
-    with TEST.SHUFFLE_ABLATION, each unshuffled one again with its frames shuffled."""
-    runs = [(name.replace("_shuffled", ""), name.endswith("_shuffled")) for name in cfg.TEST.PROTOCOLS]
-    if cfg.TEST.SHUFFLE_ABLATION:
-        runs += [(p, True) for p, shuffled in list(runs) if not shuffled and (p, True) not in runs]
-    return runs
-
-
-def run_name(protocol: str, shuffled: bool) -> str:
-    """What a test run is called in the table and its files: a shuffled run never takes an unshuffled name."""
-    return protocol + ("_shuffled" if shuffled else "")
-
-
 def test(cfg, checkpoint: Optional[str] = None, model=None) -> list[dict]:
     """Run every test pass of the config (the headline first); print one table; write test_results*.json
     (the headline at the top level of test_results.json) and predictions_*, all published together at the end."""
@@ -101,10 +92,7 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> list[dict]:
     net = unwrap(model)
     staging = test_staging_dir(cfg.OUTPUT_DIR) if du.is_master() else None
     try:
-        rows = [
-            test_run(cfg, model, net, device, protocol, shuffled, path, staging)
-            for protocol, shuffled in test_runs(cfg)
-        ]
+        rows = [test_run(cfg, model, net, device, view, path, staging) for view in views_to_test(cfg)]
         if du.is_master():
             logger.info("Test results (%s):\n%s", path or "random weights", results_table(rows))
             save_results(rows, staging)
@@ -115,18 +103,19 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> list[dict]:
     return rows
 
 
-def test_run(
-    cfg, model, net, device, protocol: str, shuffled: bool, checkpoint: Optional[str], staging: Optional[str]
-) -> dict:
-    """One test pass: inference, metrics, and (master) its predictions written into `staging`."""
-    name = run_name(protocol, shuffled)
-    loader = build_loader(cfg, "test", protocol)
+def test_run(cfg, model, net, device, view: ViewSpec, checkpoint: Optional[str], staging: Optional[str]) -> dict:
+    """One test pass of `view` (shuffled or not): inference, metrics, and (master) its predictions written into
+    `staging`."""
+    name = view.name
+    loader = build_loader(cfg, "test", view)
     dataset = loader.dataset
-    if hasattr(dataset, "check_model"):
-        dataset.check_model(net)  # e.g. a feature cache of another backbone
-    result = run_inference(
-        model, loader, cfg, device, desc=f"test {name}", shuffle_seed=cfg.RNG_SEED if shuffled else None
-    )
+    if dataset.view.name != name:
+        raise DatasetError(
+            f"the {cfg.TEST.DATASET!r} dataset builder was asked for the view {name} and returned a dataset of "
+            f"{dataset.view.name}: a builder passes its `view` on to the dataset"
+        )
+    dataset.check_model(net)  # e.g. a feature cache of another backbone
+    result = run_inference(model, loader, cfg, device, desc=f"test {name}")
     metrics = dataset_metrics(result, dataset, cfg.MODEL.NUM_CLASSES)
     scored = metrics["scored"].tolist()
     fingerprint = dataset_fingerprint(
@@ -134,12 +123,11 @@ def test_run(
         [lab for lab, ok in zip(dataset.labels, scored) if ok],
         dataset.data_root,
     )
-    extra = {"checkpoint": checkpoint, "shuffle_frames": shuffled, "dataset_fingerprint": fingerprint}
-    row = public_results(
-        metrics, name, dataset.num_views, dataset.class_names, extra, getattr(dataset, "class_groups", None)
-    )
+    extra = {"checkpoint": checkpoint, "shuffle_frames": view.shuffled, "dataset_fingerprint": fingerprint}
+    # the dataset's view: its views per video (one crop for the feature cache) and the same name
+    row = public_results(metrics, dataset.view, dataset.class_names, extra, dataset.class_groups)
     if du.is_master():
-        write_predictions(result, dataset, metrics, staging, name, checkpoint)
+        write_predictions(result, dataset, metrics, staging, checkpoint)
     if metrics["num_missing"] or metrics["num_failed"]:
         logger.warning(
             "%s: %d of %d listed test videos are missing and %d could not be decoded; they are left "

@@ -4,7 +4,8 @@
 `run_step`, `after_step`, then `after_epoch`, and at the end `after_train`. What happens around the steps (the
 learning rate, logging, checkpoints, validation, a loss check) lives in hooks (`HookBase` subclasses, see
 hooks.py), each told the trainer it serves; a project adds behaviour with `register_hooks`, not by editing the
-loop. `run_step` is the one thing a subclass must define (see trainer.py for the VTN step).
+loop. `run_step` is the one thing a subclass must define (see trainer.py for the VTN step, which returns its
+`StepTimings`).
 
 Positions: `epoch` is the index of the epoch in progress (0-based), `iter` the index of the step in it;
 `start_epoch` / `start_iter` say where a resumed run continues.
@@ -12,7 +13,22 @@ Positions: `epoch` is the index of the epoch in progress (0-based), `iter` the i
 
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Optional
+
+
+@dataclass
+class StepTimings:
+    """Seconds of one training step, host clock: `data` waiting for the batch (from the end of the previous step's
+    hooks; about 0 for a batch handed to the step), `forward_backward` the inputs' transfer, mixup, forward, loss
+    and backward, `optimizer` the optimizer step (about 0 on a step that only accumulates), `total` their sum.
+    They are the device's times only when the trainer synchronises for them (Trainer.synchronize_timings);
+    otherwise the device may still be working on a part when its clock stops."""
+
+    data: float
+    forward_backward: float
+    optimizer: float
+    total: float
 
 
 class HookBase:
@@ -85,7 +101,8 @@ class TrainerBase:
             self.after_step()
         self.after_epoch()
 
-    def run_step(self) -> None:
+    def run_step(self) -> Optional[StepTimings]:
+        """One step at position (`epoch`, `iter`); a subclass defines it (and may return the step's timings)."""
         raise NotImplementedError
 
     def before_train(self) -> None:

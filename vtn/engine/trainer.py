@@ -41,7 +41,7 @@ from vtn.engine.losses import build_loss
 from vtn.engine.lr_policy import get_lr_at_epoch, set_lr, unreached_steps
 from vtn.engine.optimizer import build_optimizer
 from vtn.engine.output_dir import check_same_config
-from vtn.engine.train_loop import TrainerBase
+from vtn.engine.train_loop import StepTimings, TrainerBase
 from vtn.models import build_model
 from vtn.utils.errors import DiskFullError, OutputWriteError, UserError
 from vtn.utils.logging import JSON_STATS_FILE, truncate_json_stats
@@ -51,6 +51,12 @@ logger = logging.getLogger(__name__)
 
 class NonFiniteLossError(UserError, RuntimeError):
     """Training produced a NaN or infinite loss; the message names the epoch and iteration."""
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def load_initial_weights(model, cfg):
@@ -84,8 +90,14 @@ class Trainer(TrainerBase):
 
     The build_* methods are the seams a project overrides by subclassing (detectron2's DefaultTrainer idea):
     `build_model`, `build_optimizer`, `build_lr_policy`, `build_loader`, `build_mixup`, `build_loss`,
-    `build_evaluator`, `build_hooks`. `run_step` is one step: data, forward, loss, backward, optimizer step.
+    `build_evaluator`, `build_hooks`. `run_step` is one step: data, forward, loss, backward, optimizer step; it
+    returns the step's `StepTimings`, and takes a given batch instead of the loader's next when handed one.
     """
+
+    synchronize_timings = False
+    """True: the device is synchronised after the backward pass and after the optimizer step, so that the
+    StepTimings of run_step are the device's (preflight's measurement); ordinary training leaves it off and adds
+    no sync to its steps."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -111,47 +123,23 @@ class Trainer(TrainerBase):
         self._rng_to_restore = None
         self._resume_or_initialise()
         for loader in (self.train_loader, self.val_loader):
-            if loader is not None and hasattr(loader.dataset, "check_model"):
+            if loader is not None:
                 loader.dataset.check_model(self.model)  # e.g. a feature cache of another backbone
         self.model = self._wrap_distributed(self.model)
         self.epoch_iters = len(self.train_loader)
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
-        if self.epoch_iters == 0:
-            raise UserError(
-                f"The training set has {len(self.train_loader.dataset)} clips: fewer than one batch of "
-                f"{self.batch_plan.per_process} per process over {du.get_world_size()} processes "
-                f"(TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE}). Lower TRAIN.BATCH_SIZE or add videos."
-            )
-        if unreached_steps(cfg):
-            logger.warning(
-                "SOLVER.STEPS %s: the LR steps at epochs %s are never reached in SOLVER.MAX_EPOCH = %d epochs",
-                list(cfg.SOLVER.STEPS),
-                unreached_steps(cfg),
-                cfg.SOLVER.MAX_EPOCH,
-            )
+        self._check_schedule(cfg)
         self.accumulation = self.batch_plan.accumulation
         if self.master and (self.start_epoch or self.start_iter):
-            # the interrupted run may have logged past its last checkpoint: those records are done again now
-            dropped = truncate_json_stats(self.output_dir, self.start_epoch + self.start_iter / self.epoch_iters)
-            if dropped:
-                logger.info(
-                    "Resumed: %d records of %s after the checkpoint are replaced by this run's (lines of "
-                    "stdout.log above this one after the same point were the interrupted run's)",
-                    dropped,
-                    JSON_STATS_FILE,
-                )
+            self._drop_stats_after_checkpoint()
         self.bad_steps = 0
         self.lr = self.lr_policy(self.start_epoch + self.start_iter / self.epoch_iters)
         self.step_output = None  # what run_step leaves for the hooks (None: a skipped step)
         self.last_checkpoint = None
-        per_process = self.batch_plan.per_process
-        logger.info(
-            "Effective batch: %d per process x %d processes x %d accumulation steps = %d clips per optimizer step",
-            per_process,
-            du.get_world_size(),
-            self.accumulation,
-            per_process * du.get_world_size() * self.accumulation,
-        )
+        self._batches = None  # the epoch's batches (before_epoch)
+        self._tick = time.perf_counter()  # where the next step's clock starts
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=self.device)  # the epoch's first bad step
+        self._log_effective_batch()
         self.register_hooks(self.build_hooks())
 
     # ------------------------------------------------------------------ seams
@@ -228,6 +216,45 @@ class Trainer(TrainerBase):
             model, device_ids=device_ids, output_device=device_ids and device_ids[0]
         )
 
+    def _check_schedule(self, cfg) -> None:
+        """After the build: an error when the training set is shorter than one batch, a warning for LR steps the
+        run never reaches."""
+        if self.epoch_iters == 0:
+            raise UserError(
+                f"The training set has {len(self.train_loader.dataset)} clips: fewer than one batch of "
+                f"{self.batch_plan.per_process} per process over {du.get_world_size()} processes "
+                f"(TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE}). Lower TRAIN.BATCH_SIZE or add videos."
+            )
+        if unreached_steps(cfg):
+            logger.warning(
+                "SOLVER.STEPS %s: the LR steps at epochs %s are never reached in SOLVER.MAX_EPOCH = %d epochs",
+                list(cfg.SOLVER.STEPS),
+                unreached_steps(cfg),
+                cfg.SOLVER.MAX_EPOCH,
+            )
+
+    def _drop_stats_after_checkpoint(self) -> None:
+        """Resumed: the interrupted run may have logged past its last checkpoint; those records are done again now,
+        so they leave OUTPUT_DIR/json_stats.log."""
+        dropped = truncate_json_stats(self.output_dir, self.start_epoch + self.start_iter / self.epoch_iters)
+        if dropped:
+            logger.info(
+                "Resumed: %d records of %s after the checkpoint are replaced by this run's (lines of "
+                "stdout.log above this one after the same point were the interrupted run's)",
+                dropped,
+                JSON_STATS_FILE,
+            )
+
+    def _log_effective_batch(self) -> None:
+        per_process, world = self.batch_plan.per_process, du.get_world_size()
+        logger.info(
+            "Effective batch: %d per process x %d processes x %d accumulation steps = %d clips per optimizer step",
+            per_process,
+            world,
+            self.accumulation,
+            per_process * world * self.accumulation,
+        )
+
     def _resume_or_initialise(self) -> None:
         cfg = self.cfg
         found = find_resume_checkpoint(self.output_dir) if cfg.TRAIN.AUTO_RESUME else None
@@ -257,7 +284,7 @@ class Trainer(TrainerBase):
                 self.optimizer.load_state_dict(data["optimizer_state"])
                 self.start_epoch = int(data.get("epoch", 0))
                 self.start_iter = int(data.get("iteration", 0))
-        elif getattr(self.train_loader.dataset, "init_advice", ""):
+        elif self.train_loader.dataset.init_advice:
             logger.warning("TRAIN.DATASET %s: %s.", cfg.TRAIN.DATASET, self.train_loader.dataset.init_advice)
         elif cfg.VTN.FREEZE_BACKBONE and not (cfg.VTN.PRETRAINED or cfg.VTN.PRETRAINED_PATH):
             logger.warning(
@@ -307,21 +334,59 @@ class Trainer(TrainerBase):
         torch.set_rng_state(state)
         return iterator
 
-    def run_step(self) -> None:
-        """One training step: data, (mixup), forward, loss, backward, and every TRAIN.ACCUMULATION_STEPS steps the
-        optimizer step. Leaves `step_output` for the hooks; no host sync unless TRAIN.MAX_BAD_STEPS asks for one."""
+    def run_step(self, batch: Optional[dict] = None) -> StepTimings:
+        """One training step: data, (mixup), forward, loss, backward, and every TRAIN.ACCUMULATION_STEPS steps (and
+        at the epoch's last) the optimizer step. `batch` None takes the epoch's next batch (before_epoch starts the
+        epoch); a given batch is trained on instead, its step's clock starting now (no data wait). Leaves
+        `step_output` for the hooks (None: a skipped step) and returns the step's timings; no host sync unless
+        TRAIN.MAX_BAD_STEPS or `synchronize_timings` asks for one."""
+        if batch is None:
+            batch = self._next_batch()
+        else:
+            self._tick = time.perf_counter()
+        loaded = time.perf_counter()
+        step_now = (self.iter + 1) % self.accumulation == 0 or self.iter + 1 == self.epoch_iters
+        self.step_output = None
+        outputs = self._forward_backward(batch, step_now)
+        backward_done = self._clock()
+        if outputs is not None and step_now:
+            self._optimizer_step()
+        end = self._clock()
+        timings = StepTimings(loaded - self._tick, backward_done - loaded, end - backward_done, end - self._tick)
+        if outputs is not None:
+            loss, logits, labels, decode_failures = outputs
+            self.step_output = {
+                "loss": loss,
+                "logits": logits,
+                "labels": labels if self.mixup is None else None,
+                "decode_failures": decode_failures,
+                "data_time": timings.data,
+                "iter_time": timings.total,
+            }
+        return timings
+
+    def _next_batch(self) -> dict:
+        if self._batches is None:
+            raise RuntimeError("run_step() without a batch takes the epoch's next one: call before_epoch() first")
+        return next(self._batches)
+
+    def _clock(self) -> float:
+        """perf_counter(), after waiting for the device when `synchronize_timings` asks for it."""
+        if self.synchronize_timings:
+            synchronize(self.device)
+        return time.perf_counter()
+
+    def _forward_backward(self, batch: dict, step_now: bool) -> Optional[tuple]:
+        """(loss, logits, labels, decode failures), on the device, of `batch` after its backward pass (gradients
+        accumulate; no DDP all-reduce unless `step_now`); None for a step skipped for a non-finite loss."""
         cfg, it = self.cfg, self.iter
-        batch = next(self._batches)
-        data_time = time.perf_counter() - self._tick
         inputs = model_inputs(batch, self.device)  # frames or cached embeddings, and frame_idx
         labels = batch["label"].to(self.device, non_blocking=True)
         targets = labels
         if self.mixup is not None:
             # CPU labels: the mixup's label check is then no per-step host sync with the device
             inputs["frames"], targets = self.mixup(inputs["frames"], batch["label"])
-        step_now = (it + 1) % self.accumulation == 0 or it + 1 == self.epoch_iters
         sync = self.model.no_sync() if (not step_now and hasattr(self.model, "no_sync")) else nullcontext()
-        self.step_output = None
         with sync:
             with autocast_for(cfg):
                 logits = self.model(**inputs)
@@ -330,22 +395,13 @@ class Trainer(TrainerBase):
             # one sync per step, only when skipping is allowed; collective so all processes agree
             if cfg.TRAIN.MAX_BAD_STEPS > 0 and int(du.all_reduce_sum((~finite).long())) > 0:
                 self._skip_bad_step()
-                return
+                return None
             self._first_bad = torch.where(
                 ~finite & (self._first_bad < 0), torch.full_like(self._first_bad, it), self._first_bad
             )
             scaled = loss / self.accumulation
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-        if step_now:
-            self._optimizer_step()
-        self.step_output = {
-            "loss": loss,
-            "logits": logits,
-            "labels": labels if self.mixup is None else None,
-            "decode_failures": batch["decode_failures"].to(self.device),
-            "data_time": data_time,
-            "iter_time": time.perf_counter() - self._tick,
-        }
+        return loss, logits, labels, batch["decode_failures"].to(self.device)
 
     def _optimizer_step(self) -> None:
         clip = self.cfg.SOLVER.CLIP_GRAD_L2NORM

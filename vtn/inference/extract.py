@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from vtn.config import dump_config
+from vtn.config import dump_config, view_spec
 from vtn.datasets import transforms
 from vtn.datasets.build import DATASET_REGISTRY, SPLITS
 from vtn.datasets.features import (
@@ -356,7 +356,7 @@ def extract_split(cfg, model, split: str, device: Optional[torch.device] = None)
     device = device or du.device_for(cfg)
     rank, world = du.get_rank(), du.get_world_size()
     name = source_dataset(cfg, split)
-    dataset = DATASET_REGISTRY.get(name)(cfg, split, "full_video")
+    dataset = DATASET_REGISTRY.get(name)(cfg, split, view_spec(cfg, "full_video"))
     folder = os.path.join(features_dir, split)
     if rank == 0:
         os.makedirs(folder, exist_ok=True)
@@ -384,11 +384,11 @@ def extract_split(cfg, model, split: str, device: Optional[torch.device] = None)
         entry = {"path": path, "label": int(label), "file": files[i]}
         entry.update(cached[i] if i in cached else results[i])
         entries.append(entry)
-    for path, label in zip(getattr(dataset, "missing", []), getattr(dataset, "missing_labels", [])):
+    for path, label in zip(dataset.missing, dataset.missing_labels):
         entries.append({"path": path, "label": int(label), "file": None, "error": "not on disk", "missing": True})
     failed = sum(1 for e in entries if not e["file"])
     counts = {
-        "videos": getattr(dataset, "num_listed", len(paths)),
+        "videos": dataset.num_listed,
         "extracted": len(entries) - failed - len(cached),
         "cached": len(cached),
         "failed": failed,
@@ -398,7 +398,7 @@ def extract_split(cfg, model, split: str, device: Optional[torch.device] = None)
             "split": split,
             "source_dataset": name,
             "class_names": dataset.class_names,
-            "class_groups": getattr(dataset, "class_groups", {}) or {},
+            "class_groups": dataset.class_groups,
             "videos": entries,
         }
         write_json_atomic(index, split_index_path(features_dir, split))

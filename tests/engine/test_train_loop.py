@@ -160,26 +160,8 @@ def test_the_trainer_steps_the_lr_once_per_accumulation_window(synthetic_dir, tm
             self.lr_log = LRLog()
             return super().build_hooks() + [self.lr_log]
 
-    cfg = tiny_cfg(
-        *synthetic_opts(synthetic_dir),
-        "OUTPUT_DIR",
-        str(tmp_path),
-        "SOLVER.MAX_EPOCH",
-        1,
-        "TRAIN.EVAL_PERIOD",
-        0,
-        "TRAIN.BATCH_SIZE",
-        2,
-        "TRAIN.ACCUMULATION_STEPS",
-        4,
-        "SOLVER.LR_POLICY",
-        "cosine",
-        "SOLVER.BASE_LR",
-        0.1,
-        "DATA.TRAIN_JITTER_SCALES",
-        [32, 40],
-    )
-    trainer = MyTrainer(cfg)
+    opts = ("TRAIN.ACCUMULATION_STEPS", 4, "SOLVER.LR_POLICY", "cosine", "SOLVER.BASE_LR", 0.1)
+    trainer = _trainer(synthetic_dir, tmp_path, *opts, cls=MyTrainer)
     assert (trainer.epoch_iters, trainer.accumulation) == (6, 4)
     trainer.train()
     at = trainer.lr_policy

@@ -291,8 +291,9 @@ def _test_phase_worker(rank, port, data_dir, out_dir, result_dir, opts):
 
 
 def test_two_gloo_processes_test_like_one(synthetic_dir, tmp_path):
-    """The test phase on 2 processes (each a share of the views) gives the results and the
-    per-video labels and scores of one process, on videos of every class (labels 0-5, not all zero)."""
+    """The test phase on 2 processes (each a share of the videos, each video decoded once by one of 2 loader
+    workers) gives the results and the per-video labels and scores of one process decoding every view on its own
+    (DATA.DECODE_VIDEO_ONCE False, the per-view reference), on videos of every class (labels 0-5, not all zero)."""
     import socket
 
     import torch.multiprocessing as mp
@@ -307,13 +308,14 @@ def test_two_gloo_processes_test_like_one(synthetic_dir, tmp_path):
     ]
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
     single = run_test(
-        tiny_cfg(*synthetic_opts(synthetic_dir), "OUTPUT_DIR", one, *opts),
+        tiny_cfg(*synthetic_opts(synthetic_dir), "OUTPUT_DIR", one, *opts, "DATA.DECODE_VIDEO_ONCE", False),
         model=tiny_model("MODEL.NUM_CLASSES", 6, seed=3),
     )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_test_phase_worker, args=(port, synthetic_dir, two, str(tmp_path), opts), nprocs=2)
+    workers = [*opts, "DATA_LOADER.NUM_WORKERS", 2]
+    mp.spawn(_test_phase_worker, args=(port, synthetic_dir, two, str(tmp_path), workers), nprocs=2)
     for rank in (0, 1):
         rows = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert [r["protocol"] for r in rows] == ["multi_view", "full_video"]
@@ -329,3 +331,22 @@ def test_two_gloo_processes_test_like_one(synthetic_dir, tmp_path):
         for p, q in zip(a, b):
             assert p["top5_scores"] == pytest.approx(q["top5_scores"], abs=1e-5)
         assert [p["status"] for p in a] == ["scored"] * 6
+
+
+def test_decoding_each_video_once_gives_the_per_view_results(synthetic_dir, tmp_path):
+    """One process: the multi-view test with each video decoded once gives test_results.json and the per-video
+    predictions of the per-view path, bit for bit (the same frames, so the same logits)."""
+    from tests.helpers import tiny_model
+
+    opts = ["TEST.ALLOW_RANDOM_INIT", True, "TEST.NUM_ENSEMBLE_VIEWS", 3, "TEST.NUM_SPATIAL_CROPS", 3]
+    outs = {}
+    for once in (False, True):
+        out = tmp_path / str(once)
+        cfg = tiny_cfg(*synthetic_opts(synthetic_dir), "OUTPUT_DIR", str(out), *opts, "DATA.DECODE_VIDEO_ONCE", once)
+        run_test(cfg, model=tiny_model("MODEL.NUM_CLASSES", 6, seed=3))
+        outs[once] = out
+    for name in ("test_results.json", "predictions_multi_view.json"):
+        a, b = (json.loads((outs[once] / name).read_text()) for once in (True, False))
+        if name == "test_results.json":
+            a, b = ({k: v for k, v in r.items() if k != "seconds"} for r in (a, b))
+        assert a == b, name

@@ -143,6 +143,11 @@ _C.DATA.DECODE_SKIP_NONREF = True
 # decode frames ahead), AUTO (both), NONE, or DEFAULT: SLICE in DataLoader workers (they share the cores out;
 # frame threads cost 35-45% more CPU per clip), AUTO in a process that decodes alone (benchmarks/decode.py).
 _C.DATA.DECODE_THREADS = "DEFAULT"
+# Testing and validation decode each video once for all its views (multi-view: the union of the frames of its
+# clips, in one pass through the file, seeking only across a keyframe; the crops of a clip are cut from the same
+# frames), with a video's views kept on one process and one loader worker. False: each view decodes on its own
+# (the per-view path of PySlowFast; the same frames, 10x3 times the decoding).
+_C.DATA.DECODE_VIDEO_ONCE = True
 # Frames per training / multi-view clip.
 _C.DATA.NUM_FRAMES = 16
 # PySlowFast's frame stride at TARGET_FPS; used for the footprint when TEMPORAL_FOOTPRINT is 0.

@@ -17,6 +17,7 @@ Validation and test shards are `rank::world` of the list without padding, so no 
 import logging
 import os
 import random
+from collections import deque
 from collections.abc import Iterator
 from typing import Union
 
@@ -135,6 +136,51 @@ class EpochSampler(Sampler):
         return len(range(self.rank, total, self.world))
 
 
+class VideoBatchSampler(Sampler):
+    """Batches of `batch` view keys for a test or validation pass whose views of a video read one decode of it
+    (DATA.DECODE_VIDEO_ONCE): a video's views never leave one process (videos `rank::world`, no padding, each
+    view once) nor, but for at most `workers - 1` videos at the very end, one loader worker.
+
+    DataLoader hands batch k to worker k % workers (its lane). Each lane takes the views of its videos in
+    order (a batch may end one video and start the next); a lane whose videos are done takes a video not yet
+    started from the lane with the most left, and only when none is left, the rest of another lane's video (whose
+    frames that worker then decodes a second time: the same frames, never others)."""
+
+    def __init__(self, num_videos: int, views: int, batch: int, rank: int = 0, world: int = 1, workers: int = 0):
+        lanes = max(1, workers)
+        mine = list(range(rank, num_videos, world))
+        self.waiting = [deque(mine[lane::lanes]) for lane in range(lanes)]  # videos not started, per lane
+        self.current = [deque() for _ in range(lanes)]  # view keys of the video each lane is on
+        self.views, self.batch = views, batch
+        self.batches = []
+        while any(self.waiting) or any(self.current):
+            self.batches.append(self._next(len(self.batches) % lanes))
+
+    def _next(self, lane: int) -> list[int]:
+        keys = []
+        while len(keys) < self.batch:
+            if not self.current[lane]:
+                donor = (
+                    lane if self.waiting[lane] else max(range(len(self.waiting)), key=lambda s: len(self.waiting[s]))
+                )
+                if not self.waiting[donor]:
+                    break
+                video = self.waiting[donor].popleft()
+                self.current[lane].extend(range(video * self.views, (video + 1) * self.views))
+            while self.current[lane] and len(keys) < self.batch:
+                keys.append(self.current[lane].popleft())
+        if not keys:  # nothing left to start: the rest of a video another lane is on
+            other = next(s for s in range(len(self.current)) if self.current[s])
+            keys = [self.current[other].popleft() for _ in range(min(self.batch, len(self.current[other])))]
+        return keys
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def missing_videos_file(output_dir: str, split: str) -> str:
     return os.path.join(output_dir, f"missing_videos_{split}.txt")
 
@@ -177,6 +223,10 @@ def build_loader(cfg, split: str, view: Union[ViewSpec, str, None] = None) -> Da
     else:
         batch = eval_batch_per_process(cfg, world)
     train = split == "train"
+    workers = cfg.DATA_LOADER.NUM_WORKERS
+    if not train and dataset.decode_once:
+        grouped = VideoBatchSampler(dataset.num_videos, dataset.num_views, batch, rank, world, workers)
+        return _loader(cfg, dataset, rank, batch_sampler=grouped)
     sampler = EpochSampler(
         len(dataset),
         batch,
@@ -188,19 +238,21 @@ def build_loader(cfg, split: str, view: Union[ViewSpec, str, None] = None) -> Da
         repeats=cfg.DATA_LOADER.REPEATED_AUG if train else 1,
         keep_epoch_size=cfg.DATA_LOADER.REPEATED_AUG_EPOCH == "dataset",
     )
+    return _loader(cfg, dataset, rank, batch_size=batch, sampler=sampler, drop_last=train)
+
+
+def _loader(cfg, dataset, rank: int, **batching) -> DataLoader:
     workers = cfg.DATA_LOADER.NUM_WORKERS
     generator = torch.Generator()
     generator.manual_seed(cfg.RNG_SEED * 1000 + rank)
     return DataLoader(
         dataset,
-        batch_size=batch,
-        sampler=sampler,
         num_workers=workers,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and cfg.NUM_GPUS > 0,
         persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
-        drop_last=train,
         worker_init_fn=_seed_worker,
         generator=generator,
+        **batching,
     )
 
 

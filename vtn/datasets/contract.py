@@ -36,6 +36,8 @@ class ViewDataset(torch.utils.data.Dataset):
         and missing, never decoded); `num_listed` counts both;
       - `data_root`: the folder that paths are reported relative to (the dataset fingerprint);
       - `init_advice`: what a training run that starts from scratch is told ("" for nothing);
+      - `decode_once`: the views of a video read one decode of it (DATA.DECODE_VIDEO_ONCE), so the loader keeps
+        them on one process and one worker (build.VideoBatchSampler);
       - `is_missing(video_idx)` and `check_model(model)`, see below.
     """
 
@@ -51,6 +53,7 @@ class ViewDataset(torch.utils.data.Dataset):
         self.class_names: Optional[list[str]] = None
         self.class_groups: dict[str, list[int]] = {}
         self.init_advice = ""
+        self.decode_once = False
         self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR
 
     @property

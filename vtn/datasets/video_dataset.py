@@ -34,6 +34,7 @@ from vtn.datasets import sampling, transforms
 from vtn.datasets.annotations import check_label_range, repeated_rows, repeats_policy
 from vtn.datasets.augment import build_train_augmentations
 from vtn.datasets.contract import ViewDataset
+from vtn.datasets.decoded_video import DecodedVideo, decode_union
 from vtn.datasets.files import locate_videos
 from vtn.utils.errors import DatasetError
 from vtn.video.decoder import VideoDecodeError, VideoInfo, build_decoder
@@ -140,6 +141,10 @@ class VideoDataset(ViewDataset):
         if self.view.training and cfg.AUG.ENABLE:
             self.before_normalize, self.after_normalize = build_train_augmentations(cfg)
         self._info: dict[str, VideoInfo] = {}
+        # DATA.DECODE_VIDEO_ONCE: the views of a video read one decode of all their frames (decoded_video.py);
+        # the last video decoded is kept, and the loader hands a video's views to one worker in a row
+        self.decode_once = bool(cfg.DATA.DECODE_VIDEO_ONCE) and not self.view.training and self.view.views > 1
+        self._decoded: Optional[DecodedVideo] = None
 
     def _drop_repeats(self, split: str, paths: list[str], labels: list[int]) -> tuple[list[str], list[int]]:
         """Rows that list a video again: said in the log, counted in `repeated_rows`, and kept or dropped as
@@ -200,7 +205,11 @@ class VideoDataset(ViewDataset):
         info = self.info(path)
         wanted = sampling.view_frame_indices(self.view, info.num_frames, info.fps, info.times, temporal_idx, rng)
         params = self._spatial(info, spatial_idx, rng)
-        frames, got = self.decoder.decode(path, wanted, size=(params.width, params.height), info=info)
+        size = (params.width, params.height)
+        if self.decode_once:
+            frames, got = self.decoded_video(path, info, size).take(wanted)
+        else:
+            frames, got = self.decoder.decode(path, wanted, size=size, info=info)
         frames, got = fill_missing(wanted, frames, got)
         frames = transforms.apply_crop_flip(frames, params)
         if self.before_normalize is not None:
@@ -211,6 +220,18 @@ class VideoDataset(ViewDataset):
             with seeded_global_rng(seed + 1):
                 clip = self.after_normalize(clip)
         return clip, torch.from_numpy(got)
+
+    def decoded_video(self, path: str, info: VideoInfo, size: tuple[int, int]) -> DecodedVideo:
+        """The frames of every clip of the video at `path`, decoded once at `size` (kept until another video)."""
+        cached = self._decoded
+        if cached is None or cached.path != path or cached.size != tuple(size):
+            v = self.view
+            clips = [
+                sampling.view_frame_indices(v, info.num_frames, info.fps, info.times, t, None) for t in range(v.clips)
+            ]
+            self._decoded = None  # a failed decode never leaves another video's frames behind
+            self._decoded = cached = decode_union(self.decoder, path, clips, size, info)
+        return cached
 
     # ------------------------------------------------------------------ items
     def _item(self, clip, frame_idx, video_idx, temporal_idx, spatial_idx, ok, failures) -> dict:

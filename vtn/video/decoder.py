@@ -59,6 +59,7 @@ from vtn.video.timestamps import (
     StoredStamps,
     fall_back,
     frame_indexer,
+    keyframe_indices,
     keyframes_start_display_order,
     packed_b_frames,
     quarter_turns,
@@ -107,6 +108,7 @@ class VideoInfo:
     start_pts: Optional[int] = None
     rotation: int = 0
     skippable: bool = False
+    keyframes: Optional[tuple[int, ...]] = None  # display indices of the keyframes (None: unusable timestamps)
 
 
 def _check_file(path: str) -> None:
@@ -203,7 +205,8 @@ class PyAVDecoder:
             if rotation % 2:
                 width, height = height, width
             can_skip = usable and skippable(path, container, stream, pts, packed)
-            return VideoInfo(fps, count, duration, width, height, times, start, rotation, can_skip)
+            keyframes = keyframe_indices(pts, keys) if usable else None
+            return VideoInfo(fps, count, duration, width, height, times, start, rotation, can_skip, keyframes)
         finally:
             container.close()
 

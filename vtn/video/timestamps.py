@@ -214,3 +214,10 @@ def frame_indexer(stream, info):
         return int(np.clip(np.searchsorted(times, t + 0.5 * tb, side="right") - 1, 0, info.num_frames - 1))
 
     return index_of
+
+
+def keyframe_indices(pts: Sequence[int], keys: Sequence[bool]) -> tuple[int, ...]:
+    """Display indices of the keyframes, from the packets' timestamps (unique) and keyframe flags in decoding
+    order: where a seek can land."""
+    position = {p: i for i, p in enumerate(sorted(pts))}
+    return tuple(sorted(position[p] for p, key in zip(pts, keys) if key))

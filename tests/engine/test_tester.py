@@ -217,7 +217,7 @@ def test_a_killed_test_run_leaves_the_previous_results_whole_and_a_full_one_repl
     assert len(before) == 7  # results, two per-run results, two runs x (csv, json) predictions
 
     calls = []
-    real = tester.run_inference
+    real = tester.run_inference_passes
 
     def dies_in_the_second_run(*args, **kwargs):
         calls.append(1)
@@ -225,7 +225,7 @@ def test_a_killed_test_run_leaves_the_previous_results_whole_and_a_full_one_repl
             raise KeyboardInterrupt  # killed after the first protocol's predictions were made
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tester, "run_inference", dies_in_the_second_run)
+    monkeypatch.setattr(tester, "run_inference_passes", dies_in_the_second_run)
     with pytest.raises(KeyboardInterrupt):
         run_test(tiny_cfg(*opts, "RNG_SEED", 3))
     monkeypatch.undo()
@@ -350,3 +350,53 @@ def test_decoding_each_video_once_gives_the_per_view_results(synthetic_dir, tmp_
         if name == "test_results.json":
             a, b = ({k: v for k, v in r.items() if k != "seconds"} for r in (a, b))
         assert a == b, name
+
+
+def test_a_shuffled_view_runs_in_the_pass_of_its_unshuffled_view():
+    from vtn.config import view_spec
+    from vtn.engine.tester import passes_of
+
+    cfg = tiny_cfg()
+    mv, fv = view_spec(cfg, "multi_view"), view_spec(cfg, "full_video")
+    mv_s, fv_s = mv.with_shuffled(True), fv.with_shuffled(True)
+    assert passes_of([mv, fv, mv_s, fv_s]) == [(mv, mv_s), (fv, fv_s)]
+    assert passes_of([mv_s]) == [(mv_s, None)]  # alone: its own pass (frames read as the unshuffled view's)
+    assert passes_of([mv, fv_s]) == [(mv, None), (fv_s, None)]
+
+
+def test_the_shuffle_ablation_reuses_the_embeddings_and_equals_its_own_pass(synthetic_dir, tmp_path, monkeypatch):
+    """TEST.SHUFFLE_ABLATION runs the shuffled test from the unshuffled pass's embeddings: one loader (one decode)
+    per protocol, and the shuffled results and predictions of a shuffled pass run on its own with the same seed."""
+    from tests.helpers import tiny_model
+    from vtn.engine import tester
+
+    loaders = []
+    real_build_loader = tester.build_loader
+    monkeypatch.setattr(tester, "build_loader", lambda *a: loaders.append(a[2].name) or real_build_loader(*a))
+    base = (*synthetic_opts(synthetic_dir), "TEST.ALLOW_RANDOM_INIT", True, "TEST.NUM_ENSEMBLE_VIEWS", 2)
+    both, alone = tmp_path / "both", tmp_path / "alone"
+    embedded = {}
+
+    def counted_model(name):
+        model = tiny_model("MODEL.NUM_CLASSES", 6, seed=3)
+        embedded[name] = 0
+
+        def count(module, args, output):
+            embedded[name] += args[0].shape[0]
+
+        model.backbone.register_forward_hook(count)
+        return model
+
+    run_test(tiny_cfg(*base, "OUTPUT_DIR", str(both), "TEST.SHUFFLE_ABLATION", True), model=counted_model("both"))
+    assert loaders == ["multi_view"]  # the shuffled run decoded nothing of its own
+    run_test(
+        tiny_cfg(*base, "OUTPUT_DIR", str(alone), "TEST.PROTOCOLS", ["multi_view_shuffled"]),
+        model=counted_model("alone"),
+    )
+    assert embedded["both"] == embedded["alone"] > 0  # two runs' results from one pass of the backbone
+    for name in ("test_results_multi_view_shuffled.json", "predictions_multi_view_shuffled.json"):
+        a, b = (json.loads((folder / name).read_text()) for folder in (both, alone))
+        assert a == b, name
+    plain = json.loads((both / "predictions_multi_view.json").read_text())
+    shuffled = json.loads((both / "predictions_multi_view_shuffled.json").read_text())
+    assert [p["top5_scores"] for p in plain] != [p["top5_scores"] for p in shuffled]  # the shuffle did happen

@@ -43,51 +43,69 @@ def shuffle_seeds(seed: int, video_idx: torch.Tensor, view_idx: torch.Tensor) ->
     ]
 
 
-@torch.no_grad()
 def run_inference(model, loader, cfg, device, desc: str = "test") -> dict[str, torch.Tensor]:
     """Scores of every video of `loader.dataset`, each view counted once (see VideoAggregator). When the dataset's
     view is shuffled, every view's frames are shuffled (sec. 5.1) in an order drawn from (RNG_SEED, video, view)."""
+    return run_inference_passes(model, loader, cfg, device, [loader.dataset.view.shuffled], desc)[0]
+
+
+@torch.no_grad()
+def run_inference_passes(model, loader, cfg, device, shuffles: Sequence[bool], desc: str = "test") -> list[dict]:
+    """One result of `run_inference` per entry of `shuffles` (frames in order, or shuffled as a shuffled view
+    shuffles them) from one pass over the loader: with several entries, the backbone embeds each batch once and
+    the temporal encoder and head run once per entry on those embeddings (the shuffle ablation costs no decoding
+    and no backbone)."""
     dataset = loader.dataset
-    crops = dataset.view.crops
-    shuffle_seed = cfg.RNG_SEED if dataset.view.shuffled else None
-    agg = VideoAggregator(dataset.num_videos, dataset.num_views, cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
+    aggs = [
+        VideoAggregator(dataset.num_videos, dataset.num_views, cfg.MODEL.NUM_CLASSES, cfg.DATA.ENSEMBLE_METHOD)
+        for _ in shuffles
+    ]
     net = unwrap(model)
     was_training = net.training
     net.eval()
-    start = last_line = time.perf_counter()
-    total = len(loader)
+    progress = _Progress(desc, len(loader), cfg)
     non_finite = 0
-    for it, batch in enumerate(loader):
-        view_idx = batch["temporal_idx"] * crops + batch["spatial_idx"]
+    for batch in loader:
+        view_idx = batch["temporal_idx"] * dataset.view.crops + batch["spatial_idx"]
         inputs = model_inputs(batch, device)
-        if shuffle_seed is not None:
-            seeds = shuffle_seeds(shuffle_seed, batch["video_idx"], view_idx)
-            inputs["frame_order"] = shuffled_frame_order(batch["frame_idx"].shape[1], seeds, batch.get("valid"))
         with autocast_for(cfg):
-            logits = net(**inputs)
-        scores = logits.float().softmax(dim=-1)
-        ok = batch["ok"].cpu().bool()
-        finite = torch.isfinite(scores).all(dim=-1).cpu()  # e.g. an fp16 overflow: the view counts as failed
-        non_finite += int((ok & ~finite).sum())
-        agg.add(batch["video_idx"], view_idx, scores, batch["label"], ok & finite)
-        now = time.perf_counter()
-        late = cfg.LOG_SECONDS > 0 and now - last_line >= cfg.LOG_SECONDS
-        if (it + 1) % cfg.LOG_PERIOD == 0 or it + 1 == total or late:
-            last_line, elapsed = now, now - start
-            logger.info(
-                "%s: %d/%d batches, %.2f s/batch, eta %s",
-                desc,
-                it + 1,
-                total,
-                elapsed / (it + 1),
-                format_eta(elapsed / (it + 1) * (total - it - 1)),
-            )
+            if len(shuffles) > 1 and "frames" in inputs and hasattr(net, "frame_embeddings"):  # embed once for all
+                inputs["embeddings"] = net.frame_embeddings(inputs.pop("frames"))
+            for shuffled, agg in zip(shuffles, aggs):
+                order = {}
+                if shuffled:
+                    seeds = shuffle_seeds(cfg.RNG_SEED, batch["video_idx"], view_idx)
+                    order["frame_order"] = shuffled_frame_order(batch["frame_idx"].shape[1], seeds, batch.get("valid"))
+                scores = net(**inputs, **order).float().softmax(dim=-1)
+                ok = batch["ok"].cpu().bool()
+                finite = torch.isfinite(scores).all(dim=-1).cpu()  # e.g. an fp16 overflow: the view counts as failed
+                non_finite += int((ok & ~finite).sum())
+                agg.add(batch["video_idx"], view_idx, scores, batch["label"], ok & finite)
+        progress.step()
     net.train(was_training)
     if non_finite:
         logger.warning(
             "%s: %d views gave NaN or infinite scores; their videos count as failed, never as scored", desc, non_finite
         )
-    return agg.finalize()
+    return [agg.finalize() for agg in aggs]
+
+
+class _Progress:
+    """One log line every LOG_PERIOD batches, at the last, and after LOG_SECONDS without one."""
+
+    def __init__(self, desc: str, total: int, cfg):
+        self.desc, self.total, self.cfg = desc, total, cfg
+        self.done = 0
+        self.start = self.last_line = time.perf_counter()
+
+    def step(self) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        late = self.cfg.LOG_SECONDS > 0 and now - self.last_line >= self.cfg.LOG_SECONDS
+        if self.done % self.cfg.LOG_PERIOD == 0 or self.done == self.total or late:
+            self.last_line, per_batch = now, (now - self.start) / self.done
+            eta = format_eta(per_batch * (self.total - self.done))
+            logger.info("%s: %d/%d batches, %.2f s/batch, eta %s", self.desc, self.done, self.total, per_batch, eta)
 
 
 def compute_metrics(
@@ -274,13 +292,19 @@ def write_prediction_csv(f, records: list[dict]) -> None:
 
 
 def write_predictions(
-    result, dataset, metrics: dict, output_dir: str, checkpoint: Optional[str] = None, k: int = 5
+    result,
+    dataset,
+    metrics: dict,
+    output_dir: str,
+    checkpoint: Optional[str] = None,
+    k: int = 5,
+    view: Optional[ViewSpec] = None,
 ) -> None:
     """Per-video predictions as predictions_<run>.csv and .json (each written atomically), <run> the name of the
-    dataset's view (e.g. full_video_shuffled): path, label, status (scored, missing, failed), top-k class ids,
-    names and mean scores per view, and the checkpoint they come from."""
+    run's view (`view`, by default the dataset's; e.g. full_video_shuffled): path, label, status (scored, missing,
+    failed), top-k class ids, names and mean scores per view, and the checkpoint they come from."""
     records = prediction_records(result, dataset, metrics, checkpoint, k)
-    base = os.path.join(output_dir, f"predictions_{dataset.view.name}")
+    base = os.path.join(output_dir, f"predictions_{(view or dataset.view).name}")
     atomic_write(base + ".json", lambda f: json.dump(records, f, indent=1), binary=False)
     atomic_write(base + ".csv", lambda f: write_prediction_csv(f, records), binary=False)
 

@@ -28,7 +28,7 @@ from vtn.engine.evaluator import (
     dataset_metrics,
     public_results,
     results_table,
-    run_inference,
+    run_inference_passes,
     save_results,
     write_predictions,
 )
@@ -92,7 +92,11 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> list[dict]:
     net = unwrap(model)
     staging = test_staging_dir(cfg.OUTPUT_DIR) if du.is_master() else None
     try:
-        rows = [test_run(cfg, model, net, device, view, path, staging) for view in views_to_test(cfg)]
+        views = views_to_test(cfg)
+        rows = {}
+        for view, twin in passes_of(views):
+            rows.update(test_run(cfg, model, net, device, view, path, staging, twin))
+        rows = [rows[v.name] for v in views]
         if du.is_master():
             logger.info("Test results (%s):\n%s", path or "random weights", results_table(rows))
             save_results(rows, staging)
@@ -103,19 +107,48 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> list[dict]:
     return rows
 
 
-def test_run(cfg, model, net, device, view: ViewSpec, checkpoint: Optional[str], staging: Optional[str]) -> dict:
-    """One test pass of `view` (shuffled or not): inference, metrics, and (master) its predictions written into
-    `staging`."""
-    name = view.name
+def passes_of(views: list[ViewSpec]) -> list[tuple[ViewSpec, Optional[ViewSpec]]]:
+    """(view, shuffled twin or None) of each pass over the test data: a view whose shuffled twin is tested too
+    (TEST.SHUFFLE_ABLATION) runs it in the same pass, from the same decoded frames and backbone embeddings."""
+    passes = []
+    for view in views:
+        twin = view.with_shuffled(True)
+        if view.shuffled and view.with_shuffled(False) in views:
+            continue  # run with its unshuffled view
+        passes.append((view, twin if not view.shuffled and twin in views else None))
+    return passes
+
+
+def test_run(
+    cfg,
+    model,
+    net,
+    device,
+    view: ViewSpec,
+    checkpoint: Optional[str],
+    staging: Optional[str],
+    twin: Optional[ViewSpec] = None,
+) -> dict[str, dict]:
+    """One pass over the test data of `view` (and of its shuffled `twin` from the same embeddings): inference,
+    metrics, and (master) the predictions written into `staging`. Returns {run name: results row}."""
     loader = build_loader(cfg, "test", view)
     dataset = loader.dataset
-    if dataset.view.name != name:
+    if dataset.view.name != view.name:
         raise DatasetError(
-            f"the {cfg.TEST.DATASET!r} dataset builder was asked for the view {name} and returned a dataset of "
+            f"the {cfg.TEST.DATASET!r} dataset builder was asked for the view {view.name} and returned a dataset of "
             f"{dataset.view.name}: a builder passes its `view` on to the dataset"
         )
     dataset.check_model(net)  # e.g. a feature cache of another backbone
-    result = run_inference(model, loader, cfg, device, desc=f"test {name}")
+    # the dataset's view: its views per video (one crop for the feature cache) and the same name
+    runs = [dataset.view] + ([dataset.view.with_shuffled(True)] if twin is not None else [])
+    desc = "test " + " + ".join(run.name for run in runs)
+    results = run_inference_passes(model, loader, cfg, device, [run.shuffled for run in runs], desc=desc)
+    return {run.name: run_row(cfg, run, result, dataset, checkpoint, staging) for run, result in zip(runs, results)}
+
+
+def run_row(cfg, run: ViewSpec, result: dict, dataset, checkpoint: Optional[str], staging: Optional[str]) -> dict:
+    """The results row of one test run (metrics, fingerprint, views), its predictions written by the master."""
+    name = run.name
     metrics = dataset_metrics(result, dataset, cfg.MODEL.NUM_CLASSES)
     scored = metrics["scored"].tolist()
     fingerprint = dataset_fingerprint(
@@ -123,11 +156,10 @@ def test_run(cfg, model, net, device, view: ViewSpec, checkpoint: Optional[str],
         [lab for lab, ok in zip(dataset.labels, scored) if ok],
         dataset.data_root,
     )
-    extra = {"checkpoint": checkpoint, "shuffle_frames": view.shuffled, "dataset_fingerprint": fingerprint}
-    # the dataset's view: its views per video (one crop for the feature cache) and the same name
-    row = public_results(metrics, dataset.view, dataset.class_names, extra, dataset.class_groups)
+    extra = {"checkpoint": checkpoint, "shuffle_frames": run.shuffled, "dataset_fingerprint": fingerprint}
+    row = public_results(metrics, run, dataset.class_names, extra, dataset.class_groups)
     if du.is_master():
-        write_predictions(result, dataset, metrics, staging, checkpoint)
+        write_predictions(result, dataset, metrics, staging, checkpoint, view=run)
     if metrics["num_missing"] or metrics["num_failed"]:
         logger.warning(
             "%s: %d of %d listed test videos are missing and %d could not be decoded; they are left "

@@ -125,10 +125,13 @@ class VTN(nn.Module):
             return self.forward_embeddings(embeddings, frame_idx, valid, return_attention, frame_order)
         if frames.dim() != 5:
             raise ValueError(f"VTN expects a (B, C, T, H, W) clip tensor, got shape {tuple(frames.shape)}")
+        return self.forward_embeddings(self.frame_embeddings(frames), frame_idx, valid, return_attention, frame_order)
+
+    def frame_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) clips -> (B, T, D) frame embeddings: the backbone on every frame, as forward runs it
+        (the input of `forward(embeddings=...)`, e.g. to run the temporal encoder several times on one embedding)."""
         b, c, t, h, w = frames.shape
-        frames = frames.transpose(1, 2).reshape(b * t, c, h, w)
-        emb = self.embed_frames(frames).view(b, t, -1)
-        return self.forward_embeddings(emb, frame_idx, valid, return_attention, frame_order)
+        return self.embed_frames(frames.transpose(1, 2).reshape(b * t, c, h, w)).view(b, t, -1)
 
     # ------------------------------------------------------------------ embeddings -> logits
     def forward_embeddings(

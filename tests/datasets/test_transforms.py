@@ -55,3 +55,14 @@ def test_normalisation():
     assert x.shape == (3, 2, 4, 4) and x.dtype == torch.float32
     assert torch.allclose(x[0], torch.tensor(2.0)) and torch.allclose(x[1], torch.tensor(-1.0))
     assert torch.allclose(x[2], torch.tensor(0.5))
+
+
+def test_normalisation_is_the_float32_formula_bit_for_bit_for_every_byte():
+    frames = np.stack(np.meshgrid(np.arange(256), np.arange(3), indexing="ij"), -1)[..., :1].repeat(3, -1)
+    frames = np.ascontiguousarray(frames.reshape(1, 256, 3, 3).astype(np.uint8))
+    frames[..., 1] = 255 - frames[..., 1]  # another order of values in another channel
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    x = T.to_normalized_tensor(frames, mean, std)
+    ref = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(255.0)
+    ref = ref.sub(torch.tensor(mean).view(3, 1, 1, 1)).div(torch.tensor(std).view(3, 1, 1, 1))
+    assert torch.equal(x, ref) and x.is_contiguous()

@@ -35,7 +35,7 @@ def test_decode_matches_a_plain_full_decode_bit_for_bit(synthetic_dir, size):
     path = first_video(synthetic_dir)
     ref = reference_frames(path, size)
     n = len(ref)
-    for wanted in ([0, 1, 2], [n // 2, n // 2 + 3, n - 1], [5, 5, 9, 3]):  # a seek; repeats and any order
+    for wanted in ([0, 1, 2], [n // 2, n // 2 + 3, n - 1], [5, 5, 9, 3], [9, 3, 5]):  # a seek; repeats, any order
         frames, got = PyAVDecoder().decode(path, wanted, size=size)
         assert got.tolist() == wanted
         np.testing.assert_array_equal(frames, ref[wanted])
@@ -57,6 +57,10 @@ def test_indices_past_the_end_are_not_returned(synthetic_dir):
     n = PyAVDecoder().probe(path).num_frames
     frames, got = PyAVDecoder().decode(path, [n - 2, n - 1, n, n + 5])
     assert got.tolist() == [n - 2, n - 1]
+    ref = reference_frames(path)
+    frames, got = PyAVDecoder().decode(path, [n + 5, n - 1, n - 2, n, n - 1])  # any order, repeats, past the end
+    assert got.tolist() == [n - 1, n - 2, n - 1]
+    np.testing.assert_array_equal(frames, ref[[n - 1, n - 2, n - 1]])
 
 
 @pytest.mark.parametrize(

@@ -74,9 +74,19 @@ def apply_crop_flip(frames: np.ndarray, p: SpatialParams) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def normalization_table(mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """float32 (3, 256): (v / 255 - mean[c]) / std[c] for every byte value v, computed in float32 in that order."""
+    values = torch.arange(256, dtype=torch.float32).div_(255.0).view(1, 256)
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1)
+    return values.sub(m).div_(s).numpy()
+
+
 def to_normalized_tensor(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float32 (3, T, H, W), (x / 255 - mean) / std."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
-    return x.sub_(m).div_(s)
+    """uint8 (T, H, W, 3) -> float32 (3, T, H, W) contiguous, (x / 255 - mean) / std: each byte looked up in
+    `normalization_table` (the same float32 arithmetic, one pass, written in the final layout)."""
+    table = normalization_table(mean, std)
+    out = np.empty((3, *frames.shape[:3]), dtype=np.float32)
+    for c in range(3):
+        np.take(table[c], frames[..., c], out=out[c])
+    return torch.from_numpy(out)

@@ -226,16 +226,24 @@ class PyAVDecoder:
         wanted = np.unique(np.asarray(indices, dtype=np.int64))
         if wanted.size == 0:
             raise ValueError("decode() needs at least one frame index")
-        wanted_set = set(wanted.tolist())
-        kept = {}
+        slot_of = {int(i): k for k, i in enumerate(wanted.tolist())}
+        out, filled = None, np.zeros(len(wanted), dtype=bool)
+        reformatter = self._reformatter()  # one scaler context for every frame of the call
         for idx, frame in self._frames_from(path, wanted, info):
-            if idx in kept or idx not in wanted_set:
+            k = slot_of.get(idx)
+            if k is None or filled[k]:
                 continue
-            kept[idx] = self._to_rgb(frame, size)
-        if not kept:
+            rgb = self._to_rgb(frame, size, reformatter)
+            if out is None:  # every frame goes straight into its place in the result
+                out = np.empty((len(wanted), *rgb.shape), dtype=np.uint8)
+            out[k], filled[k] = rgb, True
+        if out is None:
             raise VideoDecodeError(f"{path}: no frame could be decoded at indices {int(wanted[0])}..{int(wanted[-1])}")
-        order = [int(i) for i in np.asarray(indices) if int(i) in kept]
-        return np.stack([kept[i] for i in order]), np.asarray(order, dtype=np.int64)
+        asked = np.asarray(indices, dtype=np.int64)
+        if filled.all() and len(asked) == len(wanted) and np.array_equal(asked, wanted):
+            return out, wanted  # sorted, each once, all there: no copy
+        keep = filled[np.searchsorted(wanted, asked)]
+        return out[np.searchsorted(wanted, asked[keep])], asked[keep]
 
     def iter_frames(
         self,
@@ -253,12 +261,13 @@ class PyAVDecoder:
         uniq = np.unique(wanted)
         pos = 0
         buf, buf_idx = [], []
+        reformatter = self._reformatter()
         for idx, frame in self._frames_from(path, uniq, info):
             while pos < len(wanted) and wanted[pos] < idx:
                 pos += 1  # a frame missing from the stream: skipped
             if pos >= len(wanted) or wanted[pos] != idx:
                 continue
-            rgb = self._to_rgb(frame, size)
+            rgb = self._to_rgb(frame, size, reformatter)
             while pos < len(wanted) and wanted[pos] == idx:
                 buf.append(rgb)
                 buf_idx.append(idx)
@@ -403,13 +412,23 @@ class PyAVDecoder:
                 logger.warning("%s: skipped %d corrupt packets", path, bad)
 
     @staticmethod
-    def _to_rgb(frame, size: Optional[tuple[int, int]]) -> np.ndarray:
+    def _reformatter():
+        """FFmpeg's scaler (conversion and resizing in one step) for a run of frames: one context, kept between
+        frames of the same size and format, where a frame's own `to_ndarray(width=...)` sets one up per frame."""
+        from av.video.reformatter import VideoReformatter
+
+        return VideoReformatter()
+
+    @staticmethod
+    def _to_rgb(frame, size: Optional[tuple[int, int]], reformatter=None) -> np.ndarray:
         """The frame as RGB the right way up, resized so that its displayed size is `size` (width, height)."""
         turns = quarter_turns(getattr(frame, "rotation", 0))
-        if size is None:
-            rgb = frame.to_ndarray(format="rgb24")
-        else:
+        width, height = None, None
+        if size is not None:
             width, height = (int(size[1]), int(size[0])) if turns % 2 else (int(size[0]), int(size[1]))
+        if reformatter is not None:
+            rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
+        else:
             rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
         return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 

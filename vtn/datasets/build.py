@@ -24,7 +24,7 @@ from typing import Union
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, default_collate
 
 from vtn.config import SPLITS, ViewSpec, as_view, batch_plan, default_view, eval_batch_per_process, register_choices
 from vtn.utils.files import atomic_write
@@ -241,6 +241,15 @@ def build_loader(cfg, split: str, view: Union[ViewSpec, str, None] = None) -> Da
     return _loader(cfg, dataset, rank, batch_size=batch, sampler=sampler, drop_last=train)
 
 
+def collate_items(items: list[dict]):
+    """The loader's batch of dataset items: a batch of one item is the item with a batch axis in front (views of
+    its tensors, no copy: a worker's shared-memory frames reach the main process as they are, where stacking them
+    would copy a full video's 250 frames again); several items are stacked as DataLoader does."""
+    if len(items) == 1 and all(isinstance(v, torch.Tensor) for v in items[0].values()):
+        return {k: v.unsqueeze(0) for k, v in items[0].items()}
+    return default_collate(items)
+
+
 def _loader(cfg, dataset, rank: int, **batching) -> DataLoader:
     workers = cfg.DATA_LOADER.NUM_WORKERS
     generator = torch.Generator()
@@ -252,6 +261,7 @@ def _loader(cfg, dataset, rank: int, **batching) -> DataLoader:
         persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS and workers > 0,
         worker_init_fn=_seed_worker,
         generator=generator,
+        collate_fn=collate_items,
         **batching,
     )
 

@@ -35,8 +35,12 @@ stored timestamp): there, after a seek, only stored timestamps count and the fra
 counted. Their seeks land on any pack, not on a keyframe: a seek after which no frame comes out (past the last
 keyframe) is retried earlier, like one that landed after the first wanted frame.
 Decoding problems raise `VideoDecodeError`, which names the file and the reason.
+
+A video may also be given as its bytes in memory (`MemoryVideo(name, data)`, e.g. a sample of a tar shard): PyAV
+reads them as it reads the file, so probe and decode give the same frames either way.
 """
 
+import io
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -111,7 +115,32 @@ class VideoInfo:
     keyframes: Optional[tuple[int, ...]] = None  # display indices of the keyframes (None: unusable timestamps)
 
 
-def _check_file(path: str) -> None:
+class MemoryVideo:
+    """A video file's bytes in memory (e.g. read from a tar shard or object storage), decoded like the file: every
+    method of the decoder takes one where it takes a path, and gives the same frames. `name` (its path or URL)
+    names it in messages and stands for it in the decoder's per-file memory."""
+
+    def __init__(self, name: str, data: bytes):
+        self.name, self.data = str(name), data
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"MemoryVideo({self.name!r}, {len(self.data)} bytes)"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, MemoryVideo) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(("MemoryVideo", self.name))
+
+
+def _check_file(path) -> None:
+    if isinstance(path, MemoryVideo):
+        if len(path.data) == 0:
+            raise VideoDecodeError(f"{path}: file is empty (0 bytes)")
+        return
     if not os.path.exists(path):
         raise VideoDecodeError(f"{path}: file does not exist")
     if os.path.getsize(path) == 0:
@@ -136,7 +165,7 @@ class PyAVDecoder:
 
         _check_file(path)
         try:
-            container = av.open(path)
+            container = av.open(io.BytesIO(path.data) if isinstance(path, MemoryVideo) else path)
         except Exception as e:  # av.error.* and OSError: not a video, truncated header, ...
             raise VideoDecodeError(f"{path}: cannot be opened as a video ({e.__class__.__name__}: {e})") from e
         if not container.streams.video:

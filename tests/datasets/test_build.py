@@ -139,21 +139,3 @@ def test_a_batch_of_one_item_is_the_item_itself_and_more_are_stacked():
     two = collate_items([item, {"frames": torch.zeros(3, 4, 8, 8), "label": torch.tensor(5)}])
     assert two["frames"].shape == (2, 3, 4, 8, 8) and two["label"].tolist() == [2, 5]
     assert torch.equal(two["frames"][0], item["frames"])
-
-
-def test_a_worker_normalises_into_shared_memory():
-    """What a loader worker hands over is already in shared memory (no copy into it at the hand-over)."""
-    from vtn.datasets import transforms
-
-    class Normalised(torch.utils.data.Dataset):
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, i):
-            frames = np.full((2, 4, 4, 3), 7, dtype=np.uint8)
-            x = transforms.to_normalized_tensor(frames, [0.5] * 3, [0.25] * 3)
-            return {"shared": torch.tensor(x.is_shared())}
-
-    loader = torch.utils.data.DataLoader(Normalised(), batch_size=1, num_workers=1)
-    assert next(iter(loader))["shared"].tolist() == [True]
-    assert not transforms.to_normalized_tensor(np.zeros((1, 2, 2, 3), np.uint8), [0] * 3, [1] * 3).is_shared()

@@ -27,10 +27,11 @@ class CountingDecoder(PyAVDecoder):
         return super().decode(path, indices, size=size, info=info)
 
 
-def test_runs_are_cut_only_where_a_keyframe_lies_between_two_wanted_frames():
+def test_runs_are_cut_only_across_a_long_gap_with_a_keyframe_in_it():
     wanted = np.array([2, 5, 10, 31, 40, 90])
     runs = seek_runs(wanted, keyframes=[0, 30, 60, 84])
     assert [r.tolist() for r in runs] == [[2, 5, 10], [31, 40], [90]]
+    assert [r.tolist() for r in seek_runs(wanted, [0, 30, 60, 84], min_gap=30)] == [[2, 5, 10, 31, 40], [90]]
     assert [r.tolist() for r in seek_runs(wanted, keyframes=[0])] == [wanted.tolist()]
     assert [r.tolist() for r in seek_runs(wanted)] == [wanted.tolist()]  # counted frames: never a seek
     assert [r.tolist() for r in seek_runs(np.array([30, 31]), keyframes=[0, 30])] == [[30, 31]]
@@ -66,18 +67,18 @@ def test_the_union_decode_gives_every_clip_the_frames_of_its_own_decode(tmp_path
         assert [read_index(f) for f in frames] == got.tolist()  # and they are the frames of those indices
 
 
-def test_a_video_is_decoded_in_one_pass_or_one_per_keyframe_gap(tmp_path):
+def test_a_video_is_decoded_in_one_pass_but_across_long_gaps(tmp_path):
     path = str(tmp_path / "gop12.mp4")
-    write_video(path, "mp4", "mpeg4", 120, rate=25, bframes=2)  # a keyframe every 12 frames
+    write_video(path, "mp4", "mpeg4", 120, rate=10, bframes=2)  # a keyframe every 12 frames, 2 s = 20 frames
     info = PyAVDecoder().probe(path)
     assert info.keyframes[:3] == (0, 12, 24)
     decoder = CountingDecoder()
     clips = [np.arange(0, 6), np.arange(3, 9), np.arange(50, 56), np.arange(100, 106)]
     decode_union(decoder, path, clips, (info.width, info.height), info)
     assert decoder.calls == [list(range(9)), [50, 51, 52, 53, 54, 55], list(range(100, 106))]
-    near = CountingDecoder()
-    decode_union(near, path, [np.arange(0, 6), np.arange(4, 11)], (info.width, info.height), info)
-    assert near.calls == [list(range(11))]  # one pass: no keyframe between the clips
+    near = CountingDecoder()  # a keyframe (12) between the clips, but 9 frames apart: decoded through
+    decode_union(near, path, [np.arange(0, 6), np.arange(14, 20)], (info.width, info.height), info)
+    assert near.calls == [list(range(6)) + list(range(14, 20))]
 
 
 def _items(cfg):

@@ -62,6 +62,8 @@ def test_config_differences_ignore_how_a_run_executes():
         "VTN.DROP_PATH_RATE": (0.0, 0.1)
     }
     assert "OUTPUT_DIR" in EXECUTION_KEYS and "SOLVER.MAX_EPOCH" not in EXECUTION_KEYS
+    # how frames are decoded, never which: a run tests or resumes on the per-view reference path
+    assert config_differences(saved, tiny_cfg("DATA.DECODE_VIDEO_ONCE", False)) == {}
 
 
 @pytest.fixture

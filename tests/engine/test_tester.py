@@ -353,8 +353,7 @@ def test_decoding_each_video_once_gives_the_per_view_results(synthetic_dir, tmp_
 
 
 def test_a_shuffled_view_runs_in_the_pass_of_its_unshuffled_view():
-    from vtn.config import view_spec
-    from vtn.engine.tester import passes_of
+    from vtn.config import passes_of, view_spec
 
     cfg = tiny_cfg()
     mv, fv = view_spec(cfg, "multi_view"), view_spec(cfg, "full_video")

@@ -312,3 +312,12 @@ def test_a_preflight_step_is_timed_with_the_device_synchronised_and_find_batch_s
     preflight.batch_search.one_step(trainer, preflight.repeat_batch(template, 3))
     assert trainer.step_output is None and trainer.iter == trainer.epoch_iters - 1
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+
+
+def test_the_projection_counts_a_shuffle_ablation_inside_its_protocols_passes():
+    from tests.helpers import tiny_cfg
+    from vtn.launch.preflight.inference import test_pass_protocols
+
+    both = ["multi_view", "full_video"]
+    assert test_pass_protocols(tiny_cfg("TEST.PROTOCOLS", both, "TEST.SHUFFLE_ABLATION", True)) == both
+    assert test_pass_protocols(tiny_cfg("TEST.PROTOCOLS", ["full_video_shuffled"])) == ["full_video"]

@@ -5,7 +5,7 @@ from vtn.config.batch_plan import BatchPlan, batch_plan, check_world, eval_batch
 from vtn.config.defaults import SPLITS, get_cfg
 from vtn.config.loading import dump_config, load_config, overrides_to_dict
 from vtn.config.validation import register_check, register_choices, validate_config, world_size
-from vtn.config.views import ViewSpec, as_view, default_view, view_spec, views_to_test
+from vtn.config.views import ViewSpec, as_view, default_view, passes_of, view_spec, views_to_test
 from vtn.utils.errors import ConfigError
 
 __all__ = [
@@ -27,5 +27,6 @@ __all__ = [
     "as_view",
     "default_view",
     "views_to_test",
+    "passes_of",
     "view_spec",
 ]

@@ -15,7 +15,7 @@ and shuffle their runs by it. This module holds the protocol names; it imports n
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 # every protocol a dataset can be read with
 PROTOCOLS = ("train_clip", "single_view", "multi_view", "full_video")
@@ -152,3 +152,15 @@ def default_view(cfg, split: str) -> ViewSpec:
     if split == "val":
         return view_spec(cfg, cfg.TRAIN.EVAL_PROTOCOL)
     return view_spec(cfg, cfg.TEST.PROTOCOLS[0]).with_shuffled(False)
+
+
+def passes_of(views: list[ViewSpec]) -> list[tuple[ViewSpec, Optional[ViewSpec]]]:
+    """(view, shuffled twin or None) of each pass over the test data: a view whose shuffled twin is tested too
+    (TEST.SHUFFLE_ABLATION) runs it in the same pass, from the same decoded frames and backbone embeddings."""
+    passes = []
+    for view in views:
+        twin = view.with_shuffled(True)
+        if view.shuffled and view.with_shuffled(False) in views:
+            continue  # run with its unshuffled view
+        passes.append((view, twin if not view.shuffled and twin in views else None))
+    return passes

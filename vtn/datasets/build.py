@@ -242,9 +242,9 @@ def build_loader(cfg, split: str, view: Union[ViewSpec, str, None] = None) -> Da
 
 
 def collate_items(items: list[dict]):
-    """The loader's batch of dataset items: a batch of one item is the item with a batch axis in front (views of
-    its tensors, no copy: a worker's shared-memory frames reach the main process as they are, where stacking them
-    would copy a full video's 250 frames again); several items are stacked as DataLoader does."""
+    """The loader's batch of dataset items: a batch of one item (a full video per process) is the item with a batch
+    axis in front, views of its tensors where stacking would copy all its frames once more; several items are
+    stacked as DataLoader does."""
     if len(items) == 1 and all(isinstance(v, torch.Tensor) for v in items[0].values()):
         return {k: v.unsqueeze(0) for k, v in items[0].items()}
     return default_collate(items)

@@ -2,8 +2,9 @@
 read the frames of one decode instead of decoding the file 30 times.
 
 `decode_union` decodes the union of the frames that every clip of a video needs at one size (the test scale is
-the same for every crop), in one forward pass through the file; it seeks again only where a keyframe lies
-between two wanted frames (a seek there skips the frames in between, where decoding on would decode them), and
+the same for every crop), in one forward pass through the file; it seeks again only across a gap of more than
+SEEK_GAP_SECONDS with a keyframe in it (a seek there skips the frames in between, where decoding on would decode
+them; a shorter gap costs less to decode through than to open and seek again), and
 the decoder still leaves unwanted non-reference frames undecoded. `DecodedVideo.take(indices)` then answers as
 `decoder.decode(path, indices, size)` would for any subset: the same frames (the decoder is exact, whatever is
 decoded around a frame), the same indices returned, the same error when none of them could be decoded.
@@ -15,18 +16,23 @@ import numpy as np
 
 from vtn.video.decoder import VideoDecodeError, VideoInfo
 
+# Wanted frames further apart than this (and a keyframe between them) are decoded in two runs, each with its own
+# open and seek: decoding on through a shorter gap costs less (each run opens the file again).
+SEEK_GAP_SECONDS = 2.0
 
-def seek_runs(wanted: np.ndarray, keyframes: Sequence[int] = ()) -> list[np.ndarray]:
-    """Sorted unique `wanted` indices cut into runs that are decoded apart: a run ends where a keyframe lies
-    after one wanted frame and at or before the next (seeking to it skips the gap)."""
+
+def seek_runs(wanted: np.ndarray, keyframes: Sequence[int] = (), min_gap: int = 0) -> list[np.ndarray]:
+    """Sorted unique `wanted` indices cut into runs that are decoded apart: a run ends where the next wanted frame
+    is more than `min_gap` frames on and a keyframe lies after the last wanted frame and at or before the next
+    (seeking to it skips the gap; a short gap costs less to decode through than a new open and seek)."""
     if len(wanted) == 0:
         return []
     keys = np.asarray(sorted(keyframes), dtype=np.int64)
     if len(keys) == 0:
         return [wanted]
-    # the last keyframe at or before each wanted frame: a run starts where it changes between neighbours
+    # the last keyframe at or before each wanted frame: a seek helps where it changes between neighbours
     at_or_before = np.searchsorted(keys, wanted, side="right")
-    cuts = np.nonzero(np.diff(at_or_before) > 0)[0] + 1
+    cuts = np.nonzero((np.diff(at_or_before) > 0) & (np.diff(wanted) > min_gap))[0] + 1
     return np.split(wanted, cuts)
 
 
@@ -55,7 +61,7 @@ def decode_union(decoder, path: str, clips: Sequence[np.ndarray], size: tuple[in
     frames that decodes none of its frames leaves them out (a clip of only such frames then fails in `take`)."""
     wanted = np.unique(np.concatenate([np.asarray(c, dtype=np.int64) for c in clips]))
     frames, indices, error = [], [], None
-    for run in seek_runs(wanted, info.keyframes or ()):
+    for run in seek_runs(wanted, info.keyframes or (), min_gap=int(SEEK_GAP_SECONDS * info.fps)):
         try:
             got_frames, got = decoder.decode(path, run, size=size, info=info)
         except VideoDecodeError as e:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import get_worker_info
 
 
 @dataclass(frozen=True)
@@ -85,16 +84,9 @@ def normalization_table(mean: Sequence[float], std: Sequence[float]) -> np.ndarr
 
 def to_normalized_tensor(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float32 (3, T, H, W) contiguous, (x / 255 - mean) / std: each byte looked up in
-    `normalization_table` (the same float32 arithmetic, one pass, written in the final layout).
-
-    In a DataLoader worker the result is written straight into shared memory, where the loader would otherwise
-    copy it to hand it to the main process (a batch of one item then reaches it without a copy, see
-    build.collate_items)."""
+    `normalization_table` (the same float32 arithmetic, one pass, written in the final layout)."""
     table = normalization_table(mean, std)
-    out = torch.empty((3, *frames.shape[:3]), dtype=torch.float32)
-    if get_worker_info() is not None:
-        out.share_memory_()  # a fresh allocation: nothing is copied
-    values = out.numpy()
+    out = np.empty((3, *frames.shape[:3]), dtype=np.float32)
     for c in range(3):
-        np.take(table[c], frames[..., c], out=values[c])
-    return out
+        np.take(table[c], frames[..., c], out=out[c], mode="clip")  # bytes are in range; "clip" skips a buffer
+    return torch.from_numpy(out)

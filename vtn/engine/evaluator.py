@@ -79,7 +79,7 @@ def run_inference_passes(model, loader, cfg, device, shuffles: Sequence[bool], d
                 scores = net(**inputs, **order).float().softmax(dim=-1)
                 ok = batch["ok"].cpu().bool()
                 finite = torch.isfinite(scores).all(dim=-1).cpu()  # e.g. an fp16 overflow: the view counts as failed
-                non_finite += int((ok & ~finite).sum())
+                non_finite += int((ok & ~finite).sum()) if agg is aggs[0] else 0  # each view counted once
                 agg.add(batch["video_idx"], view_idx, scores, batch["label"], ok & finite)
         progress.step()
     net.train(was_training)

@@ -37,6 +37,7 @@ TEST_CONFIG_NAME = "config_test.yaml"
 # run that wrote a checkpoint and the run that continues or tests it.
 EXECUTION_KEYS = (
     "OUTPUT_DIR",
+    "DATA.DECODE_VIDEO_ONCE",  # how frames are decoded, never which
     "NUM_GPUS",
     "NUM_SHARDS",
     "SHARD_ID",

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from typing import Optional
 
-from vtn.config import ViewSpec, views_to_test
+from vtn.config import ViewSpec, passes_of, views_to_test
 from vtn.datasets import build_loader
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
@@ -105,18 +105,6 @@ def test(cfg, checkpoint: Optional[str] = None, model=None) -> list[dict]:
         if staging is not None and os.path.isdir(staging):
             shutil.rmtree(staging)  # an interrupted test run publishes nothing
     return rows
-
-
-def passes_of(views: list[ViewSpec]) -> list[tuple[ViewSpec, Optional[ViewSpec]]]:
-    """(view, shuffled twin or None) of each pass over the test data: a view whose shuffled twin is tested too
-    (TEST.SHUFFLE_ABLATION) runs it in the same pass, from the same decoded frames and backbone embeddings."""
-    passes = []
-    for view in views:
-        twin = view.with_shuffled(True)
-        if view.shuffled and view.with_shuffled(False) in views:
-            continue  # run with its unshuffled view
-        passes.append((view, twin if not view.shuffled and twin in views else None))
-    return passes
 
 
 def test_run(

@@ -4,16 +4,16 @@ pass projected from them."""
 from collections.abc import Sequence
 from itertools import islice
 
-from vtn.config import views_to_test
+from vtn.config import passes_of, views_to_test
 from vtn.datasets import build_loader
 from vtn.engine.evaluator import run_inference
 from vtn.launch.preflight.timing import timed
 
 
 def test_pass_protocols(cfg) -> list[str]:
-    """The protocol of every test pass of the run, in order (TEST.PROTOCOLS, then the shuffle ablation's passes,
-    which repeat a protocol)."""
-    return [view.protocol for view in views_to_test(cfg)]
+    """The protocol of every pass over the test data, in order: TEST.PROTOCOLS, a shuffled run of the shuffle
+    ablation inside the pass of its unshuffled protocol (vtn.config.passes_of), a shuffled one alone in its own."""
+    return [view.protocol for view, _ in passes_of(views_to_test(cfg))]
 
 
 class _NextBatches:

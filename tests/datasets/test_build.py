@@ -139,3 +139,22 @@ def test_a_batch_of_one_item_is_the_item_itself_and_more_are_stacked():
     two = collate_items([item, {"frames": torch.zeros(3, 4, 8, 8), "label": torch.tensor(5)}])
     assert two["frames"].shape == (2, 3, 4, 8, 8) and two["label"].tolist() == [2, 5]
     assert torch.equal(two["frames"][0], item["frames"])
+
+
+def _shared_in_worker(items):
+    return torch.tensor([bool(item["frames"].is_shared()) for item in items])
+
+
+@pytest.mark.parametrize("alone", [True, False])
+def test_a_worker_makes_an_item_alone_in_its_batch_in_shared_memory(synthetic_dir, alone):
+    """A batch of one item (a full video per process) reaches the main process without a copy: the worker makes its
+    frames in shared memory. Items batched with others are not (the stack into the batch copies them anyway)."""
+    dataset = build_loader(
+        load_config(None, [*synthetic_opts(synthetic_dir), "TEST.BATCH_SIZE", 1 if alone else 2, "NUM_GPUS", 0]),
+        "test",
+        "full_video",
+    ).dataset
+    assert dataset.items_alone is alone
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=1, collate_fn=_shared_in_worker)
+    assert next(iter(loader)).tolist() == [alone]
+    assert not dataset[0]["frames"].is_shared()  # in the main process: never

@@ -224,6 +224,7 @@ def build_loader(cfg, split: str, view: Union[ViewSpec, str, None] = None) -> Da
         batch = eval_batch_per_process(cfg, world)
     train = split == "train"
     workers = cfg.DATA_LOADER.NUM_WORKERS
+    dataset.items_alone = batch == 1  # a full video per process: its frames reach the main process uncopied
     if not train and dataset.decode_once:
         grouped = VideoBatchSampler(dataset.num_videos, dataset.num_views, batch, rank, world, workers)
         return _loader(cfg, dataset, rank, batch_sampler=grouped)

@@ -38,6 +38,8 @@ class ViewDataset(torch.utils.data.Dataset):
       - `init_advice`: what a training run that starts from scratch is told ("" for nothing);
       - `decode_once`: the views of a video read one decode of it (DATA.DECODE_VIDEO_ONCE), so the loader keeps
         them on one process and one worker (build.VideoBatchSampler);
+      - `items_alone`: set by the loader when each batch is one item: a loader worker then makes the item's input
+        in shared memory, which reaches the main process without a copy (build.collate_items);
       - `is_missing(video_idx)` and `check_model(model)`, see below.
     """
 
@@ -54,6 +56,7 @@ class ViewDataset(torch.utils.data.Dataset):
         self.class_groups: dict[str, list[int]] = {}
         self.init_advice = ""
         self.decode_once = False
+        self.items_alone = False
         self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR
 
     @property

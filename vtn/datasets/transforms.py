@@ -82,11 +82,17 @@ def normalization_table(mean: Sequence[float], std: Sequence[float]) -> np.ndarr
     return values.sub(m).div_(s).numpy()
 
 
-def to_normalized_tensor(frames: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+def to_normalized_tensor(
+    frames: np.ndarray, mean: Sequence[float], std: Sequence[float], shared: bool = False
+) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float32 (3, T, H, W) contiguous, (x / 255 - mean) / std: each byte looked up in
-    `normalization_table` (the same float32 arithmetic, one pass, written in the final layout)."""
+    `normalization_table` (the same float32 arithmetic, one pass, written in the final layout). `shared`: written
+    into shared memory, where a loader worker hands it to the main process as it is (see build.collate_items)."""
     table = normalization_table(mean, std)
-    out = np.empty((3, *frames.shape[:3]), dtype=np.float32)
+    out = torch.empty((3, *frames.shape[:3]), dtype=torch.float32)
+    if shared:
+        out.share_memory_()
+    values = out.numpy()
     for c in range(3):
-        np.take(table[c], frames[..., c], out=out[c], mode="clip")  # bytes are in range; "clip" skips a buffer
-    return torch.from_numpy(out)
+        np.take(table[c], frames[..., c], out=values[c], mode="clip")  # bytes are in range; "clip" skips a buffer
+    return out

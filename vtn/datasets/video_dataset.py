@@ -28,6 +28,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 from iopath.common.file_io import g_pathmgr
+from torch.utils.data import get_worker_info
 
 from vtn.config.views import ViewSpec
 from vtn.datasets import sampling, transforms
@@ -215,7 +216,8 @@ class VideoDataset(ViewDataset):
         if self.before_normalize is not None:
             with seeded_global_rng(seed):
                 frames = self.before_normalize(torch.from_numpy(frames)).numpy()
-        clip = transforms.to_normalized_tensor(frames, self.cfg.DATA.MEAN, self.cfg.DATA.STD)
+        shared = self.items_alone and get_worker_info() is not None
+        clip = transforms.to_normalized_tensor(frames, self.cfg.DATA.MEAN, self.cfg.DATA.STD, shared)
         if self.after_normalize is not None:
             with seeded_global_rng(seed + 1):
                 clip = self.after_normalize(clip)

@@ -128,3 +128,29 @@ def test_the_lanes_take_their_videos_in_turn_and_only_a_last_video_may_split():
     assert batches == [[0, 1], [4, 5], [2, 3], [6, 7], [8, 9], [10, 11]]
     # a batch may end one video and start the next of the same worker
     assert list(VideoBatchSampler(4, 2, 3, workers=2)) == [[0, 1, 4], [2, 3, 6], [5], [7]]
+
+
+class _RunDecoder:
+    """Decodes runs starting below 50 (one frame value per index); past that, raises the given error."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def decode(self, path, indices, size=None, info=None):
+        indices = np.asarray(indices)
+        if indices[0] >= 50:
+            raise self.error
+        return np.ones((len(indices), 2, 2, 3), np.uint8) * indices[:, None, None, None].astype(np.uint8), indices
+
+
+def test_a_run_with_no_frames_is_left_out_and_a_broken_file_fails_the_whole_video():
+    from vtn.video.decoder import NoFramesError, VideoInfo
+
+    info = VideoInfo(fps=1.0, num_frames=60, duration=60.0, width=2, height=2, keyframes=(0, 40))
+    clips = [np.arange(0, 3), np.arange(55, 58)]  # two runs: a keyframe (40) and a gap over 2 s between them
+    video = decode_union(_RunDecoder(NoFramesError("v: no frame could be decoded")), "v", clips, (2, 2), info)
+    assert video.take([0, 1, 2])[1].tolist() == [0, 1, 2]
+    with pytest.raises(VideoDecodeError, match="no frame could be decoded at indices 55..57"):
+        video.take(clips[1])  # that clip fails as its own decode would
+    with pytest.raises(VideoDecodeError, match="most packets are corrupt"):
+        decode_union(_RunDecoder(VideoDecodeError("v: most packets are corrupt")), "v", clips, (2, 2), info)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vtn.video.decoder import VideoDecodeError, VideoInfo
+from vtn.video.decoder import NoFramesError, VideoInfo, no_frames
 
 # Wanted frames further apart than this (and a keyframe between them) are decoded in two runs, each with its own
 # open and seek: decoding on through a shorter gap costs less (each run opens the file again).
@@ -49,10 +49,7 @@ class DecodedVideo:
         as decoder.decode returns them."""
         order = [int(i) for i in np.asarray(indices).tolist() if int(i) in self.position]
         if not order:
-            wanted = np.unique(np.asarray(indices, dtype=np.int64))
-            raise VideoDecodeError(
-                f"{self.path}: no frame could be decoded at indices {int(wanted[0])}..{int(wanted[-1])}"
-            )
+            raise no_frames(self.path, indices)
         return self.frames[[self.position[i] for i in order]], np.asarray(order, dtype=np.int64)
 
 
@@ -64,9 +61,7 @@ def decode_union(decoder, path: str, clips: Sequence[np.ndarray], size: tuple[in
     for run in seek_runs(wanted, info.keyframes or (), min_gap=int(SEEK_GAP_SECONDS * info.fps)):
         try:
             got_frames, got = decoder.decode(path, run, size=size, info=info)
-        except VideoDecodeError as e:
-            if not str(e).startswith(f"{path}: no frame could be decoded"):
-                raise  # the file itself is broken: every view fails, as each would on its own
+        except NoFramesError as e:  # any other error: the file is broken and every view fails, as each would alone
             error = e
             continue
         frames.append(got_frames)

@@ -94,6 +94,16 @@ class VideoDecodeError(UserError, RuntimeError):
     """A video that cannot be read; the message names the file and the reason."""
 
 
+class NoFramesError(VideoDecodeError):
+    """None of the wanted frames came out of a video that can be read (e.g. indices past the stream's end)."""
+
+
+def no_frames(path, indices) -> NoFramesError:
+    """The error of a decode that returned none of `indices`, naming the video and their range."""
+    wanted = np.unique(np.asarray(indices, dtype=np.int64))
+    return NoFramesError(f"{path}: no frame could be decoded at indices {int(wanted[0])}..{int(wanted[-1])}")
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What sampling needs of a video. `fps`: the stream's rate when frames are evenly spaced, else frames per
@@ -267,7 +277,7 @@ class PyAVDecoder:
                 out = np.empty((len(wanted), *rgb.shape), dtype=np.uint8)
             out[k], filled[k] = rgb, True
         if out is None:
-            raise VideoDecodeError(f"{path}: no frame could be decoded at indices {int(wanted[0])}..{int(wanted[-1])}")
+            raise no_frames(path, wanted)
         asked = np.asarray(indices, dtype=np.int64)
         if filled.all() and len(asked) == len(wanted) and np.array_equal(asked, wanted):
             return out, wanted  # sorted, each once, all there: no copy

@@ -5,7 +5,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Callable, Optional
@@ -20,7 +19,7 @@ from vtn.engine.distributed import unwrap
 from vtn.engine.inputs import model_inputs
 from vtn.models.vtn import shuffled_frame_order
 from vtn.utils.files import atomic_write, write_json_atomic
-from vtn.utils.logging import format_eta
+from vtn.utils.logging import Progress
 from vtn.utils.metrics import group_accuracy, per_class_accuracy, topk_correct
 
 logger = logging.getLogger(__name__)
@@ -63,11 +62,12 @@ def run_inference_passes(model, loader, cfg, device, shuffles: Sequence[bool], d
     net = unwrap(model)
     was_training = net.training
     net.eval()
-    progress = _Progress(desc, len(loader), cfg)
+    progress = Progress(len(loader), cfg.LOG_PERIOD, cfg.LOG_SECONDS)
     non_finite = 0
     for batch in loader:
         view_idx = batch["temporal_idx"] * dataset.view.crops + batch["spatial_idx"]
         inputs = model_inputs(batch, device)
+        ok = batch["ok"].cpu().bool()
         with autocast_for(cfg):
             if len(shuffles) > 1 and "frames" in inputs and hasattr(net, "frame_embeddings"):  # embed once for all
                 inputs["embeddings"] = net.frame_embeddings(inputs.pop("frames"))
@@ -77,35 +77,24 @@ def run_inference_passes(model, loader, cfg, device, shuffles: Sequence[bool], d
                     seeds = shuffle_seeds(cfg.RNG_SEED, batch["video_idx"], view_idx)
                     order["frame_order"] = shuffled_frame_order(batch["frame_idx"].shape[1], seeds, batch.get("valid"))
                 scores = net(**inputs, **order).float().softmax(dim=-1)
-                ok = batch["ok"].cpu().bool()
                 finite = torch.isfinite(scores).all(dim=-1).cpu()  # e.g. an fp16 overflow: the view counts as failed
                 non_finite += int((ok & ~finite).sum()) if agg is aggs[0] else 0  # each view counted once
                 agg.add(batch["video_idx"], view_idx, scores, batch["label"], ok & finite)
-        progress.step()
+        if progress.step():
+            logger.info(
+                "%s: %d/%d batches, %.2f s/batch, eta %s",
+                desc,
+                progress.done,
+                progress.total,
+                progress.per_item,
+                progress.eta,
+            )
     net.train(was_training)
     if non_finite:
         logger.warning(
             "%s: %d views gave NaN or infinite scores; their videos count as failed, never as scored", desc, non_finite
         )
     return [agg.finalize() for agg in aggs]
-
-
-class _Progress:
-    """One log line every LOG_PERIOD batches, at the last, and after LOG_SECONDS without one."""
-
-    def __init__(self, desc: str, total: int, cfg):
-        self.desc, self.total, self.cfg = desc, total, cfg
-        self.done = 0
-        self.start = self.last_line = time.perf_counter()
-
-    def step(self) -> None:
-        self.done += 1
-        now = time.perf_counter()
-        late = self.cfg.LOG_SECONDS > 0 and now - self.last_line >= self.cfg.LOG_SECONDS
-        if self.done % self.cfg.LOG_PERIOD == 0 or self.done == self.total or late:
-            self.last_line, per_batch = now, (now - self.start) / self.done
-            eta = format_eta(per_batch * (self.total - self.done))
-            logger.info("%s: %d/%d batches, %.2f s/batch, eta %s", self.desc, self.done, self.total, per_batch, eta)
 
 
 def compute_metrics(

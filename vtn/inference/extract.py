@@ -66,7 +66,7 @@ from vtn.engine.evaluator import autocast_for
 from vtn.inference.streaming import DEFAULT_CHUNK, frame_indices
 from vtn.models import build_model
 from vtn.utils.files import check_writable_dir, remove_temporaries, write_json_atomic
-from vtn.utils.logging import format_eta, setup_logging
+from vtn.utils.logging import Progress, setup_logging
 from vtn.utils.rng import seed_everything
 from vtn.video.decoder import VideoDecodeError, build_decoder
 
@@ -266,32 +266,20 @@ def frames_loader(
     )
 
 
-class _Progress:
+def _log_progress(progress: Progress, split: str, cached: int) -> None:
     """The progress line of a split: videos done of this process's share, seconds per video, ETA."""
-
-    def __init__(self, cfg, split: str, total: int, cached: int):
-        self.cfg, self.split, self.total, self.cached = cfg, split, total, cached
-        self.done = 0
-        self.start = self.last_line = time.perf_counter()
-        world = du.get_world_size()
-        self.share = f" (this process's share of {world})" if world > 1 else ""
-
-    def step(self) -> None:
-        self.done += 1
-        now = time.perf_counter()
-        late = self.cfg.LOG_SECONDS > 0 and now - self.last_line >= self.cfg.LOG_SECONDS
-        if self.done % self.cfg.LOG_PERIOD == 0 or self.done == self.total or late:
-            self.last_line, per_video = now, (now - self.start) / self.done
-            logger.info(
-                "extract %s: %d/%d videos%s, %d already cached, %.2f s/video, eta %s",
-                self.split,
-                self.done,
-                self.total,
-                self.share,
-                self.cached,
-                per_video,
-                format_eta(per_video * (self.total - self.done)),
-            )
+    world = du.get_world_size()
+    share = f" (this process's share of {world})" if world > 1 else ""
+    logger.info(
+        "extract %s: %d/%d videos%s, %d already cached, %.2f s/video, eta %s",
+        split,
+        progress.done,
+        progress.total,
+        share,
+        cached,
+        progress.per_item,
+        progress.eta,
+    )
 
 
 def _embed_videos(cfg, model, device, split: str, todo: list[tuple[int, str]], files: dict[int, str], cached: int):
@@ -303,7 +291,7 @@ def _embed_videos(cfg, model, device, split: str, todo: list[tuple[int, str]], f
     features_dir = d.FEATURES_DIR
     dtype = DTYPES[cfg.FEATURES.DTYPE]
     chunk = cfg.VTN.BACKBONE_CHUNK_SIZE or DEFAULT_CHUNK
-    progress = _Progress(cfg, split, len(todo), cached)
+    progress = Progress(len(todo), cfg.LOG_PERIOD, cfg.LOG_SECONDS)
     paths = dict(todo)
     open_videos: dict[int, tuple[list, list]] = {}  # the embedded pieces of the videos under way
     for item in frames_loader(cfg, todo, chunk, device):
@@ -345,7 +333,8 @@ def _embed_videos(cfg, model, device, split: str, todo: list[tuple[int, str]], f
                     entry["times"] = list(info.times)
                 atomic_save(record, os.path.join(features_dir, files[pos]))
                 results[pos] = entry
-        progress.step()
+        if progress.step():
+            _log_progress(progress, split, cached)
     return results
 
 

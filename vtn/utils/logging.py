@@ -5,6 +5,7 @@ import datetime
 import logging
 import os
 import sys
+import time
 from typing import Optional
 
 import simplejson
@@ -125,3 +126,33 @@ def log_once(logger: logging.Logger, level: int, message: str, key: Optional[str
 def format_eta(seconds: float) -> str:
     """Seconds as H:MM:SS for progress lines."""
     return str(datetime.timedelta(seconds=int(max(seconds, 0))))
+
+
+class Progress:
+    """Counts the items of a loop done and says when its progress line is due: every `period` items, at the last
+    one, and after `seconds` without a line (0: never by time)."""
+
+    def __init__(self, total: int, period: int, seconds: float):
+        self.total, self.period, self.seconds = total, period, seconds
+        self.done = 0
+        self.start = self.last_line = time.perf_counter()
+
+    def step(self) -> bool:
+        """One more item done; True when a line is due now."""
+        self.done += 1
+        now = time.perf_counter()
+        late = self.seconds > 0 and now - self.last_line >= self.seconds
+        if self.done % self.period == 0 or self.done == self.total or late:
+            self.last_line = now
+            return True
+        return False
+
+    @property
+    def per_item(self) -> float:
+        """Seconds per item so far."""
+        return (self.last_line - self.start) / max(self.done, 1)
+
+    @property
+    def eta(self) -> str:
+        """The time left at that pace (format_eta)."""
+        return format_eta(self.per_item * (self.total - self.done))

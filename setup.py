@@ -27,9 +27,21 @@ setup(
         "pyyaml",
         "matplotlib",
         "pillow",
+        # object storage (s3:// paths and shards; endpoint and credentials from the standard AWS settings)
+        "boto3",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist", "submitit", "ruff>=0.6", "onnx", "onnxruntime"],
+        "test": [
+            "pytest>=7",
+            "pytest-xdist",
+            "submitit",
+            "ruff>=0.6",
+            "onnx",
+            "onnxruntime",
+            # a local S3-compatible server for the object-storage tests; the WebDataset reader the shards must suit
+            "moto[server]",
+            "webdataset",
+        ],
         "dev": ["pytest>=7", "pytest-xdist", "ruff>=0.6"],
         "slurm": ["submitit"],
         "onnx": ["onnx", "onnxruntime"],

@@ -3,7 +3,8 @@
 Every import of every module is read with `ast`, those inside functions and classes too, so that a
 function-level import cannot hide an upward dependency. Layers, lowest first:
 
-    utils -> config -> video -> datasets | models | visualization -> preparation -> engine -> inference -> launch
+    utils -> storage -> config -> video -> datasets | models | visualization -> preparation -> engine
+        -> inference -> launch
 
 A package may import its own modules and the packages its rule allows; `vtn.api` is the facade for users and
 nothing in vtn/ imports it.
@@ -19,25 +20,43 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "vtn"
 # package -> the vtn packages it may import (besides itself), and why a break matters
 ALLOWED = {
     "utils": (set(), "utils imports nothing of vtn"),
+    "storage": ({"utils"}, "reading local and remote files knows nothing of configs, videos or datasets"),
     "config": ({"utils"}, "config imports only vtn.utils"),
-    "video": ({"utils", "config"}, "reading and writing videos knows nothing of datasets, models or the engine"),
+    "video": (
+        {"utils", "storage", "config"},
+        "reading and writing videos knows nothing of datasets, models or the engine",
+    ),
     "datasets": (
-        {"utils", "config", "video"},
+        {"utils", "storage", "config", "video"},
         "datasets never import models, engine, inference, launch or preparation",
     ),
     "models": ({"utils", "config"}, "models never import datasets, engine, inference, launch or preparation"),
     "visualization": ({"utils", "config", "video"}, "visualization draws; it never imports datasets or the engine"),
-    "preparation": ({"utils", "config", "video", "datasets"}, "data preparation sits on the data packages only"),
+    "preparation": (
+        {"utils", "storage", "config", "video", "datasets"},
+        "data preparation sits on the data packages only",
+    ),
     "engine": (
-        {"utils", "config", "video", "datasets", "models", "visualization", "preparation"},
+        {"utils", "storage", "config", "video", "datasets", "models", "visualization", "preparation"},
         "the engine core never imports inference or launch",
     ),
     "inference": (
-        {"utils", "config", "video", "datasets", "models", "visualization", "preparation", "engine"},
+        {"utils", "storage", "config", "video", "datasets", "models", "visualization", "preparation", "engine"},
         "inference never imports launch",
     ),
     "launch": (
-        {"utils", "config", "video", "datasets", "models", "visualization", "preparation", "engine", "inference"},
+        {
+            "utils",
+            "storage",
+            "config",
+            "video",
+            "datasets",
+            "models",
+            "visualization",
+            "preparation",
+            "engine",
+            "inference",
+        },
         "launch is the top of the package",
     ),
     # the package's own namespace: `vtn.load` from inference, the finder of moved module paths

@@ -148,6 +148,11 @@ _C.DATA.DECODE_THREADS = "DEFAULT"
 # frames), with a video's views kept on one process and one loader worker. False: each view decodes on its own
 # (the per-view path of PySlowFast; the same frames, 10x3 times the decoding).
 _C.DATA.DECODE_VIDEO_ONCE = True
+# TRAIN.DATASET shards (tools/make_shards.py): samples each loader worker holds to shuffle the stream of its shards
+# (vtn/datasets/shard_plan.py), on top of the shuffle across shards when written and of the shard order per epoch.
+_C.DATA.SHARD_SHUFFLE_BUFFER = 64
+# Bytes (MiB) of consecutive samples of a shard read by one ranged request when training from shards.
+_C.DATA.SHARD_READ_MB = 16
 # Frames per training / multi-view clip.
 _C.DATA.NUM_FRAMES = 16
 # PySlowFast's frame stride at TARGET_FPS; used for the footprint when TEMPORAL_FOOTPRINT is 0.

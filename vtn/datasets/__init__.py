@@ -9,6 +9,7 @@ from vtn.datasets import (  # noqa: F401  (register datasets and checks)
     hmdb51,
     kinetics,
     mit,
+    shards,
     ssv2,
     synthetic,
     ucf101,

@@ -225,6 +225,9 @@ def build_loader(cfg, split: str, view: Union[ViewSpec, str, None] = None) -> Da
     train = split == "train"
     workers = cfg.DATA_LOADER.NUM_WORKERS
     dataset.items_alone = batch == 1  # a full video per process: its frames reach the main process uncopied
+    own = dataset.batch_sampler(batch, rank, world, workers, train)
+    if own is not None:
+        return _loader(cfg, dataset, rank, batch_sampler=own)
     if not train and dataset.decode_once:
         grouped = VideoBatchSampler(dataset.num_videos, dataset.num_views, batch, rank, world, workers)
         return _loader(cfg, dataset, rank, batch_sampler=grouped)
@@ -269,7 +272,7 @@ def _loader(cfg, dataset, rank: int, **batching) -> DataLoader:
 
 def shuffle_dataset(loader: DataLoader, epoch: int, start_iter: int = 0) -> None:
     """Select the order of `epoch` (and skip its first `start_iter` batches when resuming)."""
-    sampler = loader.sampler
+    sampler = loader.batch_sampler if hasattr(loader.batch_sampler, "set_epoch") else loader.sampler
     if hasattr(sampler, "set_epoch"):
         try:
             sampler.set_epoch(epoch, start_iter)

@@ -40,7 +40,7 @@ class ViewDataset(torch.utils.data.Dataset):
         them on one process and one worker (build.VideoBatchSampler);
       - `items_alone`: set by the loader when each batch is one item: a loader worker then makes the item's input
         in shared memory, which reaches the main process without a copy (build.collate_items);
-      - `is_missing(video_idx)` and `check_model(model)`, see below.
+      - `is_missing(video_idx)`, `batch_sampler(...)` and `check_model(model)`, see below.
     """
 
     def __init__(self, cfg, split: str, view: Union[ViewSpec, str]):
@@ -86,6 +86,11 @@ class ViewDataset(torch.utils.data.Dataset):
         """Whether video `video_idx` of `paths` has gone (asked of the videos that were not scored, to report
         them as missing rather than as failed to decode). By default none has."""
         return False
+
+    def batch_sampler(self, batch: int, rank: int, world: int, workers: int, train: bool):
+        """A batch sampler of the dataset's own for this process's loader (`set_epoch(epoch, start_batch)`, batches
+        of keys), or None for build_loader's samplers. The shards dataset streams its training epochs this way."""
+        return None
 
     def check_model(self, model) -> None:
         """Called by the engine before a run with the bare model: a dataset whose items need a particular model

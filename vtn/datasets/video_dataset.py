@@ -27,9 +27,9 @@ from typing import Optional, Union
 
 import numpy as np
 import torch
-from iopath.common.file_io import g_pathmgr
 from torch.utils.data import get_worker_info
 
+from vtn import storage
 from vtn.config.views import ViewSpec
 from vtn.datasets import sampling, transforms
 from vtn.datasets.annotations import check_label_range, repeated_rows, repeats_policy
@@ -98,7 +98,12 @@ def make_item(
 
 
 class VideoDataset(ViewDataset):
-    """Decoded views of the videos at `paths` (with their `labels`); `view` a ViewSpec or a protocol name."""
+    """Decoded views of the videos at `paths` (with their `labels`); `view` a ViewSpec or a protocol name.
+
+    A subclass whose videos are not files (e.g. samples of tar shards) sets `locates_files` False and returns
+    what the decoder reads from `video_source`."""
+
+    locates_files = True
 
     def __init__(
         self,
@@ -120,7 +125,7 @@ class VideoDataset(ViewDataset):
             )
         check_label_range(list(paths), list(labels), cfg.MODEL.NUM_CLASSES, split)
         paths, labels = self._drop_repeats(split, list(paths), list(labels))
-        found, missing = locate_videos(list(paths), self.data_root)
+        found, missing = locate_videos(list(paths), self.data_root) if self.locates_files else (paths, [])
         self.missing = [paths[i] for i in missing]
         self.missing_labels = [labels[i] for i in missing]
         self.paths = [p for p in found if p is not None]
@@ -169,7 +174,7 @@ class VideoDataset(ViewDataset):
 
     def is_missing(self, video_idx: int) -> bool:
         """Whether a listed video is not on disk (reported apart from videos that fail to decode)."""
-        return not g_pathmgr.exists(self.paths[video_idx])
+        return not storage.exists(self.paths[video_idx])
 
     @property
     def random_flip(self) -> bool:
@@ -178,10 +183,16 @@ class VideoDataset(ViewDataset):
         return self.default_flip if flip is None else bool(flip)
 
     # ------------------------------------------------------------------ decoding one view
-    def info(self, path: str) -> VideoInfo:
-        if path not in self._info:
-            self._info[path] = self.decoder.probe(path)
-        return self._info[path]
+    def info(self, path) -> VideoInfo:
+        """The probe of a video (a path or a MemoryVideo), kept by its name."""
+        name = str(path)
+        if name not in self._info:
+            self._info[name] = self.decoder.probe(path)
+        return self._info[name]
+
+    def video_source(self, video_idx: int):
+        """What the decoder reads for video `video_idx`: its path here."""
+        return self.paths[video_idx]
 
     def _spatial(self, info: VideoInfo, spatial_idx: int, rng) -> transforms.SpatialParams:
         d = self.cfg.DATA
@@ -202,7 +213,7 @@ class VideoDataset(ViewDataset):
         seed: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode and transform one view: float (C, T, H, W) and the frame indices (T,)."""
-        path = self.paths[video_idx]
+        path = self.video_source(video_idx)
         info = self.info(path)
         wanted = sampling.view_frame_indices(self.view, info.num_frames, info.fps, info.times, temporal_idx, rng)
         params = self._spatial(info, spatial_idx, rng)
@@ -226,7 +237,7 @@ class VideoDataset(ViewDataset):
     def decoded_video(self, path: str, info: VideoInfo, size: tuple[int, int]) -> DecodedVideo:
         """The frames of every clip of the video at `path`, decoded once at `size` (kept until another video)."""
         cached = self._decoded
-        if cached is None or cached.path != path or cached.size != tuple(size):
+        if cached is None or str(cached.path) != str(path) or cached.size != tuple(size):
             v = self.view
             clips = [
                 sampling.view_frame_indices(v, info.num_frames, info.fps, info.times, t, None) for t in range(v.clips)

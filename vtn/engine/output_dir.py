@@ -38,6 +38,7 @@ TEST_CONFIG_NAME = "config_test.yaml"
 EXECUTION_KEYS = (
     "OUTPUT_DIR",
     "DATA.DECODE_VIDEO_ONCE",  # how frames are decoded, never which
+    "DATA.SHARD_READ_MB",  # how shards are read, never which samples
     "NUM_GPUS",
     "NUM_SHARDS",
     "SHARD_ID",

@@ -20,6 +20,8 @@ from vtn.datasets.build import (
     build_dataset,
     build_loader,
     check_splits,
+    loader_state,
+    restore_loader_state,
     shuffle_dataset,
 )
 from vtn.datasets.contract import ViewDataset
@@ -36,5 +38,7 @@ __all__ = [
     "build_decoder",
     "build_loader",
     "check_splits",
+    "loader_state",
+    "restore_loader_state",
     "shuffle_dataset",
 ]

@@ -270,6 +270,21 @@ def _loader(cfg, dataset, rank: int, **batching) -> DataLoader:
     )
 
 
+def loader_state(loader: DataLoader):
+    """What the loader needs besides (epoch, iteration) to continue an epoch exactly (kept in checkpoints): its
+    batch sampler's `state_dict()` when it has one (the shards dataset's), else None."""
+    sampler = getattr(loader, "batch_sampler", None)
+    return sampler.state_dict() if hasattr(sampler, "state_dict") else None
+
+
+def restore_loader_state(loader: DataLoader, state, epoch: int, iteration: int) -> None:
+    """Give a resumed run's loader the `loader_state` of its checkpoint, saved after `iteration` batches of `epoch`
+    (nothing to continue when 0: the epoch starts afresh)."""
+    sampler = getattr(loader, "batch_sampler", None)
+    if state is not None and iteration > 0 and hasattr(sampler, "load_state_dict"):
+        sampler.load_state_dict(state, epoch)
+
+
 def shuffle_dataset(loader: DataLoader, epoch: int, start_iter: int = 0) -> None:
     """Select the order of `epoch` (and skip its first `start_iter` batches when resuming)."""
     sampler = loader.batch_sampler if hasattr(loader.batch_sampler, "set_epoch") else loader.sampler

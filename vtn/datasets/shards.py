@@ -13,6 +13,8 @@ video's sample with one ranged request, each video on one rank (the loaders of t
 import logging
 from typing import Optional, Union
 
+from torch.utils.data import get_worker_info
+
 from vtn import storage
 from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import data_dir_of
@@ -125,6 +127,12 @@ class ShardVideoDataset(VideoDataset):
     def _take_planned(self, epoch: int, draw: int, j: int, t: int, start: int, lanes: int) -> bytes:
         plan = self.epoch_plan(epoch, lanes)
         lane, q = plan.position(j, t)
+        worker = get_worker_info()
+        workers, me = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+        if lanes != workers or (j - start) % workers != me:
+            # a lane read by several workers (a run resumed with another DATA_LOADER.NUM_WORKERS, for the rest of
+            # that epoch): each sample is fetched alone, the same samples in the same order
+            return self.fetcher.fetch(plan.sample(j, t))
         reader = self._readers.get(lane)
         if reader is None:
             first = plan.position(j, 0)[1]  # the lane's outputs before this batch were taken before a resume
@@ -155,13 +163,35 @@ class ShardBatchSampler:
     def __init__(self, dataset: ShardVideoDataset, lanes: int):
         self.dataset, self.lanes = dataset, lanes
         self.epoch = self.start_batch = 0
+        self.resumed: Optional[tuple[int, int]] = None  # (epoch, lanes) of a checkpoint's unfinished epoch
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = int(epoch), int(start_batch)
 
+    def lanes_of(self, epoch: int) -> int:
+        """The lanes of `epoch`'s plan: the checkpoint's for the epoch a run resumes in, else one per worker."""
+        return self.resumed[1] if self.resumed is not None and self.resumed[0] == epoch else self.lanes
+
+    def state_dict(self) -> dict:
+        """Kept in checkpoints: the epoch's order depends on the lanes (the loader workers of the run)."""
+        return {"dataset": "shards", "lanes": self.lanes_of(self.epoch)}
+
+    def load_state_dict(self, state: dict, epoch: int) -> None:
+        lanes = int(state.get("lanes", self.lanes))
+        if lanes != self.lanes:
+            logger.warning(
+                "The checkpoint's epoch %d was read by %d loader workers and this run has %d: the rest of that epoch "
+                "keeps its order, each sample fetched alone; the next epochs are read by %d streams",
+                epoch + 1,
+                lanes,
+                self.lanes,
+                self.lanes,
+            )
+        self.resumed = (int(epoch), lanes)
+
     def __iter__(self):
-        plan = self.dataset.epoch_plan(self.epoch, self.lanes)
-        e, s, lanes = self.epoch, self.start_batch, self.lanes
+        e, s, lanes = self.epoch, self.start_batch, self.lanes_of(self.epoch)
+        plan = self.dataset.epoch_plan(e, lanes)
         for j in range(s, plan.batches):
             yield [(plan.sample(j, t), e, 0, j, t, s, lanes) for t in range(plan.batch)]
 

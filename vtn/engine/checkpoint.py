@@ -160,8 +160,11 @@ def save_checkpoint(
     iteration: int = 0,
     best_metric: Optional[float] = None,
     rng_states: Optional[list] = None,
+    loader_state: Optional[dict] = None,
 ) -> str:
-    """`rng_states`: the RNG state of every process, by rank (all_gather_object of capture_rng_state())."""
+    """`rng_states`: the RNG state of every process, by rank (all_gather_object of capture_rng_state());
+    `loader_state`: what the training loader needs besides (epoch, iteration) to continue its epoch exactly
+    (vtn.datasets.loader_state; None for the local datasets)."""
     state = {
         "format": FORMAT,
         "model_state": unwrap(model).state_dict(),
@@ -173,6 +176,7 @@ def save_checkpoint(
         "best_metric": best_metric,
         "rng_state": capture_rng_state(),
         "rng_states": rng_states,
+        "loader_state": loader_state,
         "cfg": cfg.dump(),
     }
     atomic_save(state, path)

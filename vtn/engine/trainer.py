@@ -12,7 +12,7 @@ from typing import Callable, Optional
 import torch
 
 from vtn.config import batch_plan
-from vtn.datasets import build_loader, shuffle_dataset
+from vtn.datasets import build_loader, loader_state, restore_loader_state, shuffle_dataset
 from vtn.datasets.mixup import build_mixup
 from vtn.engine import distributed as du
 from vtn.engine.checkpoint import (
@@ -276,6 +276,7 @@ class Trainer(TrainerBase):
             self.start_epoch, self.start_iter = int(data["epoch"]), int(data["iteration"])
             self.best_metric = data.get("best_metric")
             self._rng_to_restore = rng_state_of_rank(data, du.get_rank(), du.get_world_size())
+            restore_loader_state(self.train_loader, data.get("loader_state"), self.start_epoch, self.start_iter)
             logger.info("Resuming from %s: epoch %d, iteration %d", path, self.start_epoch + 1, self.start_iter)
             return
         if cfg.TRAIN.CHECKPOINT_FILE_PATH:
@@ -473,7 +474,8 @@ class Trainer(TrainerBase):
         with one line that names the newest complete checkpoint, from which the same command continues."""
         try:
             state = (self.model, self.optimizer, self.scaler, self.ema)
-            save_checkpoint(path, self.cfg, *state, epoch, iteration, self.best_metric, rng_states=rng_states)
+            loader = loader_state(self.train_loader)
+            save_checkpoint(path, self.cfg, *state, epoch, iteration, self.best_metric, rng_states, loader)
         except OutputWriteError as e:
             found = list_checkpoints(self.output_dir)
             kept = f"the newest complete checkpoint is {found[-1][2]}" if found else "no checkpoint was kept"

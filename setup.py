@@ -29,6 +29,7 @@ setup(
         "pillow",
         # object storage (s3:// paths and shards; endpoint and credentials from the standard AWS settings)
         "boto3",
+        "requests",
     ],
     extras_require={
         "test": [

@@ -162,3 +162,41 @@ def test_the_timeline_walkthrough_runs_as_written(tmp_path, monkeypatch):
     rows = open("timeline.csv").read().splitlines()  # named after the plot timeline.png
     assert len(rows) == 1 + 4  # 12 s in windows of 3 s
     assert os.path.getsize("timeline.png") > 5000
+
+
+@pytest.mark.slow
+def test_the_data_at_scale_walkthrough_runs_as_written(tmp_path, monkeypatch, s3_server):
+    import shlex
+    import subprocess
+    import sys
+
+    from tests.helpers import code_lines
+    from vtn.storage.backends import forget_backends
+
+    text = open(os.path.join(REPO, "GETTING_STARTED.md"), encoding="utf-8").read()
+    start = text.index("\n**A walkthrough**")
+    lines = code_lines(text[start : text.index("\n## ", start)])
+    assert lines[0] == 'pip install "moto[server]"' and lines[1].startswith("python -m moto.server -H 127.0.0.1")
+    monkeypatch.chdir(tmp_path)
+    os.symlink(os.path.join(REPO, "configs"), tmp_path / "configs")
+    # the server the docs start: the tests' own, on a free port instead of 9000
+    assert lines[2].startswith("export ")
+    for assignment in shlex.split(lines[2])[1:]:
+        name, value = assignment.split("=", 1)
+        monkeypatch.setenv(name, value.replace("http://127.0.0.1:9000", s3_server))
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    forget_backends()
+    words = shlex.split(lines[3])
+    assert words[:2] == ["python", "-c"]
+    subprocess.run([sys.executable, "-c", words[2]], check=True, timeout=60)
+    tools = [line for line in lines[4:] if line.startswith("python tools/")]
+    assert len(tools) == 4 and len(lines) == 8
+    small = [*synthetic_opts(str(tmp_path / "unused"))[6:], "TEST.FULL_VIDEO_FRAMES", 16]  # the config's data folder
+    for line in tools[:3]:
+        run_documented(line, *small)
+    run_documented(tools[3], *small, "SOLVER.MAX_EPOCH", 1, "TRAIN.EVAL_PERIOD", 1)
+    forget_backends()
+    with open("output/synthetic/VTN_TINY_SHARDS/test_results.json") as f:
+        results = json.load(f)
+    assert results["num_listed"] == 6 and results["num_failed"] == 0  # the 6 test videos of the small dataset

@@ -1,27 +1,48 @@
-"""Reading annotation files: `path label` csv files and class-index files. Errors name the file and line."""
+"""Reading annotation files: `path label` csv files and class-index files. Errors name the file and line.
 
+Files and the data folder may be local or URLs (s3://, http(s)://: files read whole through vtn.storage);
+paths listed relative to a URL are joined to it with `/`.
+"""
+
+import io
 import json
 import os
+import posixpath
 from typing import Optional
 
 from iopath.common.file_io import g_pathmgr
 
+from vtn import storage
+from vtn.datasets.files import is_http
 from vtn.utils.errors import DatasetError, UserError
+
+HEAD_BYTES = 1 << 16
 
 
 class AnnotationError(UserError, ValueError):
     """A malformed annotation file; the message names the file, the line and what was expected."""
 
 
-def open_annotation(path: str):
+def open_annotation(path: str, head: bool = False):
     """An annotation file opened for reading text as editors save it: UTF-8 with or without a byte-order mark
-    (which would otherwise stick to the first path or class name), any line ending."""
-    return g_pathmgr.open(path, "r", encoding="utf-8-sig", newline="")
+    (which would otherwise stick to the first path or class name), any line ending. A URL is read by one
+    request: whole, or with `head` only its first HEAD_BYTES (enough for a header line)."""
+    if not storage.is_remote(path):
+        return g_pathmgr.open(path, "r", encoding="utf-8-sig", newline="")
+    if not head:
+        return storage.open_text(path, encoding="utf-8-sig")
+    data = io.BytesIO(storage.read_bytes(path, 0, HEAD_BYTES))
+    return io.TextIOWrapper(data, encoding="utf-8-sig", errors="replace", newline="")
+
+
+def is_file(path: str) -> bool:
+    """Whether `path` is a file: a local path (or another iopath one) or a URL of vtn.storage."""
+    return storage.isfile(path) if storage.is_remote(path) else g_pathmgr.isfile(path)
 
 
 def read_class_index(path: str) -> dict[str, int]:
     """Class name -> id from json `{name: id}`, lines `name,id`, or one name per line (id = line number)."""
-    if not g_pathmgr.isfile(path):
+    if not is_file(path):
         raise AnnotationError(f"class-index file {path} does not exist")
     with open_annotation(path) as f:
         text = f.read()
@@ -92,7 +113,7 @@ def read_path_label_csv(
 ) -> tuple[list[str], list[int]]:
     """PySlowFast's `path label` lines (the label is the last field, or a class name with the separator in it;
     paths may contain the separator)."""
-    if not g_pathmgr.isfile(path):
+    if not is_file(path):
         raise AnnotationError(f"annotation file {path} does not exist")
     paths, labels = [], []
     with open_annotation(path) as f:
@@ -115,17 +136,48 @@ def read_path_label_csv(
 
 
 def data_dir_of(cfg, holds: str) -> str:
-    """DATA.PATH_TO_DATA_DIR, or a DatasetError that says what the folder should hold."""
-    if not cfg.DATA.PATH_TO_DATA_DIR:
+    """DATA.PATH_TO_DATA_DIR, or a DatasetError that says what the folder should hold. An object-storage prefix
+    is checked at once (one request), so that a missing bucket or prefix, or an unreachable endpoint, is one
+    line at start-up rather than a missing annotation file later."""
+    data_dir = cfg.DATA.PATH_TO_DATA_DIR
+    if not data_dir:
         raise DatasetError(f"DATA.PATH_TO_DATA_DIR is empty: set it to the folder {holds}")
-    return cfg.DATA.PATH_TO_DATA_DIR
+    if storage.is_remote(data_dir) and not is_http(data_dir) and not storage.isdir(data_dir):
+        bucket = "/".join(data_dir.split("/", 3)[:3])
+        if not storage.isdir(bucket):
+            raise DatasetError(f"DATA.PATH_TO_DATA_DIR = {data_dir}: the bucket {bucket} does not exist")
+        raise DatasetError(
+            f"DATA.PATH_TO_DATA_DIR = {data_dir} does not exist (no object below it): set it to the folder {holds}"
+        )
+    return data_dir
+
+
+def join_url(base: str, path: str) -> str:
+    """`path` relative to the URL `base`, joined with `/` (`./` and `../` resolved: object storage takes them
+    literally)."""
+    scheme, rest = storage.join(base, path).split("://", 1)
+    return f"{scheme}://{posixpath.normpath(rest)}"
 
 
 def resolve_path(path: str, prefix: str, data_dir: str) -> str:
-    """DATA.PATH_PREFIX joined to every path; without it, relative paths are relative to the data folder."""
+    """DATA.PATH_PREFIX joined to every path; without it, relative paths are relative to the data folder. A path
+    listed as a URL stays as it is; one relative to a URL prefix or data folder is joined to it with `/`."""
+    if storage.is_remote(path):
+        return path
+    base = "" if os.path.isabs(path) else prefix or data_dir
+    if storage.is_remote(base):
+        return join_url(base, path)
     if prefix:
         return os.path.join(prefix, path)
     return path if os.path.isabs(path) else os.path.join(data_dir, path)
+
+
+def in_data_dir(path: str, data_dir: str) -> str:
+    """A file of the config (e.g. DATA.CLASS_INDEX_FILE): as it is when absolute or a URL, else in the data
+    folder."""
+    if not path or os.path.isabs(path) or storage.is_remote(path):
+        return path
+    return join_url(data_dir, path) if storage.is_remote(data_dir) else os.path.join(data_dir, path)
 
 
 def find_class_names(cfg) -> Optional[list[str]]:
@@ -133,11 +185,11 @@ def find_class_names(cfg) -> Optional[list[str]]:
     folder), else a classes.json or moments_categories.txt in DATA.PATH_TO_DATA_DIR; None when there is none."""
     data_dir = cfg.DATA.PATH_TO_DATA_DIR
     candidates = [cfg.DEMO.LABEL_FILE_PATH, cfg.DATA.CLASS_INDEX_FILE]
-    candidates = [c if not c or os.path.isabs(c) else os.path.join(data_dir, c) for c in candidates]
+    candidates = [in_data_dir(c, data_dir) for c in candidates]
     if data_dir:
-        candidates += [os.path.join(data_dir, "classes.json"), os.path.join(data_dir, "moments_categories.txt")]
+        candidates += [in_data_dir("classes.json", data_dir), in_data_dir("moments_categories.txt", data_dir)]
     for path in candidates:
-        if path and os.path.isfile(path):
+        if path and is_file(path):
             return class_names_from(read_class_index(path))
     if cfg.DEMO.LABEL_FILE_PATH:
         raise AnnotationError(f"DEMO.LABEL_FILE_PATH = {cfg.DEMO.LABEL_FILE_PATH!r} does not exist")

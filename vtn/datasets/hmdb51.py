@@ -9,12 +9,13 @@ videos (k = 2). Unused videos (k = 0) are left out.
 """
 
 import logging
-import os
 import re
 
+from vtn import storage
 from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import AnnotationError, class_names_from, data_dir_of, open_annotation, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
+from vtn.datasets.files import check_listable
 from vtn.datasets.video_dataset import VideoDataset
 from vtn.utils.logging import log_once
 
@@ -26,10 +27,11 @@ ROLE = {"train": "1", "val": "2", "test": "2"}
 
 def split_files(folder: str, split_id: int) -> dict[str, str]:
     """class name -> its split file for `split_id`."""
-    if not os.path.isdir(folder):
+    check_listable(folder)
+    if not storage.isdir(folder):
         raise AnnotationError(f"{folder} does not exist (expected HMDB51's split files, {SPLITS_DIR}/)")
     pattern = re.compile(rf"^(.+)_test_split{split_id}\.txt$")
-    files = {m.group(1): os.path.join(folder, n) for n in sorted(os.listdir(folder)) if (m := pattern.match(n))}
+    files = {m.group(1): storage.join(folder, n) for n in storage.listdir(folder) if (m := pattern.match(n))}
     if not files:
         raise AnnotationError(f"{folder} has no <class>_test_split{split_id}.txt files")
     return files
@@ -56,7 +58,7 @@ def read_split_file(path: str, role: str) -> list[str]:
 @DATASET_REGISTRY.register_as("hmdb51")
 def build_hmdb51(cfg, split: str, view: ViewSpec) -> VideoDataset:
     root = data_dir_of(cfg, f"with the class folders and {SPLITS_DIR}/")
-    files = split_files(os.path.join(root, SPLITS_DIR), cfg.DATA.SPLIT_ID)
+    files = split_files(storage.join(root, SPLITS_DIR), cfg.DATA.SPLIT_ID)
     if cfg.DATA.CLASS_INDEX_FILE:
         mapping = read_class_index(cfg.DATA.CLASS_INDEX_FILE)
     else:
@@ -73,7 +75,7 @@ def build_hmdb51(cfg, split: str, view: ViewSpec) -> VideoDataset:
         if name not in mapping:
             raise AnnotationError(f"{path}: class {name!r} is not in the class-index file {cfg.DATA.CLASS_INDEX_FILE}")
         for video in read_split_file(path, ROLE[split]):
-            paths.append(os.path.join(video_root, name, video))
+            paths.append(storage.join(video_root, name, video))
             labels.append(mapping[name])
     if not paths:
         raise AnnotationError(f"the split files of {SPLITS_DIR}/ list no {split} videos for split {cfg.DATA.SPLIT_ID}")

@@ -11,6 +11,9 @@
 
 A missing test.csv, or an official test.csv without labels (Kinetics-600/700), falls back to val.csv with a
 warning: their test labels are not public.
+
+DATA.PATH_TO_DATA_DIR and DATA.PATH_PREFIX may be s3:// prefixes (both layouts), or http(s):// URLs for
+PySlowFast's lists (a folder over http cannot be listed, which the official layout needs).
 """
 
 import csv
@@ -18,11 +21,13 @@ import logging
 import os
 from typing import Optional
 
+from vtn import storage
 from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import (
     AnnotationError,
     class_names_from,
     data_dir_of,
+    in_data_dir,
     open_annotation,
     parse_label,
     read_class_index,
@@ -39,21 +44,20 @@ OFFICIAL_COLUMNS = ("youtube_id", "time_start", "time_end")
 
 
 def class_index_path(cfg) -> str:
-    f = cfg.DATA.CLASS_INDEX_FILE
-    return f if not f or os.path.isabs(f) else os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f)
+    return in_data_dir(cfg.DATA.CLASS_INDEX_FILE, cfg.DATA.PATH_TO_DATA_DIR)
 
 
 def annotation_file(data_dir: str, split: str) -> Optional[str]:
     """`{split}.csv` of the data folder, else of its `annotations/` folder; None when neither exists."""
-    for path in (os.path.join(data_dir, f"{split}.csv"), os.path.join(data_dir, "annotations", f"{split}.csv")):
-        if os.path.isfile(path):
+    for path in (storage.join(data_dir, f"{split}.csv"), storage.join(data_dir, "annotations", f"{split}.csv")):
+        if storage.isfile(path):
             return path
     return None
 
 
 def csv_header(path: str) -> list[str]:
     """The official release's column names when the file starts with its header, else []."""
-    with open_annotation(path) as f:
+    with open_annotation(path, head=True) as f:
         first = next(csv.reader(f), [])
     names = [c.strip().lower() for c in first]
     return names if all(c in names for c in OFFICIAL_COLUMNS) else []
@@ -64,12 +68,12 @@ def split_file(data_dir: str, split: str) -> str:
     path = annotation_file(data_dir, split)
     if split == "test" and (path is None or (csv_header(path) and "label" not in csv_header(path))):
         fallback = annotation_file(data_dir, "val")
-        what = f"{os.path.join(data_dir, 'test.csv')} does not exist" if path is None else f"{path} has no labels"
+        what = f"{storage.join(data_dir, 'test.csv')} does not exist" if path is None else f"{path} has no labels"
         logger.warning("%s: testing on %s instead", what, fallback)
         path = fallback
     if path is None:
         raise AnnotationError(
-            f"{os.path.join(data_dir, split + '.csv')} does not exist, nor annotations/{split}.csv: expected "
+            f"{storage.join(data_dir, split + '.csv')} does not exist, nor annotations/{split}.csv: expected "
             "PySlowFast's `path label` lists or the official Kinetics annotations "
             "(label,youtube_id,time_start,time_end,split)"
         )
@@ -127,13 +131,13 @@ def read_official_layout(cfg, split: str, path: str):
     index_file = class_index_path(cfg)
     mapping = read_class_index(index_file) if index_file else official_classes(data_dir)
     split_name = os.path.splitext(os.path.basename(path))[0]  # "val" when the test split fell back to it
-    video_dir = os.path.join(cfg.DATA.PATH_PREFIX or data_dir, split_name)
+    video_dir = storage.join(cfg.DATA.PATH_PREFIX or data_dir, split_name)
     on_disk, ignored = index_videos(video_dir)
     paths, labels = [], []
     for name, label, where in read_official_rows(path):
         if not label:
             raise AnnotationError(f"{where}: the label is empty")
-        paths.append(on_disk.get(name, os.path.join(video_dir, name + ".mp4")))
+        paths.append(on_disk.get(name, storage.join(video_dir, name + ".mp4")))
         labels.append(parse_label(label, mapping, where))
     return paths, labels, class_names_from(mapping), ignored
 

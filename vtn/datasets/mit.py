@@ -11,8 +11,8 @@ The train split reads trainingSet.csv; val and test read validationSet.csv (the 
 """
 
 import csv
-import os
 
+from vtn import storage
 from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import (
     AnnotationError,
@@ -40,7 +40,7 @@ INIT_ADVICE = (
 
 
 def read_mit_csv(path: str, video_dir: str, mapping):
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise AnnotationError(f"annotation file {path} does not exist (expected the MiT v2 release layout)")
     paths, labels = [], []
     with open_annotation(path) as f:
@@ -52,7 +52,7 @@ def read_mit_csv(path: str, video_dir: str, mapping):
                 raise AnnotationError(f"{where}: expected 'filename,label[,positive,negative]', got {row}")
             if lineno == 1 and row[0].strip().lower() == "filename":
                 continue  # a header line
-            paths.append(os.path.join(video_dir, row[0].strip()))
+            paths.append(storage.join(video_dir, row[0].strip()))
             labels.append(parse_label(row[1], mapping, where))
     if not paths:
         raise AnnotationError(f"annotation file {path} lists no videos")
@@ -63,10 +63,10 @@ def read_mit_csv(path: str, video_dir: str, mapping):
 def build_mit(cfg, split: str, view: ViewSpec) -> VideoDataset:
     root = data_dir_of(cfg, "of Moments in Time (Moments_in_Time_Raw)")
     csv_name, folder = SPLITS[split]
-    categories = cfg.DATA.CLASS_INDEX_FILE or os.path.join(root, CATEGORIES)
+    categories = cfg.DATA.CLASS_INDEX_FILE or storage.join(root, CATEGORIES)
     mapping = read_class_index(categories)
-    video_dir = cfg.DATA.PATH_PREFIX or os.path.join(root, folder)
-    paths, labels = read_mit_csv(os.path.join(root, csv_name), video_dir, mapping)
+    video_dir = cfg.DATA.PATH_PREFIX or storage.join(root, folder)
+    paths, labels = read_mit_csv(storage.join(root, csv_name), video_dir, mapping)
     dataset = VideoDataset(cfg, split, view, paths, labels, class_names_from(mapping))
     dataset.init_advice = INIT_ADVICE
     return dataset

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 
+from vtn import storage
 from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import AnnotationError, class_names_from, data_dir_of, open_annotation, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
@@ -28,7 +29,7 @@ FILES = {"train": "train.json", "val": "validation.json", "test": "validation.js
 
 
 def read_json(path: str, what: str):
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise AnnotationError(f"{path} does not exist (expected Something-Something v2's {what})")
     with open_annotation(path) as f:
         try:
@@ -65,7 +66,7 @@ def read_items(path: str, video_dir: str, mapping: dict[str, int]) -> tuple[list
         label = mapping.get(name, lower.get(name.lower()))
         if label is None:
             raise AnnotationError(f"{where}: the template {item['template']!r} is not a class of labels.json")
-        paths.append(os.path.join(video_dir, f"{item['id']}.webm"))
+        paths.append(storage.join(video_dir, f"{item['id']}.webm"))
         labels.append(label)
     if not paths:
         raise AnnotationError(f"{path} lists no videos")
@@ -75,17 +76,17 @@ def read_items(path: str, video_dir: str, mapping: dict[str, int]) -> tuple[list
 @DATASET_REGISTRY.register_as("ssv2")
 def build_ssv2(cfg, split: str, view: ViewSpec) -> VideoDataset:
     root = data_dir_of(cfg, f"with {LABELS}/ and {VIDEOS}/")
-    labels_dir = os.path.join(root, LABELS)
+    labels_dir = storage.join(root, LABELS)
     if cfg.DATA.CLASS_INDEX_FILE:
         mapping = read_class_index(cfg.DATA.CLASS_INDEX_FILE)
     else:
-        mapping = read_labels(os.path.join(labels_dir, "labels.json"))
+        mapping = read_labels(storage.join(labels_dir, "labels.json"))
     if split == "test":
         log_once(
             logger, logging.INFO, "Something-Something v2's test labels are not public: testing on validation.json"
         )
-    video_dir = cfg.DATA.PATH_PREFIX or os.path.join(root, VIDEOS)
-    paths, labels = read_items(os.path.join(labels_dir, FILES[split]), video_dir, mapping)
+    video_dir = cfg.DATA.PATH_PREFIX or storage.join(root, VIDEOS)
+    paths, labels = read_items(storage.join(labels_dir, FILES[split]), video_dir, mapping)
     dataset = VideoDataset(cfg, split, view, paths, labels, class_names_from(mapping))
     dataset.default_flip = False
     return dataset

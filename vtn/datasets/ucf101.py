@@ -11,8 +11,8 @@ differ in case for some names (e.g. HandstandPushups / HandStandPushups), which 
 """
 
 import logging
-import os
 
+from vtn import storage
 from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import AnnotationError, class_names_from, data_dir_of, open_annotation, read_class_index
 from vtn.datasets.build import DATASET_REGISTRY
@@ -27,7 +27,7 @@ LISTS = "ucfTrainTestlist"
 
 def read_class_ind(path: str) -> dict[str, int]:
     """classInd.txt: `k ClassName` lines with k = 1..101 -> {ClassName: k - 1}."""
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise AnnotationError(f"{path} does not exist (expected UCF101's ucfTrainTestlist/classInd.txt)")
     mapping = {}
     with open_annotation(path) as f:
@@ -43,7 +43,7 @@ def read_class_ind(path: str) -> dict[str, int]:
 
 
 def read_ucf_list(path: str, video_dir: str, mapping: dict[str, int]) -> tuple[list[str], list[int]]:
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise AnnotationError(f"{path} does not exist (expected UCF101's split lists in {LISTS}/)")
     lower = {name.lower(): i for name, i in mapping.items()}
     paths, labels = [], []
@@ -65,7 +65,7 @@ def read_ucf_list(path: str, video_dir: str, mapping: dict[str, int]) -> tuple[l
                     f"{where}: the id {fields[1]} does not match the class folder {folder!r} "
                     f"(id {label + 1} in classInd.txt)"
                 )
-            paths.append(os.path.join(video_dir, *rel.split("/")))
+            paths.append(storage.join(video_dir, *rel.split("/")))
             labels.append(label)
     if not paths:
         raise AnnotationError(f"{path} lists no videos")
@@ -75,17 +75,17 @@ def read_ucf_list(path: str, video_dir: str, mapping: dict[str, int]) -> tuple[l
 @DATASET_REGISTRY.register_as("ucf101")
 def build_ucf101(cfg, split: str, view: ViewSpec) -> VideoDataset:
     root = data_dir_of(cfg, f"that holds {VIDEOS}/ and {LISTS}/")
-    lists = os.path.join(root, LISTS)
+    lists = storage.join(root, LISTS)
     mapping = (
         read_class_index(cfg.DATA.CLASS_INDEX_FILE)
         if cfg.DATA.CLASS_INDEX_FILE
-        else read_class_ind(os.path.join(lists, "classInd.txt"))
+        else read_class_ind(storage.join(lists, "classInd.txt"))
     )
     n = cfg.DATA.SPLIT_ID
     name = f"trainlist0{n}.txt" if split == "train" else f"testlist0{n}.txt"
     if split != "train":
         log_once(logger, logging.INFO, f"UCF101 has no validation split: val and test both read {name}")
     paths, labels = read_ucf_list(
-        os.path.join(lists, name), cfg.DATA.PATH_PREFIX or os.path.join(root, VIDEOS), mapping
+        storage.join(lists, name), cfg.DATA.PATH_PREFIX or storage.join(root, VIDEOS), mapping
     )
     return VideoDataset(cfg, split, view, paths, labels, class_names_from(mapping))

@@ -2,9 +2,10 @@
 
 Every function takes a local path or a URL and dispatches on its scheme to a backend of `BACKENDS`
 (backends.py: `file` for local paths, `s3` through boto3 with the standard AWS environment variables and config
-files, `http`/`https` through the standard library). Remote requests are retried with backoff when they fail
-for a reason that may pass (retry.py) and counted (`stats`). `open_read` gives a seekable file that reads a
-remote object with ranged requests (rangefile.py), which PyAV decodes without downloading the whole file.
+files, `http`/`https` through requests, one keep-alive session per thread). Remote requests are retried with
+backoff when they fail for a reason that may pass (retry.py) and counted (`stats`). `open_read` gives a seekable
+file that reads a remote object with ranged requests (rangefile.py), which PyAV decodes without downloading the
+whole file.
 """
 
 from vtn.storage.api import (
@@ -24,14 +25,16 @@ from vtn.storage.api import (
     walk_files,
     write_bytes,
 )
-from vtn.storage.backends import BACKENDS
+from vtn.storage.backends import BACKENDS, NotFoundError, forget_backends
 from vtn.storage.retry import configure, stats
 
 __all__ = [
     "BACKENDS",
+    "NotFoundError",
     "StorageError",
     "configure",
     "exists",
+    "forget_backends",
     "is_remote",
     "isdir",
     "isfile",

@@ -4,9 +4,17 @@ import io
 import posixpath
 from typing import IO, Optional
 
-from vtn.storage.backends import StorageError, backend_of, is_remote, scheme_of
+from vtn.storage.backends import (
+    NotFoundError,
+    StorageError,
+    backend_of,
+    forget_backends,
+    is_remote,
+    local_path,
+    scheme_of,
+)
 
-__all__ = ["StorageError", "is_remote"]
+__all__ = ["NotFoundError", "StorageError", "forget_backends", "is_remote"]
 
 
 def join(base: str, *parts: str) -> str:
@@ -52,20 +60,21 @@ def read_bytes(path: str, start: int = 0, end: Optional[int] = None) -> bytes:
     return backend_of(path).read_range(path, start, end)
 
 
-def open_read(path: str, block_size: int = 0) -> IO[bytes]:
+def open_read(path: str, block_size: int = 0, size: Optional[int] = None) -> IO[bytes]:
     """A seekable binary file to read: a local file as `open` gives it; a remote one read in blocks of
-    `block_size` bytes (0: the default) by ranged requests, as the reader asks for them (rangefile.py)."""
+    `block_size` bytes (0: the default) by ranged requests, as the reader asks for them (rangefile.py).
+    `size`: the remote file's size when the caller knows it (saves a request)."""
     if not is_remote(path):
-        return open(path, "rb")
-    from vtn.storage.rangefile import RangeFile
+        return open(local_path(path), "rb")
+    from vtn.storage.rangefile import BLOCK_SIZE, RangeFile
 
-    return RangeFile(path, block_size=block_size) if block_size else RangeFile(path)
+    return RangeFile(path, block_size=block_size or BLOCK_SIZE, size=size)
 
 
 def open_text(path: str, encoding: str = "utf-8", errors: str = "strict") -> IO[str]:
     """A text file to read (a remote one is read whole: annotation lists, indices)."""
     if not is_remote(path):
-        return open(path, encoding=encoding, errors=errors, newline="")
+        return open(local_path(path), encoding=encoding, errors=errors, newline="")
     return io.TextIOWrapper(io.BytesIO(read_bytes(path)), encoding=encoding, errors=errors, newline="")
 
 

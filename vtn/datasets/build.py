@@ -14,6 +14,7 @@ how a run resumed in the middle of an epoch skips what was done without decoding
 Validation and test shards are `rank::world` of the list without padding, so no view is seen twice.
 """
 
+import gc
 import logging
 import os
 import random
@@ -207,7 +208,11 @@ def report_missing(dataset, output_dir: str) -> None:
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Each worker's own generators differ and are reproducible (items use their own seeds anyway)."""
+    """Each worker's own generators differ and are reproducible (items use their own seeds anyway). The objects a
+    forked worker inherits are frozen out of the garbage collector: it would walk them all (half a million after
+    the imports) at its first collections, e.g. while an object-storage client is made, and touching them copies
+    the parent's memory pages."""
+    gc.freeze()
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

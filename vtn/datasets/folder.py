@@ -48,4 +48,4 @@ def build_folder(cfg, split: str, view: ViewSpec) -> VideoDataset:
         raise DatasetError(f"{split_dir} holds no video files (by extension) in its class folders")
     if ignored:
         log_once(logger, logging.INFO, f"{split_dir}: {ignored} files that are not videos are ignored")
-    return VideoDataset(cfg, split, view, paths, labels, classes, ignored_files=ignored)
+    return VideoDataset(cfg, split, view, paths, labels, classes, ignored_files=ignored, located=True)

@@ -71,13 +71,12 @@ class ShardVideoDataset(VideoDataset):
     """The videos of one split's shards; `paths` are the videos' source paths (relative to the data folder they were
     written from), which reports and the dataset fingerprint use as for local files."""
 
-    locates_files = False
-
     def __init__(self, cfg, split: str, view: Union[ViewSpec, str]):
         url = split_url(cfg, split)
         index = load_index(url)
         s = index.samples
-        super().__init__(cfg, split, view, list(s["source"]), [int(x) for x in s["label"]], index.classes)
+        labels = [int(x) for x in s["label"]]
+        super().__init__(cfg, split, view, list(s["source"]), labels, index.classes, located=True)
         self.data_root = ""  # sources are relative already
         self.url, self.index = url, index
         self.missing = list(index.missing)

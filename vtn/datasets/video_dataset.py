@@ -100,10 +100,9 @@ def make_item(
 class VideoDataset(ViewDataset):
     """Decoded views of the videos at `paths` (with their `labels`); `view` a ViewSpec or a protocol name.
 
-    A subclass whose videos are not files (e.g. samples of tar shards) sets `locates_files` False and returns
-    what the decoder reads from `video_source`."""
-
-    locates_files = True
+    `located`: the paths come from a listing of the files (class folders) or are not files at all (samples of tar
+    shards, whose subclass returns what the decoder reads from `video_source`): they are not looked for again.
+    """
 
     def __init__(
         self,
@@ -114,6 +113,7 @@ class VideoDataset(ViewDataset):
         labels: list[int],
         class_names: Optional[list[str]] = None,
         ignored_files: int = 0,
+        located: bool = False,
     ):
         super().__init__(cfg, split, view)
         if len(paths) != len(labels):
@@ -125,7 +125,7 @@ class VideoDataset(ViewDataset):
             )
         check_label_range(list(paths), list(labels), cfg.MODEL.NUM_CLASSES, split)
         paths, labels = self._drop_repeats(split, list(paths), list(labels))
-        found, missing = locate_videos(list(paths), self.data_root) if self.locates_files else (paths, [])
+        found, missing = (paths, []) if located else locate_videos(list(paths), self.data_root)
         self.missing = [paths[i] for i in missing]
         self.missing_labels = [labels[i] for i in missing]
         self.paths = [p for p in found if p is not None]

@@ -199,3 +199,13 @@ def test_ten_clips_of_three_crops_spread_over_the_whole_video_and_each_clips_cro
     assert firsts == sorted(firsts) and len(set(firsts)) == 10
     # the clips reach both ends of the video: the first near its start, the last near its end
     assert firsts[0] < 0.1 * info.num_frames and lasts[-1] > 0.85 * info.num_frames
+
+
+def test_a_loader_copy_keeps_the_probes_of_a_bounded_number_of_videos(synthetic_dir, monkeypatch):
+    import vtn.datasets.video_dataset as video_dataset
+
+    monkeypatch.setattr(video_dataset, "INFO_CACHE", 2)
+    dataset = build_dataset(load_config(None, synthetic_opts(synthetic_dir)), "train")
+    for video in (0, 1, 0, 2):
+        dataset.info(dataset.paths[video])
+    assert list(dataset._info) == [dataset.paths[0], dataset.paths[2]]  # the least recently used one went

@@ -22,6 +22,7 @@ validation draw another video (up to DATA_LOADER.NUM_RETRIES times); testing ret
 
 import logging
 import random
+from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Optional, Union
 
@@ -41,6 +42,9 @@ from vtn.utils.errors import DatasetError
 from vtn.video.decoder import VideoDecodeError, VideoInfo, build_decoder
 
 logger = logging.getLogger(__name__)
+
+# Probes kept per dataset copy (a loader worker's): every video of a small dataset, a bounded share of Kinetics'.
+INFO_CACHE = 4096
 
 
 @contextmanager
@@ -146,7 +150,7 @@ class VideoDataset(ViewDataset):
         self.before_normalize = self.after_normalize = None
         if self.view.training and cfg.AUG.ENABLE:
             self.before_normalize, self.after_normalize = build_train_augmentations(cfg)
-        self._info: dict[str, VideoInfo] = {}
+        self._info: OrderedDict[str, VideoInfo] = OrderedDict()  # the probes of the last INFO_CACHE videos
         # DATA.DECODE_VIDEO_ONCE: the views of a video read one decode of all their frames (decoded_video.py);
         # the last video decoded is kept, and the loader hands a video's views to one worker in a row
         self.decode_once = bool(cfg.DATA.DECODE_VIDEO_ONCE) and not self.view.training and self.view.views > 1
@@ -186,8 +190,12 @@ class VideoDataset(ViewDataset):
     def info(self, path) -> VideoInfo:
         """The probe of a video (a path or a MemoryVideo), kept by its name."""
         name = str(path)
-        if name not in self._info:
+        if name in self._info:
+            self._info.move_to_end(name)
+        else:
             self._info[name] = self.decoder.probe(path)
+            if len(self._info) > INFO_CACHE:  # a probe holds every frame's time: a worker never keeps them all
+                self._info.popitem(last=False)
         return self._info[name]
 
     def video_source(self, video_idx: int):

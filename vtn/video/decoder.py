@@ -347,8 +347,9 @@ class PyAVDecoder:
         does not come out while skipping switches the file to full decoding, from that frame on.
         """
         info = info or self.probe(path)
-        if info.start_pts is not None and path not in self._counted:
-            skip = self.skip_nonref and path not in self._full
+        name = str(path)  # the sets keep names: a MemoryVideo kept there would keep its bytes
+        if info.start_pts is not None and name not in self._counted:
+            skip = self.skip_nonref and name not in self._full
             try:
                 seek = int(wanted[0])
                 while True:
@@ -358,7 +359,7 @@ class PyAVDecoder:
                     except SeekOvershot:
                         seek = max(0, seek - max(1, int(2 * info.fps)))  # two seconds earlier
                     except SkipMissed as missed:  # every wanted frame before it was returned
-                        self._full.add(path)
+                        self._full.add(name)
                         skip = False
                         wanted, seek = wanted[wanted >= missed.index], missed.index
                         logger.warning(
@@ -368,7 +369,7 @@ class PyAVDecoder:
                             missed.index,
                         )
             except OutOfOrder:
-                self._counted.add(path)
+                self._counted.add(name)
                 fall_back(path, "frame timestamps are out of display order", info.fps)
         yield from self._decode_frames(path, wanted, info, by_timestamp=False)
 

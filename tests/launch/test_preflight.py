@@ -321,3 +321,39 @@ def test_the_projection_counts_a_shuffle_ablation_inside_its_protocols_passes():
     both = ["multi_view", "full_video"]
     assert test_pass_protocols(tiny_cfg("TEST.PROTOCOLS", both, "TEST.SHUFFLE_ABLATION", True)) == both
     assert test_pass_protocols(tiny_cfg("TEST.PROTOCOLS", ["full_video_shuffled"])) == ["full_video"]
+
+
+def test_the_data_wait_by_rank_is_in_the_json_and_the_report(measured):
+    """The same figures as a training log's, by rank (one rank here); the share is the split's data wait."""
+    proc, result, _ = measured
+    for key in ("data_wait_p50", "data_wait_p90", "data_wait_max", "data_wait_mean", "data_wait_share"):
+        assert isinstance(result[key], list) and len(result[key]) == 1, key
+    assert 0 <= result["data_wait_p50"][0] <= result["data_wait_p90"][0] <= result["data_wait_max"][0]
+    assert result["data_wait_share"][0] == pytest.approx(result["data_wait_fraction"], abs=1e-5)
+    assert result["slowest_rank"] is None
+    assert "data wait/step     p50 " in proc.stdout
+
+
+def test_the_data_wait_leaves_out_warmup_and_the_report_names_the_slowest_rank():
+    from types import SimpleNamespace
+
+    from vtn.launch.preflight.report import data_wait_line
+
+    records = [preflight.StepTime(9.0, 8.0, 0.5)] + [preflight.StepTime(1.0, 0.2, 0.1)] * 4
+    records.append(preflight.StepTime(2.0, 0.6, 0.1))
+    r = preflight.data_wait_result(SimpleNamespace(device=torch.device("cpu")), records, 1)
+    assert r["data_wait_p50"] == [0.2] and r["data_wait_max"] == [0.6] and r["data_wait_p90"] == [pytest.approx(0.44)]
+    assert r["data_wait_share"] == [pytest.approx(1.4 / 6.0, abs=1e-6)] and r["slowest_rank"] is None
+    assert data_wait_line(r) == "  data wait/step     p50 0.2000 s, p90 0.4400 s, max 0.6000 s; 23% of the step time"
+    two = {
+        "data_wait_p50": [0.01, 0.5],
+        "data_wait_p90": [0.02, 0.6],
+        "data_wait_max": [0.03, 0.7],
+        "data_wait_mean": [0.01, 0.5],
+        "data_wait_share": [0.02, 0.5],
+        "slowest_rank": 1,
+    }
+    assert data_wait_line(two) == (
+        "  data wait/step     rank 1 waits the most: p50 0.5000 s, p90 0.6000 s, max 0.7000 s; 2%-50% of the step "
+        "time over 2 ranks; slowest rank 1 (waits 0.5 s/step, 50.0x the others' median)"
+    )

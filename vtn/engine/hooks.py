@@ -3,7 +3,7 @@
 - `LRScheduler`: the learning rate of every step, from the fractional epoch (the trainer's LR policy).
 - `MetricsWriter`: training statistics with one host sync per log line (and the loss check with it), one
   human line and one JSON line every LOG_PERIOD steps (sooner by LOG_SECONDS), the epoch summary, TensorBoard
-  scalars.
+  scalars; each rank's data wait per step (p50/p90/max, the slowest rank: data_wait.py) in the same gather.
 - `EvalHook`: validation every TRAIN.EVAL_PERIOD epochs (and after the last one), keeping the best checkpoint.
 - `PeriodicCheckpointer`: a checkpoint every TRAIN.CHECKPOINT_ITERS steps inside an epoch and every
   TRAIN.CHECKPOINT_PERIOD epochs (and after the last one), after the epoch's validation.
@@ -64,10 +64,12 @@ class LRScheduler(HookBase):
 
 
 class MetricsWriter(HookBase):
-    """Loss, accuracy and times of the steps, reduced over processes once per log line: every LOG_PERIOD steps,
-    and sooner when that would take longer than LOG_SECONDS at the step time measured so far (a slow or loaded
-    machine still shows progress). The step time is the mean over processes, so every process agrees on when the
-    next line (and its reduction) comes."""
+    """Loss, accuracy and times of the steps, gathered from the processes once per log line: every LOG_PERIOD
+    steps, and sooner when that would take longer than LOG_SECONDS at the step time measured so far (a slow or
+    loaded machine still shows progress). The step time is the mean over processes, so every process agrees on when
+    the next line (and its gather) comes. Each rank's data wait travels in the same gather: the JSON line and
+    TensorBoard have it by rank (data_wait_p50/p90/max/mean, slowest_rank; data_wait_share in the epoch summary),
+    the human line the worst rank's figures and the slowest rank when one passes the margin of data_wait.py."""
 
     def __init__(self, log_period: int, tensorboard=None, log_seconds: float = 0.0):
         self.log_period = log_period

@@ -3,9 +3,9 @@
 `preflight_main` is what tools/preflight.py runs. Every process of the job (launched as tools/run_net.py's are)
 builds a `PreflightTrainer` (the Trainer with no hook that writes anything, on a clone of the config whose
 OUTPUT_DIR is a private temporary folder, AUTO_RESUME off, its step timings synchronised with the device) and
-measures: training steps (data wait, forward and backward, optimizer step), the training loader alone, one or two
-batches of the validation and test inference, one checkpoint save (into a temporary file of OUTPUT_DIR, deleted
-afterwards), a timed all-reduce, and peak memory. The master prints a short report and writes
+measures: training steps (data wait, also by rank, forward and backward, optimizer step), the training loader
+alone, one or two batches of the validation and test inference, one checkpoint save (into a temporary file of
+OUTPUT_DIR, deleted afterwards), a timed all-reduce, and peak memory. The master prints a short report and writes
 OUTPUT_DIR/preflight.json; nothing else of OUTPUT_DIR is touched. A failure the user must act on (out of memory,
 a disk too small, a rank that does not answer) raises `PreflightFailure`: one line, exit status 1.
 
@@ -43,6 +43,7 @@ from vtn.launch.preflight.steps import (
     PreflightTrainer,
     StepSummary,
     StepTime,
+    data_wait_result,
     measure_steps,
     preflight_config,
     summarize_steps,
@@ -64,6 +65,7 @@ __all__ = [
     "StepSummary",
     "StepTime",
     "checkpoint_writes",
+    "data_wait_result",
     "epochs_left",
     "estimate_max_batch",
     "failure_line",

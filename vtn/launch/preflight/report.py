@@ -4,6 +4,7 @@ preflight.json, and the disk check that follows them."""
 import datetime
 import os
 
+from vtn.engine.data_wait import slowest_summary
 from vtn.launch.preflight.failures import PreflightFailure
 from vtn.utils.files import write_json_atomic
 
@@ -43,6 +44,22 @@ def _duration(seconds: float) -> str:
     return str(datetime.timedelta(seconds=round(seconds)))
 
 
+def data_wait_line(r: dict) -> str:
+    """Each rank's data wait per step, short: the figures of the rank that waits the most, the share of the step
+    by rank, and the slowest rank when one passes the margin of vtn/engine/data_wait.py."""
+    means, share = r["data_wait_mean"], r["data_wait_share"]
+    worst = max(range(len(means)), key=lambda i: means[i])
+    figures = ", ".join(f"{k} {r['data_wait_' + k][worst]:.4f} s" for k in ("p50", "p90", "max"))
+    if len(means) == 1:
+        return f"  data wait/step     {figures}; {share[0]:.0%} of the step time"
+    line = (
+        f"  data wait/step     rank {worst} waits the most: {figures}; {min(share):.0%}-{max(share):.0%} of the "
+        f"step time over {len(means)} ranks"
+    )
+    slowest = slowest_summary(r)
+    return line + (f"; {slowest}" if slowest else "")
+
+
 def format_report(r: dict) -> str:
     """The short human report of a preflight result."""
     lines = [
@@ -50,6 +67,7 @@ def format_report(r: dict) -> str:
         f"(after {r['warmup_steps']} warm-up), batch {r['batch_per_process']} per process:",
         f"  step time          {r['step_time_s']:.4f} s  (data wait {r['data_wait_s']:.4f}, forward+backward "
         f"{r['forward_backward_s']:.4f}, optimizer {r['optimizer_s']:.4f}; data wait {r['data_wait_fraction']:.0%})",
+        *([data_wait_line(r)] if "data_wait_mean" in r else []),
         f"  throughput         {_rate(r['clips_per_s'])} clips/s per process, {_rate(r['clips_per_s_total'])} in all; "
         f"the loader alone {_rate(r['loader_clips_per_s'])} clips/s per process",
         f"  peak memory        {_size(r['peak_memory_bytes'])} ({r['memory_kind']}, the most of any rank)",

@@ -21,6 +21,7 @@ from vtn.launch.preflight.projection import disk_result, measure_checkpoint, pro
 from vtn.launch.preflight.report import publish_report, verdict
 from vtn.launch.preflight.steps import (
     PreflightTrainer,
+    data_wait_result,
     measure_training,
     preflight_config,
     summarize_steps,
@@ -64,6 +65,7 @@ def measure(trainer: PreflightTrainer, cfg, options: Options) -> dict:
     du.barrier()
     result = {
         **throughput_result(trainer, s, loader_cps),
+        **data_wait_result(trainer, records, warmup),
         "peak_memory_bytes": int(peak),
         "memory_kind": "CUDA max_memory_allocated" if device.type == "cuda" else "peak RSS",
         **project_run(cfg, trainer, s, warmup_s, val_times, tests, save_s),

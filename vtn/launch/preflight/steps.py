@@ -1,11 +1,12 @@
 """Training steps for the preflight: the trainer it measures with, a few real steps timed through the trainer's
 public step (`Trainer.run_step` with `synchronize_timings` on) and their summary (median step time and its split
-into data wait, forward and backward, optimizer)."""
+into data wait, forward and backward, optimizer; the data wait by rank as a training run's log has it)."""
 
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vtn.engine.data_wait import WaitWindow, gather_by_rank
 from vtn.engine.hooks import LRScheduler
 from vtn.engine.lr_policy import set_lr
 from vtn.engine.trainer import Trainer
@@ -89,6 +90,16 @@ def summarize_steps(records: Sequence[StepTime], warmup: int) -> StepSummary:
     data = step * sum(r.data for r in kept) / total
     optimizer = step * sum(r.optimizer for r in kept) / total
     return StepSummary(step, data, max(step - data - optimizer, 0.0), optimizer)
+
+
+def data_wait_result(trainer: Trainer, records: Sequence[StepTime], warmup: int) -> dict:
+    """Every rank's data wait per step over the steps after `warmup`, as the training log writes it: lists by rank
+    of data_wait_p50/p90/max/mean and data_wait_share, and slowest_rank (data_wait.py); collective over the
+    ranks."""
+    window = WaitWindow()
+    for r in list(records[warmup:]) or list(records):
+        window.add(r.data, r.total)
+    return gather_by_rank(window, trainer.device)
 
 
 def measure_training(trainer: Trainer, steps: int) -> tuple[list[StepTime], int, float]:

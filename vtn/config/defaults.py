@@ -148,6 +148,12 @@ _C.DATA.DECODE_THREADS = "DEFAULT"
 # frames), with a video's views kept on one process and one loader worker. False: each view decodes on its own
 # (the per-view path of PySlowFast; the same frames, 10x3 times the decoding).
 _C.DATA.DECODE_VIDEO_ONCE = True
+# Seconds one dataset item may spend decoding its video (probe, read, decode, convert); 0 disables the deadline.
+# A video that takes longer is abandoned, logged, counted, replaced in training (failed in testing) and listed in
+# OUTPUT_DIR/quarantine.txt, which later epochs and resumed runs honour: it is never decoded again. 60 s is
+# far beyond a normal clip (tens of milliseconds; a few seconds for the first view of a long 4K video under
+# DECODE_VIDEO_ONCE), so only a pathological file reaches it, one that would otherwise stall every rank.
+_C.DATA.DECODE_TIMEOUT = 60.0
 # TRAIN.DATASET shards (tools/make_shards.py): samples each loader worker holds to shuffle the stream of its shards
 # (vtn/datasets/shard_plan.py), on top of the shuffle across shards when written and of the shard order per epoch.
 _C.DATA.SHARD_SHUFFLE_BUFFER = 64

@@ -18,14 +18,15 @@ import gc
 import logging
 import os
 import random
+import weakref
 from collections import deque
 from collections.abc import Iterator
-from typing import Union
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Sampler, default_collate
+from torch.utils.data import DataLoader, Sampler, default_collate, get_worker_info
 
 from vtn.config import SPLITS, ViewSpec, as_view, batch_plan, default_view, eval_batch_per_process, register_choices
 from vtn.utils.files import atomic_write
@@ -207,15 +208,71 @@ def report_missing(dataset, output_dir: str) -> None:
     )
 
 
+class WorkerSlots:
+    """What each worker of one loader was last given: a row per worker of (its pid, the video index of the item it
+    was last asked for; -1 for none yet) in shared memory, made before the workers start. A worker writes its row
+    (its pid at start-up, then ViewDataset.__getitems__ before each item); the main process reads it only when a
+    worker has died, to name the video that worker was on (`last_given`)."""
+
+    def __init__(self, workers: int):
+        self.table = torch.full((max(1, workers), 2), -1, dtype=torch.long).share_memory_()
+
+    def record(self, video_idx: int) -> None:
+        """In a loader worker: this worker's pid and `video_idx` into its row (nothing in the main process)."""
+        info = get_worker_info()
+        if info is not None and info.id < len(self.table):
+            self.table[info.id, 0] = os.getpid()
+            self.table[info.id, 1] = video_idx
+
+    def find(self, pid: int) -> Optional[tuple[int, int]]:
+        """(worker id, last video index or -1) of the worker with `pid`; None when no worker here had it."""
+        for worker, (row_pid, video_idx) in enumerate(self.table.tolist()):
+            if row_pid == pid:
+                return worker, video_idx
+        return None
+
+
+class WorkerItem(NamedTuple):
+    """A loader worker found by its pid: its split, its id in the loader, and the path of its last video (None when
+    it had been given none)."""
+
+    split: str
+    worker: int
+    path: Optional[str]
+
+
+_watched: "weakref.WeakSet" = weakref.WeakSet()  # the datasets of the live loaders that have workers
+
+
+def last_given(pid: int) -> Optional[WorkerItem]:
+    """The loader worker with process id `pid` among the live loaders of build_loader, and the video it was last
+    given; None for a pid that is not one of their workers."""
+    for dataset in list(_watched):
+        found = dataset.worker_slots.find(pid)
+        if found is not None:
+            worker, video_idx = found
+            path = str(dataset.paths[video_idx]) if 0 <= video_idx < len(dataset.paths) else None
+            return WorkerItem(dataset.split, worker, path)
+    return None
+
+
+def worker_pids() -> list[int]:
+    """The pids of the workers of the live loaders of build_loader (those that have started)."""
+    return [pid for dataset in list(_watched) for pid, _ in dataset.worker_slots.table.tolist() if pid > 0]
+
+
 def _seed_worker(worker_id: int) -> None:
     """Each worker's own generators differ and are reproducible (items use their own seeds anyway). The objects a
     forked worker inherits are frozen out of the garbage collector: it would walk them all (half a million after
     the imports) at its first collections, e.g. while an object-storage client is made, and touching them copies
-    the parent's memory pages."""
+    the parent's memory pages. The worker's pid goes into its WorkerSlots row at once."""
     gc.freeze()
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
+    slots = getattr(get_worker_info().dataset, "worker_slots", None)
+    if slots is not None:
+        slots.record(-1)
 
 
 def build_loader(cfg, split: str, view: Union[ViewSpec, str, None] = None) -> DataLoader:
@@ -261,6 +318,9 @@ def collate_items(items: list[dict]):
 
 def _loader(cfg, dataset, rank: int, **batching) -> DataLoader:
     workers = cfg.DATA_LOADER.NUM_WORKERS
+    if workers > 0:  # what each worker was given, for the one line that names a dead worker's video
+        dataset.worker_slots = WorkerSlots(workers)
+        _watched.add(dataset)
     generator = torch.Generator()
     generator.manual_seed(cfg.RNG_SEED * 1000 + rank)
     return DataLoader(

@@ -6,6 +6,7 @@ engine reads these members directly; a dataset of one's own that derives from Vi
 the defaults below.
 """
 
+import hashlib
 from typing import Optional, Union
 
 import torch
@@ -40,7 +41,9 @@ class ViewDataset(torch.utils.data.Dataset):
         them on one process and one worker (build.VideoBatchSampler);
       - `items_alone`: set by the loader when each batch is one item: a loader worker then makes the item's input
         in shared memory, which reaches the main process without a copy (build.collate_items);
-      - `is_missing(video_idx)`, `batch_sampler(...)` and `check_model(model)`, see below.
+      - `worker_slots`: set by the loader when it has workers (build.WorkerSlots): `__getitems__` notes in it the
+        video each worker is given, so that a worker that dies can be named with its video;
+      - `is_missing(video_idx)`, `batch_sampler(...)`, `check_model(model)` and `fingerprint()`, see below.
     """
 
     def __init__(self, cfg, split: str, view: Union[ViewSpec, str]):
@@ -57,6 +60,7 @@ class ViewDataset(torch.utils.data.Dataset):
         self.init_advice = ""
         self.decode_once = False
         self.items_alone = False
+        self.worker_slots = None
         self.data_root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR
 
     @property
@@ -95,3 +99,30 @@ class ViewDataset(torch.utils.data.Dataset):
     def check_model(self, model) -> None:
         """Called by the engine before a run with the bare model: a dataset whose items need a particular model
         (e.g. embeddings of one backbone) raises a clear error here. By default any model fits."""
+
+    def fingerprint(self) -> str:
+        """12 hex digits of sha1 over the (path relative to `data_root`, label) pairs in item order: the processes
+        of a run compare it at start-up (vtn/engine/agreement.py), so a machine whose copy lacks, adds, relabels or
+        reorders videos is found before training."""
+        root = self.data_root.rstrip("/") + "/" if self.data_root else ""
+        digest = hashlib.sha1()
+        for path, label in zip(self.paths, self.labels):
+            path = str(path)
+            rel = path[len(root) :] if root and path.startswith(root) else path
+            digest.update(f"{rel}\t{int(label)}\n".encode())
+        return digest.hexdigest()[:12]
+
+    def video_of(self, key) -> int:
+        """The index in `paths` of the video of sampler key `key` (a bare index or a tuple that starts with one)."""
+        index = key[0] if isinstance(key, (tuple, list)) else key
+        return int(index) // self.num_views
+
+    def __getitems__(self, keys) -> list:
+        """The items of a batch of keys (DataLoader's batched fetch), each video noted in `worker_slots` before it is
+        read, so the main process can name the video of a worker that dies on it."""
+        items = []
+        for key in keys:
+            if self.worker_slots is not None:
+                self.worker_slots.record(self.video_of(key))
+            items.append(self[key])
+        return items

@@ -10,6 +10,8 @@ rank the same number of batches and resumes exactly in the middle of an epoch. V
 video's sample with one ranged request, each video on one rank (the loaders of the local datasets).
 """
 
+import hashlib
+import json
 import logging
 from typing import Optional, Union
 
@@ -92,6 +94,13 @@ class ShardVideoDataset(VideoDataset):
     def is_missing(self, video_idx: int) -> bool:
         return False  # a sample's bytes are in its shard; the videos left out are `missing` already
 
+    def fingerprint(self) -> str:
+        """12 hex digits of sha1 over the index's own fingerprint (its videos and labels), its shuffle seed and its
+        shards (names, samples, bytes): two copies with the same one hold the same samples in the same order."""
+        shards = [(s["name"], s["samples"], s.get("bytes")) for s in self.index.shards]
+        facts = json.dumps([self.index.fingerprint, self.index.seed, shards])
+        return hashlib.sha1(facts.encode("utf-8")).hexdigest()[:12]
+
     def epoch_plan(self, epoch: int, lanes: int) -> EpochPlan:
         key = (epoch, lanes, self.rank, self.world, self.batch)
         if self._plan is None or self._plan_key != key:
@@ -114,10 +123,10 @@ class ShardVideoDataset(VideoDataset):
 
     def video_source(self, video_idx: int) -> MemoryVideo:
         planned = self._planned
-        if planned is not None and int(planned[0]) == video_idx:
-            data = self._take_planned(*(int(x) for x in planned[1:]))
-        elif self._last[0] == video_idx:
+        if self._last[0] == video_idx:  # asked again for the same item (before and inside the decode deadline)
             data = self._last[1]
+        elif planned is not None and int(planned[0]) == video_idx:
+            data = self._take_planned(*(int(x) for x in planned[1:]))
         else:
             data = self.fetcher.fetch(video_idx)
         self._last = (video_idx, data)

@@ -18,6 +18,12 @@ decoded; `num_listed` counts both.
 Bad videos: a video that fails to decode is logged with its path and reason and counted. Training and
 validation draw another video (up to DATA_LOADER.NUM_RETRIES times); testing returns the item with
 `ok = False` so that the video is reported as failed.
+
+Slow videos: each item is decoded under DATA.DECODE_TIMEOUT (vtn/video/deadline.py). A video that passes it is
+abandoned, logged with its path and time, counted and treated as a bad video, and appended to
+OUTPUT_DIR/quarantine.txt (quarantine.py). A quarantined video is never decoded again: it fails at once, in this
+process from then on, in the other workers and ranks once they read the file again (each epoch start, and every
+few seconds), and in later runs of the same OUTPUT_DIR.
 """
 
 import logging
@@ -38,7 +44,10 @@ from vtn.datasets.augment import build_train_augmentations
 from vtn.datasets.contract import ViewDataset
 from vtn.datasets.decoded_video import DecodedVideo, decode_union
 from vtn.datasets.files import locate_videos
+from vtn.datasets.quarantine import Quarantine, QuarantinedVideo, quarantine_path
 from vtn.utils.errors import DatasetError
+from vtn.utils.logging import log_once
+from vtn.video.deadline import DecodeTimeout, decode_deadline
 from vtn.video.decoder import VideoDecodeError, VideoInfo, build_decoder
 
 logger = logging.getLogger(__name__)
@@ -155,6 +164,18 @@ class VideoDataset(ViewDataset):
         # the last video decoded is kept, and the loader hands a video's views to one worker in a row
         self.decode_once = bool(cfg.DATA.DECODE_VIDEO_ONCE) and not self.view.training and self.view.views > 1
         self._decoded: Optional[DecodedVideo] = None
+        self.decode_timeout = float(cfg.DATA.DECODE_TIMEOUT)
+        self.quarantine = Quarantine(quarantine_path(cfg.OUTPUT_DIR))
+        self._epoch: Optional[int] = None  # the epoch of the last item: a new one reads the quarantine again
+        self._said: set[str] = set()  # quarantined videos this process has logged
+        listed = sum(str(p) in self.quarantine for p in self.paths) if len(self.quarantine) else 0
+        if listed:  # once per process: a process builds a split's dataset more than once
+            instead = "replaced by other videos" if split in ("train", "val") else "reported as failed"
+            message = (
+                f"{split} split: {listed} of its {len(self.paths)} videos are listed in {self.quarantine.path} and are "
+                f"not decoded ({instead})"
+            )
+            log_once(logger, logging.WARNING, message)
 
     def _drop_repeats(self, split: str, paths: list[str], labels: list[int]) -> tuple[list[str], list[int]]:
         """Rows that list a video again: said in the log, counted in `repeated_rows`, and kept or dropped as
@@ -254,6 +275,34 @@ class VideoDataset(ViewDataset):
             self._decoded = cached = decode_union(self.decoder, path, clips, size, info)
         return cached
 
+    def load_guarded(self, video_idx: int, temporal_idx: int, spatial_idx: int, rng=None, seed: int = 0):
+        """`load_view` under DATA.DECODE_TIMEOUT, for a video that is not quarantined (QuarantinedVideo if it is)."""
+        name = str(self.paths[video_idx])
+        if name in self.quarantine:
+            raise QuarantinedVideo(name, self.quarantine.path)
+        self.video_source(video_idx)  # a shard sample's bytes come before the clock starts: a slow network is the
+        # storage retries' to judge (VTN_STORAGE_TIMEOUT), never a reason to quarantine a good video
+        with decode_deadline(self.decode_timeout, name, on_hung=self.quarantine.add):
+            return self.load_view(video_idx, temporal_idx, spatial_idx, rng, seed)
+
+    def _failed(self, error: VideoDecodeError) -> None:
+        """Log a video that failed once (a quarantined one once per process), and quarantine one that was too slow."""
+        if isinstance(error, DecodeTimeout):
+            where = self.quarantine.add(error.name, f"decoding took longer than {error.seconds:g} s")
+            kept = f"; quarantined in {where}" if where else "; not decoded again by this process"
+            logger.warning("Abandoned a video that decodes too slowly (%s split): %s%s", self.split, error, kept)
+        elif isinstance(error, QuarantinedVideo):
+            level = logging.DEBUG if error.name in self._said else logging.WARNING
+            self._said.add(error.name)
+            logger.log(level, "Skipping a quarantined video (%s split): %s", self.split, error)
+        else:
+            logger.warning("Skipping unreadable video (%s split): %s", self.split, error)
+
+    def refresh_quarantine(self, epoch: int) -> None:
+        """Read what other processes added to the quarantine: at an epoch's first item, else every few seconds."""
+        self.quarantine.refresh(force=epoch != self._epoch)
+        self._epoch = epoch
+
     # ------------------------------------------------------------------ items
     def _item(self, clip, frame_idx, video_idx, temporal_idx, spatial_idx, ok, failures) -> dict:
         return make_item(
@@ -262,6 +311,7 @@ class VideoDataset(ViewDataset):
 
     def __getitem__(self, key) -> dict:
         index, epoch, draw = item_key(key)
+        self.refresh_quarantine(epoch)
         video_idx, view_idx = divmod(index, self.num_views)
         temporal_idx, spatial_idx = self.view.split(view_idx)
         failures = 0
@@ -271,11 +321,11 @@ class VideoDataset(ViewDataset):
             rng = np.random.default_rng(seed_seq)
             seed = int(seed_seq.generate_state(1)[0])
             try:
-                clip, frame_idx = self.load_view(video_idx, temporal_idx, spatial_idx, rng, seed)
+                clip, frame_idx = self.load_guarded(video_idx, temporal_idx, spatial_idx, rng, seed)
                 return self._item(clip, frame_idx, video_idx, temporal_idx, spatial_idx, True, failures)
             except VideoDecodeError as e:
                 failures += 1
-                logger.warning("Skipping unreadable video (%s split): %s", self.split, e)
+                self._failed(e)
                 if attempt < retries:
                     video_idx = int(rng.integers(self.num_videos))  # draw another video
         if self.split in ("train", "val"):

@@ -39,6 +39,7 @@ EXECUTION_KEYS = (
     "OUTPUT_DIR",
     "DATA.DECODE_VIDEO_ONCE",  # how frames are decoded, never which
     "DATA.SHARD_READ_MB",  # how shards are read, never which samples
+    "DATA.DECODE_TIMEOUT",  # how long a decode may take (a rerun may allow more), never what it computes
     "NUM_GPUS",
     "NUM_SHARDS",
     "SHARD_ID",

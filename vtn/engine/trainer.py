@@ -15,6 +15,7 @@ from vtn.config import batch_plan
 from vtn.datasets import build_loader, loader_state, restore_loader_state, shuffle_dataset
 from vtn.datasets.mixup import build_mixup
 from vtn.engine import distributed as du
+from vtn.engine.agreement import check_ranks_agree
 from vtn.engine.checkpoint import (
     BEST_NAME,
     CheckpointError,
@@ -42,6 +43,7 @@ from vtn.engine.lr_policy import get_lr_at_epoch, set_lr, unreached_steps
 from vtn.engine.optimizer import build_optimizer
 from vtn.engine.output_dir import check_same_config
 from vtn.engine.train_loop import StepTimings, TrainerBase
+from vtn.engine.worker_watch import LOADER_ERRORS, raise_if_worker_died
 from vtn.models import build_model
 from vtn.utils.errors import DiskFullError, OutputWriteError, UserError
 from vtn.utils.logging import JSON_STATS_FILE, truncate_json_stats
@@ -116,6 +118,7 @@ class Trainer(TrainerBase):
         self.ema = ModelEMA(self.model, cfg.TRAIN.EMA_DECAY) if cfg.TRAIN.EMA_DECAY > 0 else None
         self.train_loader = self.build_loader(cfg, "train")
         self.val_loader = self.build_loader(cfg, "val") if cfg.TRAIN.EVAL_PERIOD > 0 else None
+        check_ranks_agree(cfg, self.train_loader.dataset)  # every rank runs the same code, config and data
         self.mixup = self.build_mixup(cfg)
         self.loss_fn = self.build_loss(cfg)
         self.best_metric = None
@@ -300,8 +303,12 @@ class Trainer(TrainerBase):
     # ------------------------------------------------------------------ the loop
     def train(self) -> Optional[str]:
         """Train the remaining epochs; the path of the last checkpoint (that of a finished run when nothing was
-        left to train)."""
-        super().train()
+        left to train). A loader worker that dies ends it with one line (worker_watch.py)."""
+        try:
+            super().train()
+        except LOADER_ERRORS as e:
+            raise_if_worker_died(e, self.cfg)
+            raise
         if self.last_checkpoint is None:  # nothing left to train: the run was complete already
             found = find_resume_checkpoint(self.output_dir)
             self.last_checkpoint = found[0] if found else None

@@ -4,13 +4,15 @@ import logging
 import os
 from typing import Optional
 
-from vtn.datasets import check_splits
+from vtn.datasets import build_dataset, check_splits
 from vtn.engine import distributed as du
+from vtn.engine.agreement import check_ranks_agree
 from vtn.engine.checkpoint import BEST_NAME, CheckpointError, checkpoint_dir, list_checkpoints, remove_stale_temporaries
 from vtn.engine.distributed import unwrap
 from vtn.engine.output_dir import RunLock, check_output_dir, save_run_config
 from vtn.engine.tester import test
 from vtn.engine.trainer import Trainer
+from vtn.engine.worker_watch import LOADER_ERRORS, raise_if_worker_died
 from vtn.inference.demo import run_demo
 from vtn.models.model_stats import model_report
 from vtn.utils.env import collect_env_info
@@ -53,10 +55,13 @@ def run_summary(cfg) -> str:
 
 def run_process(cfg) -> None:
     """What every process of tools/run_net.py runs (launch_job starts the processes): set-up, the phases,
-    and the OUTPUT_DIR lock released at the end."""
+    and the OUTPUT_DIR lock released at the end. A loader worker that dies (testing's too) ends it with one line."""
     lock = setup_run(cfg)
     try:
         run_phases(cfg)
+    except LOADER_ERRORS as e:
+        raise_if_worker_died(e, cfg)
+        raise
     finally:
         if lock is not None:
             lock.release()
@@ -102,7 +107,10 @@ def run_phases(cfg) -> None:
         best = os.path.join(checkpoint_dir(cfg.OUTPUT_DIR), BEST_NAME)
         if cfg.TEST.CHECKPOINT_SELECT == "best" and os.path.isfile(best):
             checkpoint = best
-    elif du.is_master() and cfg.TEST.ENABLE:
-        save_run_config(cfg, testing=True)
+    elif cfg.TEST.ENABLE:
+        if du.get_world_size() > 1:  # as the Trainer does: every rank tests with the same code, config and data
+            check_ranks_agree(cfg, build_dataset(cfg, "test"))
+        if du.is_master():
+            save_run_config(cfg, testing=True)
     if cfg.TEST.ENABLE:
         test(cfg, checkpoint=None if cfg.TEST.CHECKPOINT_FILE_PATH else checkpoint)

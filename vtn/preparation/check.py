@@ -1,5 +1,12 @@
 """Scan a dataset's splits before training: what is listed, present, missing and unreadable (with reasons), the
-classes, and the spread of durations, frame rates and resolutions. Probing runs in `workers` processes."""
+classes, and the spread of durations, frame rates and resolutions. Probing runs in `workers` processes.
+
+With `decode=True` (check_dataset.py --quarantine) each video is also decoded as a run would: its probe and the
+centre clip of the single-view protocol at the test scale, together under DATA.DECODE_TIMEOUT; a video that
+passes it is reported as too slow, and `quarantine` lists (path, why) of the unreadable and too slow videos for a
+quarantine file (vtn/datasets/quarantine.py). The check's processes have the cooperative deadline only (no
+watchdog: a process pool cannot lose a worker).
+"""
 
 import logging
 import multiprocessing
@@ -9,41 +16,63 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from vtn.config.views import view_spec
+from vtn.datasets import sampling, transforms
 from vtn.datasets.annotations import repeats_policy
 from vtn.datasets.build import build_dataset
 from vtn.utils.logging import format_eta
+from vtn.video.deadline import DecodeTimeout, decode_deadline
 from vtn.video.decoder import VideoDecodeError, build_decoder
 
 logger = logging.getLogger(__name__)
 
 _DECODER = None
+_CLIP = None  # (cfg, single-view spec) when each video's centre clip is decoded too
 
 
-def _init_worker(cfg) -> None:
-    global _DECODER
+def _init_worker(cfg, decode: bool = False) -> None:
+    global _DECODER, _CLIP
     _DECODER = build_decoder(cfg)
+    _CLIP = (cfg, view_spec(cfg, "single_view")) if decode else None
 
 
-def _probe(path: str) -> tuple[str, Optional[tuple], str]:
-    """(path, (duration, fps, width, height, uneven, rotated) or None, reason it is unreadable)."""
+def _decode_clip(path: str, info) -> None:
+    """Decode the centre clip of the single-view protocol at the test scale, as testing would."""
+    cfg, view = _CLIP
+    wanted = sampling.view_frame_indices(view, info.num_frames, info.fps, info.times, 0, None)
+    d = cfg.DATA
+    params = transforms.test_params(info.width, info.height, d.TEST_SCALE, d.TEST_CROP_SIZE, 0, 1)
+    _DECODER.decode(path, wanted, size=(params.width, params.height), info=info)
+
+
+def _probe(path: str) -> tuple[str, Optional[tuple], str, bool]:
+    """(path, (duration, fps, width, height, uneven, rotated) or None, reason it is unreadable, whether it was
+    too slow): the probe, and the centre clip under DATA.DECODE_TIMEOUT when the clip is checked too."""
+    timeout = float(_CLIP[0].DATA.DECODE_TIMEOUT) if _CLIP is not None else 0.0
     try:
-        info = _DECODER.probe(path)
+        with decode_deadline(timeout, path, backstop=False):
+            info = _DECODER.probe(path)
+            if _CLIP is not None:
+                _decode_clip(path, info)
     except VideoDecodeError as e:
-        return path, None, str(e)
-    return path, (info.duration, info.fps, info.width, info.height, info.times is not None, info.rotation != 0), ""
+        return path, None, str(e), isinstance(e, DecodeTimeout)
+    stats = (info.duration, info.fps, info.width, info.height, info.times is not None, info.rotation != 0)
+    return path, stats, "", False
 
 
-def probe_all(cfg, paths: list[str], workers: int, progress: Callable[[int, int], None]) -> list[tuple]:
+def probe_all(
+    cfg, paths: list[str], workers: int, progress: Callable[[int, int], None], decode: bool = False
+) -> list[tuple]:
     """`_probe` of every path, in order, in `workers` processes (in this one when workers <= 1)."""
     if workers <= 1 or len(paths) < 2:
-        _init_worker(cfg)
+        _init_worker(cfg, decode)
         results = []
         for i, path in enumerate(paths):
             results.append(_probe(path))
             progress(i + 1, len(paths))
         return results
     ctx = multiprocessing.get_context("spawn" if multiprocessing.get_start_method() != "fork" else "fork")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg,)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, decode)) as pool:
         results = []
         for result in pool.imap(_probe, paths, chunksize=max(1, min(16, len(paths) // (workers * 8) or 1))):
             results.append(result)
@@ -68,9 +97,13 @@ class Progress:
         self.out(f"  {self.label}: {done}/{total} videos probed, {rate:.1f} videos/s, eta {left}")
 
 
-def scan_split(cfg, split: str, workers: int = 1, progress: Optional[Callable[[int, int], None]] = None) -> dict:
+def scan_split(
+    cfg, split: str, workers: int = 1, progress: Optional[Callable[[int, int], None]] = None, decode: bool = False
+) -> dict:
+    """The report of one split (see format_report); `decode`: decode each video's centre clip under
+    DATA.DECODE_TIMEOUT too (see the module)."""
     dataset = build_dataset(cfg, split, "single_view")
-    results = probe_all(cfg, dataset.paths, workers, progress or (lambda done, total: None))
+    results = probe_all(cfg, dataset.paths, workers, progress or (lambda done, total: None), decode)
     good = [r[1] for r in results if r[1] is not None]
     return {
         "split": split,
@@ -78,7 +111,10 @@ def scan_split(cfg, split: str, workers: int = 1, progress: Optional[Callable[[i
         "repeated_rows": getattr(dataset, "repeated_rows", 0),
         "present": len(dataset.paths),
         "missing": list(dataset.missing),
-        "unreadable": [reason for _, r, reason in results if r is None],
+        "unreadable": [reason for _, r, reason, slow in results if r is None and not slow],
+        "too_slow": [reason for _, r, reason, slow in results if slow],
+        "decode_timeout": float(cfg.DATA.DECODE_TIMEOUT) if decode else None,
+        "quarantine": [(str(path), reason.removeprefix(f"{path}: ")) for path, r, reason, _ in results if r is None],
         "ignored_files": getattr(dataset, "ignored_files", 0),
         "classes": len(set(dataset.labels)),
         "num_classes": len(dataset.class_names) if dataset.class_names else None,
@@ -101,6 +137,9 @@ def format_report(report: dict, show: int = 10) -> str:
     classes = f"{report['classes']} classes"
     if report.get("num_classes") and report["num_classes"] != report["classes"]:
         classes += f" (of {report['num_classes']}: some have no video in this split)"
+    if report.get("decode_timeout") is not None:
+        slow = report["too_slow"]
+        classes = f"too slow {len(slow)} (DATA.DECODE_TIMEOUT = {report['decode_timeout']:g} s); {classes}"
     lines = [
         f"[{report['split']}] listed {report['listed']}, present {report['present']}, missing "
         f"{len(report['missing'])}, unreadable {len(report['unreadable'])}; {classes}"
@@ -117,8 +156,8 @@ def format_report(report: dict, show: int = 10) -> str:
         f"  unevenly spaced frames (dropped frames, variable rate; sampled by their times): {report['uneven']}; "
         f"rotated by their display matrix (decoded upright): {report['rotated']}",
     ]
-    for kind in ("missing", "unreadable"):
-        items = report[kind]
+    for key in ("missing", "unreadable", "too_slow"):
+        items, kind = report.get(key, []), key.replace("_", " ")
         lines += [f"  {kind}: {item}" for item in items[:show]]
         if len(items) > show:
             lines.append(f"  ... and {len(items) - show} more {kind}")

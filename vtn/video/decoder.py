@@ -34,7 +34,9 @@ and FFmpeg makes up the others, wrongly after a seek (the piece of a frame the s
 stored timestamp): there, after a seek, only stored timestamps count and the frames between two of them are
 counted. Their seeks land on any pack, not on a keyframe: a seek after which no frame comes out (past the last
 keyframe) is retried earlier, like one that landed after the first wanted frame.
-Decoding problems raise `VideoDecodeError`, which names the file and the reason.
+Decoding problems raise `VideoDecodeError`, which names the file and the reason. Under a deadline
+(vtn/video/deadline.py, DATA.DECODE_TIMEOUT) the loops check the clock after each FFmpeg call and raise its
+`DecodeTimeout`. The types (`VideoInfo`, `MemoryVideo`, the errors) live in vtn/video/types.py and are re-exported.
 
 A video may also be given as its bytes in memory (`MemoryVideo(name, data)`, e.g. a sample of a tar shard): PyAV
 reads them as it reads the file, so probe and decode give the same frames either way.
@@ -44,7 +46,6 @@ import io
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional
 
@@ -55,8 +56,8 @@ from vtn import storage
 from vtn.config import register_choices
 from vtn.storage.backends import NotFoundError
 from vtn.storage.rangefile import open_remote
-from vtn.utils.errors import UserError
 from vtn.utils.registry import Registry
+from vtn.video.deadline import DecodeTimeout, check_deadline
 from vtn.video.timestamps import (
     PARTLY_STAMPED_CONTAINERS,
     OutOfOrder,
@@ -74,6 +75,22 @@ from vtn.video.timestamps import (
     skippable,
     timeline,
 )
+from vtn.video.types import MemoryVideo, NoFramesError, VideoDecodeError, VideoInfo, no_frames
+
+__all__ = [  # the types live in vtn.video.types; every existing import from here keeps working
+    "DECODER_REGISTRY",
+    "DecodeTimeout",
+    "MemoryVideo",
+    "NoFramesError",
+    "LOADER_WORKER",
+    "PyAVDecoder",
+    "THREAD_TYPES",
+    "VideoDecodeError",
+    "VideoInfo",
+    "build_decoder",
+    "default_thread_type",
+    "no_frames",
+]
 
 logger = logging.getLogger(__name__)
 DECODER_REGISTRY = Registry("video decoder")
@@ -91,62 +108,6 @@ def default_thread_type() -> str:
     alone, where they use idle cores."""
     worker = LOADER_WORKER if LOADER_WORKER is not None else torch.utils.data.get_worker_info() is not None
     return "SLICE" if worker else "AUTO"
-
-
-class VideoDecodeError(UserError, RuntimeError):
-    """A video that cannot be read; the message names the file and the reason."""
-
-
-class NoFramesError(VideoDecodeError):
-    """None of the wanted frames came out of a video that can be read (e.g. indices past the stream's end)."""
-
-
-def no_frames(path, indices) -> NoFramesError:
-    """The error of a decode that returned none of `indices`, naming the video and their range."""
-    wanted = np.unique(np.asarray(indices, dtype=np.int64))
-    return NoFramesError(f"{path}: no frame could be decoded at indices {int(wanted[0])}..{int(wanted[-1])}")
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What sampling needs of a video. `fps`: the stream's rate when frames are evenly spaced, else frames per
-    second on average (num_frames / duration). `times`: display time in seconds of each frame from the first
-    one, only when frames are unevenly spaced (None: frame k is shown at k / fps). `start_pts`: the first frame's
-    timestamp (None: the file's timestamps cannot be used, frames are counted). `rotation`: quarter turns
-    counterclockwise that put the decoded picture the right way up; width and height are those after it.
-    `skippable`: the packets' timestamps say which frame each holds, so frames may be skipped (see the module)."""
-
-    fps: float
-    num_frames: int
-    duration: float
-    width: int
-    height: int
-    times: Optional[tuple[float, ...]] = None
-    start_pts: Optional[int] = None
-    rotation: int = 0
-    skippable: bool = False
-    keyframes: Optional[tuple[int, ...]] = None  # display indices of the keyframes (None: unusable timestamps)
-
-
-class MemoryVideo:
-    """A video file's bytes in memory (e.g. read from a tar shard or object storage), decoded like the file: every
-    method of the decoder takes one where it takes a path, and gives the same frames. `name` (its path or URL)
-    names it in messages and stands for it in the decoder's per-file memory."""
-
-    def __init__(self, name: str, data: bytes):
-        self.name, self.data = str(name), data
-
-    def __str__(self) -> str:
-        return self.name
-
-    def __repr__(self) -> str:
-        return f"MemoryVideo({self.name!r}, {len(self.data)} bytes)"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, MemoryVideo) and other.name == self.name
-
-    def __hash__(self) -> int:
-        return hash(("MemoryVideo", self.name))
 
 
 def _check_file(path) -> Optional[int]:
@@ -202,6 +163,11 @@ class PyAVDecoder:
             raise VideoDecodeError(f"{path}: has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = default_thread_type() if self.threads == "DEFAULT" else self.threads
+        try:
+            check_deadline()  # opening reads the header and may decode the first frames
+        except DecodeTimeout:
+            container.close()
+            raise
         return container, stream
 
     @staticmethod
@@ -222,6 +188,7 @@ class PyAVDecoder:
             # until the first frame, which carries the rotation of the display matrix and the coded size.
             try:
                 for packet in container.demux(stream):
+                    check_deadline()
                     if packet.size <= 0:
                         continue
                     pts.append(packet.pts)
@@ -235,6 +202,8 @@ class PyAVDecoder:
                             frames = []
                         if frames:
                             first_frame = frames[0]
+            except DecodeTimeout:
+                raise
             except Exception as e:
                 raise VideoDecodeError(f"{path}: cannot read the stream ({e.__class__.__name__}: {e})") from e
             if not pts:
@@ -292,6 +261,7 @@ class PyAVDecoder:
             if k is None or filled[k]:
                 continue
             rgb = self._to_rgb(frame, size, reformatter)
+            check_deadline()
             if out is None:  # every frame goes straight into its place in the result
                 out = np.empty((len(wanted), *rgb.shape), dtype=np.uint8)
             out[k], filled[k] = rgb, True
@@ -326,6 +296,7 @@ class PyAVDecoder:
             if pos >= len(wanted) or wanted[pos] != idx:
                 continue
             rgb = self._to_rgb(frame, size, reformatter)
+            check_deadline()
             while pos < len(wanted) and wanted[pos] == idx:
                 buf.append(rgb)
                 buf_idx.append(idx)
@@ -453,6 +424,7 @@ class PyAVDecoder:
         bad = good = 0
         try:
             for packet in container.demux(stream):
+                check_deadline()  # after the previous packet's decoding and this one's read
                 if skipper is not None:
                     skipper.before(packet)
                 try:

@@ -103,7 +103,7 @@ def gather_by_rank(window: WaitWindow, device: torch.device) -> dict:
     """`window_stats` and `data_wait_share` of every rank's `window`, from one all-gather of its row (collective:
     every rank calls it; the preflight's figures)."""
     local = torch.tensor([window.row()], dtype=torch.float64, device=device)
-    rows = du.all_gather_cat(local).tolist()
+    rows = du.all_gather_rows(local).tolist()
     stats = window_stats(rows)
     stats["data_wait_share"] = shares([r[WAIT_SUM] for r in rows], [r[STEP_SUM] for r in rows])
     return stats

@@ -128,6 +128,17 @@ def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])
 
 
+def all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate along dim 0 the tensors of every process, which have the same shape everywhere: one collective
+    (all_gather_cat first gathers the sizes)."""
+    if not is_initialized() or get_world_size() == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(get_world_size())]
+    with _collective("all_gather"):
+        dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
 def all_gather_object(obj) -> list:
     """[the `obj` of rank 0, of rank 1, ...] (picklable objects; a list of one outside a process group)."""
     if not is_initialized() or get_world_size() == 1:

@@ -71,7 +71,7 @@ class TrainMeter:
         """(the sums of `stats` over the processes, every process's row: its `stats` then `extra`), from one
         all-gather of a small fixed-size row per process."""
         row = torch.cat([stats, torch.tensor(extra, dtype=torch.float64, device=stats.device)])
-        rows = du.all_gather_cat(row.unsqueeze(0)).tolist()
+        rows = du.all_gather_rows(row.unsqueeze(0)).tolist()
         sums = [sum(column) for column in zip(*rows)][: stats.numel()]
         return sums, rows
 

@@ -14,9 +14,10 @@ from tests.datasets.bad_files import make_bad_files
 from tests.helpers import synthetic_opts, tiny_cfg
 from vtn import storage
 from vtn.datasets.build import build_dataset
+from vtn.datasets.fingerprint import relative_path
 from vtn.datasets.shard_index import INDEX_NAME, ShardIndex, shard_facts_name, shard_name
 from vtn.preparation.shards import write_shards
-from vtn.preparation.shards_plan import Video, pack, relative_source
+from vtn.preparation.shards_plan import Video, pack
 from vtn.utils.errors import UserError
 from vtn.video.decoder import build_decoder
 
@@ -77,7 +78,7 @@ def shard_samples(output, shard) -> list[tuple[bytes, dict, tarfile.TarInfo]]:
 def test_every_video_once_with_its_bytes_and_probed_facts(cfg, written, split):
     output, report = written[split]
     dataset = build_dataset(cfg, split)
-    by_source = {relative_source(p, dataset.data_root): (p, label) for p, label in zip(dataset.paths, dataset.labels)}
+    by_source = {relative_path(p, dataset.data_root): (p, label) for p, label in zip(dataset.paths, dataset.labels)}
     index = index_of(output)
     decoder = build_decoder(cfg)
     assert len(index.shards) > 1
@@ -131,7 +132,7 @@ def test_a_samples_offset_and_size_are_exactly_its_two_members(written):
 def test_shuffled_across_shards_by_the_seed_and_the_same_bytes_again(cfg, written, tmp_path):
     output, _ = written["train"]
     dataset = build_dataset(cfg, "train")
-    listed = [relative_source(p, dataset.data_root) for p in dataset.paths]
+    listed = [relative_path(p, dataset.data_root) for p in dataset.paths]
     order = index_of(output).samples["source"]
     assert order != listed and sorted(order) == sorted(listed)
     again = str(tmp_path / "again")

@@ -6,12 +6,12 @@ engine reads these members directly; a dataset of one's own that derives from Vi
 the defaults below.
 """
 
-import hashlib
 from typing import Optional, Union
 
 import torch
 
 from vtn.config.views import ViewSpec, as_view
+from vtn.datasets.fingerprint import pairs_digest, relative_path
 
 
 class ViewDataset(torch.utils.data.Dataset):
@@ -104,13 +104,9 @@ class ViewDataset(torch.utils.data.Dataset):
         """12 hex digits of sha1 over the (path relative to `data_root`, label) pairs in item order: the processes
         of a run compare it at start-up (vtn/engine/agreement.py), so a machine whose copy lacks, adds, relabels or
         reorders videos is found before training."""
-        root = self.data_root.rstrip("/") + "/" if self.data_root else ""
-        digest = hashlib.sha1()
-        for path, label in zip(self.paths, self.labels):
-            path = str(path)
-            rel = path[len(root) :] if root and path.startswith(root) else path
-            digest.update(f"{rel}\t{int(label)}\n".encode())
-        return digest.hexdigest()[:12]
+        return pairs_digest(
+            f"{relative_path(str(p), self.data_root)}\t{int(label)}" for p, label in zip(self.paths, self.labels)
+        )
 
     def video_of(self, key) -> int:
         """The index in `paths` of the video of sampler key `key` (a bare index or a tuple that starts with one)."""

@@ -1,7 +1,6 @@
 """Inference over a loader (validation and testing), metrics, the results table and the files it writes."""
 
 import csv
-import hashlib
 import json
 import logging
 import os
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from vtn.config import ViewSpec
+from vtn.datasets.fingerprint import dataset_fingerprint  # noqa: F401  (tester, tests and users import it here)
 from vtn.engine import distributed as du
 from vtn.engine.aggregation import VideoAggregator
 from vtn.engine.distributed import unwrap
@@ -146,22 +146,6 @@ def dataset_metrics(result: dict[str, torch.Tensor], dataset, num_classes: int) 
     """compute_metrics of a dataset's result: its missing videos, left out when it was built or gone since,
     count as listed and missing."""
     return compute_metrics(result, num_classes, dataset.is_missing, len(dataset.missing))
-
-
-def _relative(path: str, root: str) -> str:
-    """`path` relative to the data folder `root` when it lies inside it, else as it is."""
-    if root:
-        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
-        if not rel.startswith(".."):
-            return rel.replace(os.sep, "/")
-    return path
-
-
-def dataset_fingerprint(paths: Sequence[str], labels: Sequence[int], root: str = "") -> str:
-    """12 hex digits of sha1 over the sorted (path relative to the data folder, label) pairs: two results with
-    the same fingerprint were scored on the same videos with the same labels, wherever the copy lies."""
-    pairs = sorted(f"{_relative(p, root)}\t{int(label)}" for p, label in zip(paths, labels))
-    return hashlib.sha1("\n".join(pairs).encode("utf-8")).hexdigest()[:12]
 
 
 # (header, key of a results row, format) of the table's columns after the protocol name

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from vtn import storage
+from vtn.datasets.fingerprint import dataset_fingerprint
 from vtn.datasets.shard_index import INDEX_NAME, ShardIndex, shard_facts_name, shard_name
-from vtn.preparation.shards_plan import MB, ShardPlan, Video, make_plan, sources_fingerprint, survey_output
+from vtn.preparation.shards_plan import MB, ShardPlan, Video, make_plan, survey_output
 from vtn.utils.files import TEMP_PREFIX
 from vtn.utils.logging import Progress
 from vtn.video.decoder import MemoryVideo, VideoDecodeError, build_decoder
@@ -191,7 +192,7 @@ def build_index(plan: ShardPlan, sidecars: dict[int, dict]) -> ShardIndex:
                 index.samples[column].append(number if column == "shard" else sample[column])
         index.unreadable += [u["source"] for u in facts["unreadable"]]
         reasons += [u["reason"] for u in facts["unreadable"]]
-    index.fingerprint = sources_fingerprint(index.samples["source"], index.samples["label"])
+    index.fingerprint = dataset_fingerprint(index.samples["source"], index.samples["label"])  # relative already
     index.extra = {
         "dataset": plan.dataset,
         "data_dir": plan.data_root,

@@ -9,7 +9,6 @@ those of another plan.
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,29 +19,13 @@ import numpy as np
 
 from vtn import storage
 from vtn.datasets.build import build_dataset
+from vtn.datasets.fingerprint import relative_path
 from vtn.datasets.shard_index import INDEX_NAME, shard_name
 from vtn.utils.errors import UserError
 from vtn.utils.files import TEMP_PREFIX
 
 MB = 1_000_000
 _SIDECAR = re.compile(r"^shard-(\d{6})\.json$")
-
-
-def relative_source(path: str, root: str) -> str:
-    """`path` relative to the data folder `root` with "/" when it lies inside it, else as listed: the rule of the
-    evaluator's dataset fingerprint (vtn/engine/evaluator.py `_relative`, which preparation may not import)."""
-    if root:
-        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
-        if not rel.startswith(".."):
-            return rel.replace(os.sep, "/")
-    return path
-
-
-def sources_fingerprint(sources: Sequence[str], labels: Sequence[int]) -> str:
-    """The evaluator's `dataset_fingerprint` of videos given by their relative sources: 12 hex digits of sha1 over
-    the sorted (source, label) pairs, so a test from the shards reports the fingerprint of the local copy."""
-    pairs = sorted(f"{source}\t{int(label)}" for source, label in zip(sources, labels))
-    return hashlib.sha1("\n".join(pairs).encode("utf-8")).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -132,7 +115,7 @@ def make_plan(cfg, split: str, seed: int, shard_size_mb: float) -> ShardPlan:
     root = dataset.data_root
     sizes = _sizes(dataset.paths)
     listed = [
-        Video(0, p, relative_source(p, root), int(label), size)
+        Video(0, p, relative_path(p, root), int(label), size)
         for p, label, size in zip(dataset.paths, dataset.labels, sizes)
     ]
     shard_bytes = int(round(shard_size_mb * MB))
@@ -150,7 +133,7 @@ def make_plan(cfg, split: str, seed: int, shard_size_mb: float) -> ShardPlan:
         listed=dataset.num_listed,
         plan_id=plan_id(seed, shard_bytes, listed),
         shards=pack(shuffled, shard_bytes),
-        missing=[relative_source(p, root) for p in dataset.missing],
+        missing=[relative_path(p, root) for p in dataset.missing],
         missing_labels=[int(label) for label in dataset.missing_labels],
     )
 

@@ -123,10 +123,10 @@ class ShardVideoDataset(VideoDataset):
 
     def video_source(self, video_idx: int) -> MemoryVideo:
         planned = self._planned
-        if self._last[0] == video_idx:  # asked again for the same item (before and inside the decode deadline)
-            data = self._last[1]
-        elif planned is not None and int(planned[0]) == video_idx:
+        if planned is not None and int(planned[0]) == video_idx:
             data = self._take_planned(*(int(x) for x in planned[1:]))
+        elif self._last[0] == video_idx:  # the next view of the same video (testing)
+            data = self._last[1]
         else:
             data = self.fetcher.fetch(video_idx)
         self._last = (video_idx, data)

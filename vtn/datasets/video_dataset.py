@@ -240,9 +240,11 @@ class VideoDataset(ViewDataset):
         spatial_idx: int,
         rng: Optional[np.random.Generator] = None,
         seed: int = 0,
+        source=None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode and transform one view: float (C, T, H, W) and the frame indices (T,)."""
-        path = self.video_source(video_idx)
+        """Decode and transform one view: float (C, T, H, W) and the frame indices (T,). `source`: what
+        `video_source(video_idx)` gave, when the caller has it already."""
+        path = self.video_source(video_idx) if source is None else source
         info = self.info(path)
         wanted = sampling.view_frame_indices(self.view, info.num_frames, info.fps, info.times, temporal_idx, rng)
         params = self._spatial(info, spatial_idx, rng)
@@ -280,10 +282,11 @@ class VideoDataset(ViewDataset):
         name = str(self.paths[video_idx])
         if name in self.quarantine:
             raise QuarantinedVideo(name, self.quarantine.path)
-        self.video_source(video_idx)  # a shard sample's bytes come before the clock starts: a slow network is the
-        # storage retries' to judge (VTN_STORAGE_TIMEOUT), never a reason to quarantine a good video
+        # a shard sample's bytes come before the clock starts: a slow network is the storage retries' to judge
+        # (VTN_STORAGE_TIMEOUT), never a reason to quarantine a good video
+        source = self.video_source(video_idx)
         with decode_deadline(self.decode_timeout, name, on_hung=self.quarantine.add):
-            return self.load_view(video_idx, temporal_idx, spatial_idx, rng, seed)
+            return self.load_view(video_idx, temporal_idx, spatial_idx, rng, seed, source)
 
     def _failed(self, error: VideoDecodeError) -> None:
         """Log a video that failed once (a quarantined one once per process), and quarantine one that was too slow."""

@@ -16,6 +16,7 @@ import posixpath
 from typing import Optional
 
 from vtn import storage
+from vtn.storage.backends import scheme_of
 from vtn.utils.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def is_video_file(name: str) -> bool:
 
 def is_http(path: str) -> bool:
     """Whether `path` is an http(s) URL: a single file that can be read, never a folder that can be listed."""
-    return str(path).split("://", 1)[0].lower() in ("http", "https") and "://" in str(path)
+    return scheme_of(str(path)) in ("http", "https")
 
 
 def check_listable(folder: str) -> None:

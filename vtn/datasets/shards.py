@@ -21,6 +21,7 @@ from vtn import storage
 from vtn.config.views import ViewSpec
 from vtn.datasets.annotations import data_dir_of
 from vtn.datasets.build import DATASET_REGISTRY
+from vtn.datasets.files import is_http
 from vtn.datasets.shard_index import INDEX_NAME, ShardIndex
 from vtn.datasets.shard_plan import EpochPlan
 from vtn.datasets.shard_reader import LaneReader, SampleFetcher
@@ -57,8 +58,11 @@ def load_index(url: str) -> ShardIndex:
     except (ValueError, UnicodeDecodeError) as e:
         raise DatasetError(str(e)) from None
     names = [shard["name"] for shard in index.shards]
-    present = set(storage.listdir(url)) if not url.startswith("http") else None
-    gone = [n for n in names if (n not in present if present is not None else not storage.isfile(storage.join(url, n)))]
+    if is_http(url):  # no listing over http(s): a HEAD per shard
+        gone = [n for n in names if not storage.isfile(storage.join(url, n))]
+    else:
+        present = set(storage.listdir(url))
+        gone = [n for n in names if n not in present]
     if gone:
         raise DatasetError(
             f"{len(gone)} of the {len(names)} shards that {path} lists are missing, e.g. {storage.join(url, gone[0])}: "

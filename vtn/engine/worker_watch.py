@@ -18,7 +18,7 @@ from typing import Optional
 from vtn.datasets.build import last_given, worker_pids
 from vtn.datasets.quarantine import quarantine_path
 from vtn.engine.checkpoint import list_checkpoints
-from vtn.utils.errors import UserError
+from vtn.utils.errors import UserError, error_chain
 from vtn.video.deadline import HUNG_EXIT_CODE
 
 _KILLED = re.compile(r"DataLoader worker \(pid (\d+)\) is killed by signal: ([^.]*)\.")
@@ -36,15 +36,6 @@ def signal_name(description: str) -> str:
         if signal.strsignal(sig) == description.strip():
             return sig.name
     return description.strip()
-
-
-def error_chain(error: Optional[BaseException]) -> list[BaseException]:
-    """`error` and the errors it was raised from or during, outermost first."""
-    chain = []
-    while error is not None and error not in chain:
-        chain.append(error)
-        error = error.__cause__ or error.__context__
-    return chain
 
 
 def parse_death(error: BaseException) -> Optional[tuple[int, str]]:

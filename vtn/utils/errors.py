@@ -4,6 +4,17 @@ Tools print these as one clear line instead of a traceback (set VTN_TRACEBACK=1 
 anything else is a bug and keeps its traceback.
 """
 
+from typing import Optional
+
+
+def error_chain(error: Optional[BaseException]) -> list[BaseException]:
+    """`error` and the errors it was raised from or while handling, outermost first (each once)."""
+    chain = []
+    while error is not None and not any(error is seen for seen in chain):
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
 
 class UserError(Exception):
     """A problem the user can fix; the message names the thing and says what is expected."""

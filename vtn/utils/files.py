@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Callable, Optional
 
-from vtn.utils.errors import DiskFullError, OutputWriteError
+from vtn.utils.errors import DiskFullError, OutputWriteError, error_chain
 
 TEMP_PREFIX = ".tmp-"
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -36,12 +36,9 @@ def current_umask() -> int:
 def os_error_of(e: BaseException) -> Optional[OSError]:
     """The OSError behind `e`: `e` itself, or one it was raised from or while handling (torch's zip writer turns a
     failed write into `RuntimeError: [enforce fail at inline_container.cc...]` with the OSError as its context)."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, OSError) and e.errno is not None and not isinstance(e, OutputWriteError):
-            return e
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
+    for cause in error_chain(e):
+        if isinstance(cause, OSError) and cause.errno is not None and not isinstance(cause, OutputWriteError):
+            return cause
     return None
 
 

@@ -1,10 +1,10 @@
 import os
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
+from tests.servers import free_port
 from vtn.engine.aggregation import VideoAggregator
 from vtn.engine.evaluator import compute_metrics
 
@@ -67,12 +67,6 @@ def test_failed_videos_are_reported_and_left_out_of_accuracy():
     assert metrics["mean_class_acc"] == pytest.approx(50.0)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _padded_worker(rank, world, port, out_dir):
     import torch.distributed as dist
     from torch.utils.data.distributed import DistributedSampler
@@ -97,7 +91,7 @@ def _padded_worker(rank, world, port, out_dir):
 
 def test_padded_distributed_sampler_counts_every_view_once(tmp_path):
     world = 4
-    mp.spawn(_padded_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world)
+    mp.spawn(_padded_worker, args=(world, free_port(), str(tmp_path)), nprocs=world)
     for r in range(world):
         out = torch.load(tmp_path / f"rank{r}.pt")
         assert out["views"].tolist() == [2.0] * 5, f"rank {r}"

@@ -1,16 +1,11 @@
 """The collectives of vtn/engine/distributed.py between real gloo processes."""
 
 import os
-import socket
 
 import torch
 import torch.multiprocessing as mp
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import free_port
 
 
 def _gather_worker(rank, world, port, out_dir):
@@ -26,7 +21,7 @@ def _gather_worker(rank, world, port, out_dir):
 
 def test_all_gather_rows_stacks_every_rank_in_rank_order(tmp_path):
     world = 3
-    mp.spawn(_gather_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world)
+    mp.spawn(_gather_worker, args=(world, free_port(), str(tmp_path)), nprocs=world)
     expected = torch.tensor([[r, 10.0 * r, -1.0] for r in range(world)], dtype=torch.float64)
     for rank in range(world):
         out = torch.load(tmp_path / f"{rank}.pt")
